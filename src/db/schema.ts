@@ -1,0 +1,68 @@
+import type { ColumnType, Generated, Kysely } from "kysely";
+
+type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>;
+/** int8 comes back as a string from pg and a number from PGlite; repositories convert with Number(). */
+type Int8 = ColumnType<string | number, number, number>;
+
+export interface ImagesTable {
+  id: string;
+  owner_id: string;
+  status: string;
+  visibility: string;
+  filename: string;
+  object_key: string;
+  upload_method: string;
+  declared_content_type: string;
+  declared_size: Int8;
+  declared_sha256: string | null;
+  content_type: string | null;
+  size: Int8 | null;
+  width: number | null;
+  height: number | null;
+  format: string | null;
+  sha256: string | null;
+  reject_reason: string | null;
+  reject_detail: string | null;
+  multipart_upload_id: string | null;
+  idempotency_key: string | null;
+  upload_expires_at: Timestamp;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+  ready_at: Timestamp | null;
+  deleted_at: Timestamp | null;
+}
+
+export interface ApiKeysTable {
+  id: string;
+  owner_id: string;
+  key_hash: string;
+  name: string;
+  scopes: string;
+  created_at: Timestamp;
+  revoked_at: Timestamp | null;
+}
+
+export interface JobsTable {
+  id: Generated<Int8>;
+  kind: string;
+  /** De-duplication key: one job per key, however many times it is enqueued. */
+  key: string;
+  payload: ColumnType<unknown, string, string>;
+  status: string;
+  attempts: Generated<number>;
+  max_attempts: number;
+  run_at: Timestamp;
+  locked_until: Timestamp | null;
+  lease_token: string | null;
+  last_error: string | null;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export interface Database {
+  images: ImagesTable;
+  api_keys: ApiKeysTable;
+  jobs: JobsTable;
+}
+
+export type Db = Kysely<Database>;

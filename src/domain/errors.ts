@@ -1,0 +1,64 @@
+/**
+ * Typed errors with an HTTP status and a stable machine-readable code.
+ * The HTTP layer renders them as application/problem+json; nothing else maps errors to statuses.
+ */
+export class AppError extends Error {
+  readonly status: number;
+  readonly code: string;
+  readonly title: string;
+  readonly headers: Record<string, string>;
+  readonly extra: Record<string, unknown>;
+
+  constructor(opts: {
+    status: number;
+    code: string;
+    title: string;
+    detail?: string;
+    headers?: Record<string, string>;
+    extra?: Record<string, unknown>;
+    cause?: unknown;
+  }) {
+    super(opts.detail ?? opts.title, { cause: opts.cause });
+    this.name = "AppError";
+    this.status = opts.status;
+    this.code = opts.code;
+    this.title = opts.title;
+    this.headers = opts.headers ?? {};
+    this.extra = opts.extra ?? {};
+  }
+}
+
+export function isAppError(err: unknown): err is AppError {
+  return err instanceof AppError;
+}
+
+const make =
+  (status: number, code: string, title: string) =>
+  (detail?: string, extra?: { headers?: Record<string, string>; extra?: Record<string, unknown> }) =>
+    new AppError({ status, code, title, detail, headers: extra?.headers, extra: extra?.extra });
+
+/** The catalogue of errors the API can return. Codes are part of the public contract: never rename one. */
+export const ERRORS = {
+  validation: make(400, "validation_failed", "The request is not valid"),
+  invalidCursor: make(400, "invalid_cursor", "The pagination cursor is not valid"),
+  unauthenticated: make(401, "unauthenticated", "Authentication is required"),
+  invalidToken: make(401, "invalid_token", "The bearer token is not valid"),
+  forbidden: make(403, "forbidden", "The credentials do not allow this"),
+  notFound: make(404, "not_found", "Not found"),
+  imageNotFound: make(404, "image_not_found", "No such image"),
+  conflict: make(409, "conflict", "The resource is in a state that does not allow this"),
+  payloadTooLarge: make(413, "payload_too_large", "The payload is larger than allowed"),
+  unsupportedMediaType: make(415, "unsupported_media_type", "This media type is not accepted"),
+  unprocessable: make(422, "unprocessable", "The request cannot be processed"),
+  unavailable: make(503, "service_unavailable", "The service is temporarily unavailable"),
+
+  // Errors of the embedded storage's signed upload URLs; they mirror what S3 refuses.
+  signatureMismatch: make(403, "signature_mismatch", "The upload URL signature does not match"),
+  urlExpired: make(403, "url_expired", "The upload URL has expired"),
+  contentTypeMismatch: make(403, "content_type_mismatch", "Content-Type differs from the signed one"),
+  contentLengthMismatch: make(403, "content_length_mismatch", "Content-Length differs from the signed one"),
+  lengthRequired: make(411, "length_required", "Content-Length is required"),
+  objectExists: make(409, "object_exists", "An object already exists at this key"),
+  checksumMismatch: make(400, "checksum_mismatch", "The body does not match the signed checksum"),
+  incompleteBody: make(400, "incomplete_body", "The body ended before Content-Length bytes"),
+} as const;

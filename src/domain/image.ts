@@ -1,0 +1,69 @@
+/** The image lifecycle (DESIGN.md "Image lifecycle"). Pure: no I/O. */
+export const IMAGE_STATUSES = ["pending", "processing", "ready", "rejected", "expired", "deleted"] as const;
+export type ImageStatus = (typeof IMAGE_STATUSES)[number];
+
+export const REJECT_REASONS = [
+  "not_an_image",
+  "unsupported_format",
+  "type_mismatch",
+  "too_many_pixels",
+  "too_large",
+  "hash_mismatch",
+  "corrupt",
+] as const;
+export type RejectReason = (typeof REJECT_REASONS)[number];
+
+export type Visibility = "public" | "private";
+export type UploadMethod = "put" | "post" | "multipart" | "proxy";
+
+/**
+ * Which states may move to which. Every transition in the code is a conditional update
+ * `WHERE status IN (from)`, so a repeated event or job is a no-op.
+ */
+export const TRANSITIONS: Record<ImageStatus, readonly ImageStatus[]> = {
+  pending: ["processing", "expired", "deleted"],
+  // processing -> processing: a job re-run after a crashed worker's lease lapsed.
+  processing: ["processing", "ready", "rejected", "deleted"],
+  ready: ["deleted"],
+  rejected: ["deleted"],
+  expired: ["processing", "deleted"],
+  deleted: [],
+};
+
+/** The states from which `to` may be reached. */
+export function sourcesOf(to: ImageStatus): ImageStatus[] {
+  return IMAGE_STATUSES.filter((from) => TRANSITIONS[from].includes(to));
+}
+
+export function isTerminal(status: ImageStatus): boolean {
+  return status === "ready" || status === "rejected" || status === "deleted";
+}
+
+export interface ImageRecord {
+  id: string;
+  ownerId: string;
+  status: ImageStatus;
+  visibility: Visibility;
+  filename: string;
+  objectKey: string;
+  uploadMethod: UploadMethod;
+  declaredContentType: string;
+  declaredSize: number;
+  declaredSha256: string | null;
+  /** Filled by the worker from the bytes, never from the client. */
+  contentType: string | null;
+  size: number | null;
+  width: number | null;
+  height: number | null;
+  format: string | null;
+  sha256: string | null;
+  rejectReason: RejectReason | null;
+  rejectDetail: string | null;
+  multipartUploadId: string | null;
+  idempotencyKey: string | null;
+  uploadExpiresAt: Date;
+  createdAt: Date;
+  updatedAt: Date;
+  readyAt: Date | null;
+  deletedAt: Date | null;
+}

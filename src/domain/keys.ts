@@ -1,0 +1,43 @@
+import { createHash } from "node:crypto";
+
+/**
+ * Object key layout (DESIGN.md): `{p}/{imageId}/original` and `{p}/{imageId}/v/{spec}.{ext}`,
+ * where p is 4 hex chars of a hash of the id, so keys spread over partitions and every object of
+ * an image shares one prefix. Never a date, never the client's filename.
+ */
+export function hashPrefix(imageId: string): string {
+  return createHash("sha256").update(imageId).digest("hex").slice(0, 4);
+}
+
+export function imagePrefix(imageId: string): string {
+  return `${hashPrefix(imageId)}/${imageId}/`;
+}
+
+export function originalKey(imageId: string): string {
+  return `${imagePrefix(imageId)}original`;
+}
+
+export function variantKey(imageId: string, canonicalSpec: string, ext: string): string {
+  return `${imagePrefix(imageId)}v/${canonicalSpec}.${ext}`;
+}
+
+export type ParsedKey =
+  | { kind: "original"; imageId: string; prefix: string }
+  | { kind: "variant"; imageId: string; prefix: string; name: string };
+
+const ID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+export function isImageId(value: string): boolean {
+  return ID_PATTERN.test(value);
+}
+
+/** Parse a key of ours; anything else (or a forged prefix) is null. */
+export function parseKey(key: string): ParsedKey | null {
+  const parts = key.split("/");
+  if (parts.length < 3) return null;
+  const [prefix, imageId, ...rest] = parts as [string, string, ...string[]];
+  if (!isImageId(imageId) || prefix !== hashPrefix(imageId)) return null;
+  if (rest.length === 1 && rest[0] === "original") return { kind: "original", imageId, prefix };
+  if (rest.length === 2 && rest[0] === "v" && rest[1]) return { kind: "variant", imageId, prefix, name: rest[1] };
+  return null;
+}

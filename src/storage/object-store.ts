@@ -1,0 +1,124 @@
+import type { Readable } from "node:stream";
+
+/**
+ * The object storage as imgup uses it. Implemented by the local-disk driver (embedded mode) and
+ * the S3 driver (AWS S3, MinIO, Ceph RGW, R2). Every method that talks to the backend takes an
+ * optional AbortSignal.
+ */
+export interface ObjectStore {
+  readonly kind: "local" | "s3";
+
+  /** A URL the client PUTs the bytes to; Content-Type and Content-Length (and the checksum, if given) are pinned. */
+  presignPut(input: PresignPutInput): Promise<PresignedRequest>;
+  /** A browser form upload: a policy pinning the key, the Content-Type and a content-length-range. */
+  presignPost(input: PresignPostInput): Promise<PresignedRequest>;
+
+  createMultipartUpload(key: string, contentType: string, signal?: AbortSignal): Promise<{ uploadId: string }>;
+  presignUploadPart(input: PresignPartInput): Promise<string>;
+  listParts(key: string, uploadId: string, signal?: AbortSignal): Promise<UploadedPart[]>;
+  completeMultipartUpload(
+    key: string,
+    uploadId: string,
+    parts: { partNumber: number; etag: string }[],
+    signal?: AbortSignal,
+  ): Promise<ObjectHead>;
+  abortMultipartUpload(key: string, uploadId: string, signal?: AbortSignal): Promise<void>;
+
+  /** null when there is no object at the key. */
+  head(key: string, signal?: AbortSignal): Promise<ObjectHead | null>;
+  /** null when there is no object at the key. */
+  getStream(key: string, signal?: AbortSignal): Promise<{ head: ObjectHead; body: Readable } | null>;
+  /** Writes an object the server itself produces (variants, proxy uploads). */
+  put(key: string, body: Buffer | Readable, opts: PutOptions): Promise<ObjectHead>;
+  /** Deleting a missing key is not an error. */
+  delete(key: string, signal?: AbortSignal): Promise<void>;
+  /** Deletes every object whose key starts with prefix; returns how many. */
+  deletePrefix(prefix: string, signal?: AbortSignal): Promise<number>;
+  /** Keys in lexicographic order, paged. */
+  list(prefix: string, opts?: { cursor?: string; limit?: number; signal?: AbortSignal }): Promise<ListPage>;
+
+  /** Throws when the backend cannot be reached (readiness). */
+  ping(signal?: AbortSignal): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface PresignPutInput {
+  key: string;
+  contentType: string;
+  contentLength: number;
+  /** Lower-case hex SHA-256 the client declared; pinned as x-amz-checksum-sha256 (base64) when given. */
+  sha256?: string;
+  expiresInSeconds: number;
+}
+
+export interface PresignPostInput {
+  key: string;
+  contentType: string;
+  maxBytes: number;
+  minBytes?: number;
+  expiresInSeconds: number;
+}
+
+export interface PresignPartInput {
+  key: string;
+  uploadId: string;
+  partNumber: number;
+  expiresInSeconds: number;
+}
+
+export interface PresignedRequest {
+  method: "PUT" | "POST";
+  url: string;
+  /** Headers the client must send exactly as given (PUT). */
+  headers: Record<string, string>;
+  /** Form fields to send before the file field (POST). */
+  fields: Record<string, string>;
+  expiresAt: Date;
+}
+
+export interface UploadedPart {
+  partNumber: number;
+  etag: string;
+  size: number;
+}
+
+export interface ObjectHead {
+  key: string;
+  size: number;
+  contentType: string | null;
+  etag: string | null;
+  lastModified: Date;
+  /** Lower-case hex SHA-256 when the storage verified one on write. */
+  sha256: string | null;
+}
+
+export interface PutOptions {
+  contentType: string;
+  contentLength?: number;
+  /** Refuse (ObjectExistsError) instead of overwriting. */
+  ifNoneMatch?: boolean;
+  cacheControl?: string;
+  signal?: AbortSignal;
+}
+
+export interface ListedObject {
+  key: string;
+  size: number;
+  lastModified: Date;
+}
+
+export interface ListPage {
+  objects: ListedObject[];
+  /** Pass as cursor to get the next page; absent on the last page. */
+  nextCursor?: string;
+}
+
+/** What a storage says when an object was created; produced by the local driver or parsed from S3 events. */
+export interface ObjectCreatedEvent {
+  key: string;
+  size: number | null;
+  etag: string | null;
+  source: string;
+}
+
+export type ObjectCreatedListener = (event: ObjectCreatedEvent) => Promise<void>;
