@@ -1,6 +1,8 @@
 import { mkdirSync } from "node:fs";
 import { PGlite } from "@electric-sql/pglite";
-import { Kysely, Migrator, PGliteDialect, PostgresDialect, sql } from "kysely";
+import { Kysely, PGliteDialect, PostgresDialect, sql } from "kysely";
+// kysely 0.29 moved the migrator out of the root entry point.
+import { Migrator } from "kysely/migration";
 import pg from "pg";
 import * as m001 from "./migrations/001-initial.ts";
 import type { Database, Db } from "./schema.ts";
@@ -32,7 +34,9 @@ export async function openDatabase(opts: DatabaseOptions): Promise<DatabaseHandl
       // Sizes and counts fit in a double; strings everywhere would leak into the domain.
       types: {
         getTypeParser: ((oid: number, format?: "text" | "binary") =>
-          oid === INT8_OID ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
+          oid === INT8_OID
+            ? (v: string) => Number(v)
+            : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
       },
       options: `-c search_path=${schema}`,
     });
@@ -53,9 +57,13 @@ export async function openDatabase(opts: DatabaseOptions): Promise<DatabaseHandl
 }
 
 export async function migrateToLatest(db: Db): Promise<string[]> {
+  // Without an explicit schema Kysely's "does the migration table exist" check matches a table of that
+  // name in any schema, so a second schema on the same server would never get its bookkeeping tables.
+  const current = await sql<{ schema: string }>`select current_schema() as schema`.execute(db);
   const migrator = new Migrator({
     db,
     provider: { getMigrations: async () => ({ "001-initial": m001 }) },
+    migrationTableSchema: current.rows[0]?.schema,
   });
   const { error, results } = await migrator.migrateToLatest();
   if (error) throw error;

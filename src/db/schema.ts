@@ -1,7 +1,7 @@
 import type { ColumnType, Generated, Kysely } from "kysely";
 
 type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>;
-/** int8 comes back as a string from pg and a number from PGlite; repositories convert with Number(). */
+/** int8: connect.ts parses it to a number on pg; PGlite returns numbers too. */
 type Int8 = ColumnType<string | number, number, number>;
 
 export interface ImagesTable {
@@ -43,7 +43,7 @@ export interface ApiKeysTable {
 }
 
 export interface JobsTable {
-  id: Generated<Int8>;
+  id: Generated<number>;
   kind: string;
   /** De-duplication key: one job per key, however many times it is enqueued. */
   key: string;

@@ -49,7 +49,11 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .unique()
     .where(sql.ref("idempotency_key"), "is not", null)
     .execute();
-  await db.schema.createIndex("images_status_expires_idx").on("images").columns(["status", "upload_expires_at"]).execute();
+  await db.schema
+    .createIndex("images_status_expires_idx")
+    .on("images")
+    .columns(["status", "upload_expires_at"])
+    .execute();
 
   await db.schema
     .createTable("api_keys")

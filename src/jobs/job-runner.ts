@@ -1,0 +1,215 @@
+import type pino from "pino";
+import type { ClaimedJob, JobQueue } from "./job-queue.ts";
+
+export type JobHandler = (job: ClaimedJob, signal: AbortSignal) => Promise<void>;
+
+/** Thrown by a handler when retrying cannot help (invalid input, missing object…): dead-letters at once. */
+export class PermanentJobError extends Error {
+  readonly permanent = true;
+
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "PermanentJobError";
+  }
+}
+
+export interface JobRunnerOptions {
+  queue: JobQueue;
+  handlers: Record<string, JobHandler>;
+  concurrency: number;
+  leaseMs: number;
+  pollIntervalMs: number;
+  logger: pino.Logger;
+  /** Delay before retry number `attempt` (1-based); default exponential from 1 s, capped at 5 min, jittered. */
+  backoff?: (attempt: number) => number;
+}
+
+interface Running {
+  job: ClaimedJob;
+  controller: AbortController;
+  extendTimer: NodeJS.Timeout | undefined;
+  /** The handler returned or threw; late lease-extension results no longer matter. */
+  settled: boolean;
+  done: Promise<void>;
+}
+
+const MAX_BACKOFF_MS = 5 * 60_000;
+
+export function defaultBackoff(attempt: number): number {
+  const base = Math.min(1000 * 2 ** Math.max(0, attempt - 1), MAX_BACKOFF_MS);
+  // Half fixed, half random: spreads a burst of failures without ever retrying immediately.
+  return Math.round(base / 2 + Math.random() * (base / 2));
+}
+
+/** Polls a JobQueue and runs handlers with bounded concurrency, keeping their leases alive while they run. */
+export class JobRunner {
+  readonly #opts: JobRunnerOptions;
+  readonly #backoff: (attempt: number) => number;
+  readonly #kinds: string[];
+  readonly #running = new Set<Running>();
+  #state: "idle" | "running" | "stopping" | "stopped" = "idle";
+  #pollTimer: NodeJS.Timeout | undefined;
+  #polling: Promise<void> | undefined;
+  #pollAgain = false;
+  #stopped: Promise<void> | undefined;
+
+  constructor(opts: JobRunnerOptions) {
+    if (opts.concurrency < 1) throw new Error("concurrency must be at least 1");
+    this.#opts = opts;
+    this.#backoff = opts.backoff ?? defaultBackoff;
+    this.#kinds = Object.keys(opts.handlers);
+  }
+
+  get activeCount(): number {
+    return this.#running.size;
+  }
+
+  start(): void {
+    if (this.#state !== "idle") return;
+    this.#state = "running";
+    this.wake();
+  }
+
+  /** Poll now instead of at the next interval, e.g. right after enqueueing in this process. */
+  wake(): void {
+    if (this.#state !== "running") return;
+    if (this.#polling) {
+      // A claim is in flight; it may have missed the new job, so look once more when it returns.
+      this.#pollAgain = true;
+      return;
+    }
+    clearTimeout(this.#pollTimer);
+    this.#polling = this.#poll().finally(() => {
+      this.#polling = undefined;
+      if (this.#state !== "running") return;
+      if (this.#pollAgain) {
+        this.#pollAgain = false;
+        this.wake();
+      } else {
+        this.#pollTimer = setTimeout(() => this.wake(), this.#opts.pollIntervalMs);
+      }
+    });
+  }
+
+  /**
+   * Stops claiming and waits up to timeoutMs for running handlers. Handlers still running after that are
+   * aborted and abandoned: their leases are no longer extended, so another worker takes them over.
+   */
+  stop(timeoutMs: number): Promise<void> {
+    this.#stopped ??= this.#stop(timeoutMs);
+    return this.#stopped;
+  }
+
+  async #stop(timeoutMs: number): Promise<void> {
+    this.#state = "stopping";
+    clearTimeout(this.#pollTimer);
+    await this.#polling;
+    const all = Promise.allSettled([...this.#running].map((r) => r.done));
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = await Promise.race([
+      all.then(() => false),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(true), timeoutMs);
+      }),
+    ]);
+    clearTimeout(timer);
+    // Set before aborting so the abandoned handlers' outcomes are not written to a queue being shut down.
+    this.#state = "stopped";
+    if (!timedOut) return;
+    for (const r of this.#running) {
+      clearTimeout(r.extendTimer);
+      this.#opts.logger.warn(
+        { jobId: r.job.id, kind: r.job.kind, key: r.job.key, attempt: r.job.attempts },
+        "job abandoned at shutdown; its lease will lapse",
+      );
+      r.controller.abort(new Error("job runner stopped"));
+    }
+  }
+
+  async #poll(): Promise<void> {
+    const free = this.#opts.concurrency - this.#running.size;
+    if (free <= 0 || this.#kinds.length === 0) return;
+    let jobs: ClaimedJob[];
+    try {
+      jobs = await this.#opts.queue.claim({ kinds: this.#kinds, limit: free, leaseMs: this.#opts.leaseMs });
+    } catch (err) {
+      this.#opts.logger.warn({ err }, "claiming jobs failed");
+      return;
+    }
+    // Jobs claimed while stop() was called still run: stop() awaits this poll, then waits for them.
+    for (const job of jobs) this.#run(job);
+  }
+
+  #run(job: ClaimedJob): void {
+    const { logger, queue, leaseMs } = this.#opts;
+    const ctx = { jobId: job.id, kind: job.kind, key: job.key, attempt: job.attempts };
+    const entry: Running = {
+      job,
+      controller: new AbortController(),
+      extendTimer: undefined,
+      settled: false,
+      done: Promise.resolve(),
+    };
+    this.#running.add(entry);
+
+    // A chained timeout rather than setInterval, so a slow extension never overlaps the next one.
+    const scheduleExtend = () => {
+      entry.extendTimer = setTimeout(async () => {
+        try {
+          const held = await queue.extendLease(job, leaseMs);
+          if (entry.settled || this.#state === "stopped") return;
+          if (held) {
+            scheduleExtend();
+            return;
+          }
+          logger.warn(ctx, "job lease lost; aborting handler");
+          entry.controller.abort(new Error("job lease lost"));
+        } catch (err) {
+          // The lease may still be ours; keep trying until it lapses or the handler ends.
+          logger.warn({ ...ctx, err }, "extending job lease failed");
+          if (!entry.settled && this.#state !== "stopped") scheduleExtend();
+        }
+      }, leaseMs / 3);
+    };
+
+    entry.done = (async () => {
+      const handler = this.#opts.handlers[job.kind];
+      const started = performance.now();
+      logger.debug(ctx, "job started");
+      scheduleExtend();
+      try {
+        if (!handler) throw new PermanentJobError(`no handler for job kind ${job.kind}`);
+        await handler(job, entry.controller.signal);
+        entry.settled = true;
+        clearTimeout(entry.extendTimer);
+        if (this.#state === "stopped") return;
+        const ms = Math.round(performance.now() - started);
+        if (await queue.complete(job)) logger.info({ ...ctx, ms }, "job done");
+        else logger.warn({ ...ctx, ms }, "job finished after its lease was lost; outcome discarded");
+      } catch (err) {
+        entry.settled = true;
+        clearTimeout(entry.extendTimer);
+        // Aborted handlers (lease lost, shutdown) leave the job to whoever holds or takes the lease.
+        if (this.#state === "stopped" || entry.controller.signal.aborted) {
+          logger.warn({ ...ctx, err }, "job aborted");
+          return;
+        }
+        const permanent = isPermanent(err);
+        const message = err instanceof Error ? err.message : String(err);
+        const outcome = await queue.fail(job, message, permanent ? null : this.#backoff(job.attempts));
+        logger.warn({ ...ctx, err, outcome, permanent }, `job failed (${outcome})`);
+      }
+    })()
+      .catch((err) => logger.error({ ...ctx, err }, "recording job outcome failed"))
+      .finally(() => {
+        clearTimeout(entry.extendTimer);
+        this.#running.delete(entry);
+        // A slot is free: take the next job without waiting for the poll interval.
+        this.wake();
+      });
+  }
+}
+
+function isPermanent(err: unknown): boolean {
+  return typeof err === "object" && err !== null && (err as { permanent?: unknown }).permanent === true;
+}

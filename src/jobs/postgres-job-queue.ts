@@ -1,0 +1,247 @@
+import { type RawBuilder, sql } from "kysely";
+import type { Db } from "../db/schema.ts";
+import type { ClaimedJob, JobInfo, JobQueue, NewJob, QueueStats } from "./job-queue.ts";
+
+const MAX_ERROR_LENGTH = 2000;
+
+interface ClaimedRow {
+  id: number | string;
+  kind: string;
+  key: string;
+  payload: unknown;
+  attempts: number;
+  max_attempts: number;
+  lease_token: string;
+}
+
+/**
+ * JobQueue on the `jobs` table. Every time comparison uses the database clock (`now()`), so workers on
+ * machines with skewed clocks still agree on who holds a lease. Works the same on PostgreSQL and PGlite.
+ */
+export class PostgresJobQueue implements JobQueue {
+  readonly #db: Db;
+  readonly #defaultMaxAttempts: number;
+
+  constructor(opts: { db: Db; defaultMaxAttempts: number }) {
+    this.#db = opts.db;
+    this.#defaultMaxAttempts = opts.defaultMaxAttempts;
+  }
+
+  async enqueue(job: NewJob): Promise<{ id: string; created: boolean }> {
+    const inserted = await this.#db
+      .insertInto("jobs")
+      .values({
+        kind: job.kind,
+        key: job.key,
+        payload: JSON.stringify(job.payload),
+        status: "queued",
+        max_attempts: job.maxAttempts ?? this.#defaultMaxAttempts,
+        run_at: job.runAt ?? sql<Date>`now()`,
+      })
+      .onConflict((oc) => oc.column("key").doNothing())
+      .returning("id")
+      .executeTakeFirst();
+    if (inserted) return { id: String(inserted.id), created: true };
+    // A separate statement: under READ COMMITTED it sees a conflicting row committed after the INSERT's
+    // snapshot, which a CTE in the same statement would not.
+    const existing = await this.#db
+      .selectFrom("jobs")
+      .select("id")
+      .where("key", "=", job.key)
+      .executeTakeFirstOrThrow();
+    return { id: String(existing.id), created: false };
+  }
+
+  async requeue(job: NewJob): Promise<{ id: string }> {
+    const row = await this.#db
+      .insertInto("jobs")
+      .values({
+        kind: job.kind,
+        key: job.key,
+        payload: JSON.stringify(job.payload),
+        status: "queued",
+        max_attempts: job.maxAttempts ?? this.#defaultMaxAttempts,
+        run_at: job.runAt ?? sql<Date>`now()`,
+      })
+      .onConflict((oc) =>
+        oc.column("key").doUpdateSet((eb) => ({
+          kind: eb.ref("excluded.kind"),
+          payload: eb.ref("excluded.payload"),
+          status: "queued",
+          attempts: 0,
+          max_attempts: eb.ref("excluded.max_attempts"),
+          run_at: eb.ref("excluded.run_at"),
+          locked_until: null,
+          lease_token: null,
+          last_error: null,
+          updated_at: sql<Date>`now()`,
+        })),
+      )
+      .returning("id")
+      .executeTakeFirstOrThrow();
+    return { id: String(row.id) };
+  }
+
+  async claim(opts: { kinds: string[]; limit: number; leaseMs: number }): Promise<ClaimedJob[]> {
+    if (opts.kinds.length === 0 || opts.limit <= 0) return [];
+    const kinds = sql.join(opts.kinds);
+    // One statement, so a crash between steps cannot strand a job. `reaped` dead-letters lapsed leases
+    // that have no attempts left (the worker probably crashed on them every time); `due` leases the rest.
+    // SKIP LOCKED lets concurrent claimers take disjoint rows instead of queueing behind each other.
+    const result = await sql<ClaimedRow>`
+      with reaped as (
+        update jobs set
+          status = 'dead',
+          locked_until = null,
+          lease_token = null,
+          last_error = 'lease expired on attempt ' || attempts || ' of ' || max_attempts,
+          updated_at = now()
+        where id in (
+          select id from jobs
+          where kind in (${kinds}) and status = 'running' and locked_until < now()
+            and attempts >= max_attempts
+          for update skip locked
+        )
+        returning id
+      ),
+      due as (
+        select id from jobs
+        where kind in (${kinds})
+          and ((status = 'queued' and run_at <= now())
+            or (status = 'running' and locked_until < now() and attempts < max_attempts))
+        order by run_at, id
+        limit ${opts.limit}
+        for update skip locked
+      )
+      update jobs j set
+        status = 'running',
+        attempts = j.attempts + 1,
+        locked_until = now() + ${interval(opts.leaseMs)},
+        lease_token = gen_random_uuid()::text,
+        updated_at = now()
+      from due
+      where j.id = due.id
+      returning j.id, j.kind, j.key, j.payload, j.attempts, j.max_attempts, j.lease_token
+    `.execute(this.#db);
+    return result.rows.map((r) => ({
+      id: String(r.id),
+      kind: r.kind,
+      key: r.key,
+      payload: toPayload(r.payload),
+      attempts: r.attempts,
+      maxAttempts: r.max_attempts,
+      leaseToken: r.lease_token,
+    }));
+  }
+
+  async complete(job: ClaimedJob): Promise<boolean> {
+    const row = await this.#db
+      .updateTable("jobs")
+      .set({ status: "done", locked_until: null, lease_token: null, updated_at: sql<Date>`now()` })
+      .where(holdsLease(job))
+      .returning("id")
+      .executeTakeFirst();
+    return row !== undefined;
+  }
+
+  async fail(
+    job: ClaimedJob,
+    error: string,
+    retryInMs: number | null,
+  ): Promise<"retrying" | "dead" | "lost"> {
+    // attempts is read from the row, not from the caller's copy, so the decision cannot be based on stale data.
+    const dead = retryInMs === null ? sql<boolean>`true` : sql<boolean>`attempts >= max_attempts`;
+    const row = await this.#db
+      .updateTable("jobs")
+      .set({
+        status: sql<string>`case when ${dead} then 'dead' else 'queued' end`,
+        run_at:
+          retryInMs === null
+            ? sql<Date>`run_at`
+            : sql<Date>`case when ${dead} then run_at else now() + ${interval(retryInMs)} end`,
+        locked_until: null,
+        lease_token: null,
+        last_error: error.slice(0, MAX_ERROR_LENGTH),
+        updated_at: sql<Date>`now()`,
+      })
+      .where(holdsLease(job))
+      .returning("status")
+      .executeTakeFirst();
+    if (!row) return "lost";
+    return row.status === "dead" ? "dead" : "retrying";
+  }
+
+  async extendLease(job: ClaimedJob, leaseMs: number): Promise<boolean> {
+    const row = await this.#db
+      .updateTable("jobs")
+      .set({ locked_until: sql<Date>`now() + ${interval(leaseMs)}`, updated_at: sql<Date>`now()` })
+      .where(holdsLease(job))
+      .returning("id")
+      .executeTakeFirst();
+    return row !== undefined;
+  }
+
+  async get(key: string): Promise<JobInfo | null> {
+    const row = await this.#db
+      .selectFrom("jobs")
+      .select(["id", "kind", "key", "status", "attempts", "max_attempts", "last_error", "run_at"])
+      .where("key", "=", key)
+      .executeTakeFirst();
+    if (!row) return null;
+    return {
+      id: String(row.id),
+      kind: row.kind,
+      key: row.key,
+      status: row.status as JobInfo["status"],
+      attempts: row.attempts,
+      maxAttempts: row.max_attempts,
+      lastError: row.last_error,
+      runAt: row.run_at,
+    };
+  }
+
+  async stats(): Promise<QueueStats> {
+    // Done jobs pile up; the status filter keeps this on the (status, run_at) index.
+    const result = await sql<{ queued: number; running: number; dead: number; oldest_ms: number }>`
+      select
+        (count(*) filter (where status = 'queued'))::int as queued,
+        (count(*) filter (where status = 'running'))::int as running,
+        (count(*) filter (where status = 'dead'))::int as dead,
+        coalesce(
+          extract(epoch from now() - min(run_at) filter (where status = 'queued' and run_at <= now())) * 1000,
+          0
+        )::float8 as oldest_ms
+      from jobs
+      where status in ('queued', 'running', 'dead')
+    `.execute(this.#db);
+    const r = result.rows[0];
+    return {
+      queued: r?.queued ?? 0,
+      running: r?.running ?? 0,
+      dead: r?.dead ?? 0,
+      oldestQueuedAgeMs: Math.max(0, Math.round(r?.oldest_ms ?? 0)),
+    };
+  }
+}
+
+/**
+ * The job is still leased to this holder. Raw because schema.ts nests ColumnType inside Generated for
+ * `id`, which leaves no usable operand type for a typed comparison.
+ */
+function holdsLease(job: ClaimedJob): RawBuilder<boolean> {
+  return sql<boolean>`id = ${Number(job.id)} and lease_token = ${job.leaseToken} and status = 'running'`;
+}
+
+/** Milliseconds as an interval; the explicit cast spares both drivers from guessing the parameter type. */
+function interval(ms: number): RawBuilder<unknown> {
+  return sql`(${Math.max(0, ms)}::float8 * interval '1 millisecond')`;
+}
+
+function toPayload(value: unknown): Record<string, unknown> {
+  // Both pg and PGlite parse jsonb; a string here would mean a driver returned raw text.
+  const parsed = typeof value === "string" ? JSON.parse(value) : value;
+  if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) {
+    throw new Error("job payload is not a JSON object");
+  }
+  return parsed as Record<string, unknown>;
+}
