@@ -61,4 +61,10 @@ export const ERRORS = {
   objectExists: make(409, "object_exists", "An object already exists at this key"),
   checksumMismatch: make(400, "checksum_mismatch", "The body does not match the signed checksum"),
   incompleteBody: make(400, "incomplete_body", "The body ended before Content-Length bytes"),
+  entityTooLarge: make(400, "entity_too_large", "The upload is larger than the maximum allowed size"),
+  entityTooSmall: make(400, "entity_too_small", "The upload is smaller than the minimum allowed size"),
+  policyConditionFailed: make(403, "policy_condition_failed", "The form does not satisfy the signed policy"),
+  invalidPart: make(400, "invalid_part", "A listed part was not uploaded or its ETag does not match"),
+  invalidPartOrder: make(400, "invalid_part_order", "The parts are not in ascending part number order"),
+  noSuchUpload: make(404, "no_such_upload", "No such multipart upload"),
 } as const;

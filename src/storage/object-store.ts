@@ -13,7 +13,11 @@ export interface ObjectStore {
   /** A browser form upload: a policy pinning the key, the Content-Type and a content-length-range. */
   presignPost(input: PresignPostInput): Promise<PresignedRequest>;
 
-  createMultipartUpload(key: string, contentType: string, signal?: AbortSignal): Promise<{ uploadId: string }>;
+  createMultipartUpload(
+    key: string,
+    contentType: string,
+    signal?: AbortSignal,
+  ): Promise<{ uploadId: string }>;
   presignUploadPart(input: PresignPartInput): Promise<string>;
   listParts(key: string, uploadId: string, signal?: AbortSignal): Promise<UploadedPart[]>;
   completeMultipartUpload(
