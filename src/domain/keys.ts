@@ -38,6 +38,7 @@ export function parseKey(key: string): ParsedKey | null {
   const [prefix, imageId, ...rest] = parts as [string, string, ...string[]];
   if (!isImageId(imageId) || prefix !== hashPrefix(imageId)) return null;
   if (rest.length === 1 && rest[0] === "original") return { kind: "original", imageId, prefix };
-  if (rest.length === 2 && rest[0] === "v" && rest[1]) return { kind: "variant", imageId, prefix, name: rest[1] };
+  if (rest.length === 2 && rest[0] === "v" && rest[1])
+    return { kind: "variant", imageId, prefix, name: rest[1] };
   return null;
 }

@@ -1,0 +1,201 @@
+import path from "node:path";
+
+export type Role = "all" | "api" | "worker" | "scheduler";
+
+/** Everything imgup can be configured with. Built once from the environment and passed in. */
+export interface Config {
+  role: Role;
+  host: string;
+  port: number;
+  /** Base URL clients reach imgup at; used in upload and delivery URLs. */
+  publicUrl: string;
+  dataDir: string;
+  logLevel: string;
+  database: {
+    url: string | undefined;
+    pgliteDir: string;
+    schema: string;
+    poolSize: number;
+  };
+  storage: {
+    driver: "local";
+    localRoot: string;
+  };
+  /** HMAC key for embedded upload URLs and private delivery URLs; generated into dataDir when unset. */
+  signingSecret: string | undefined;
+  auth: {
+    jwtSecret: string | undefined;
+    /** Create and print a development API key at start when no key exists (embedded mode). */
+    devKey: boolean;
+  };
+  uploads: {
+    maxBytes: number;
+    maxPixels: number;
+    allowedTypes: string[];
+    urlTtlSeconds: number;
+    defaultVisibility: "public" | "private";
+  };
+  delivery: {
+    privateUrlTtlSeconds: number;
+  };
+  jobs: {
+    concurrency: number;
+    leaseMs: number;
+    maxAttempts: number;
+    pollIntervalMs: number;
+  };
+  http: {
+    bodyLimitBytes: number;
+    shutdownTimeoutMs: number;
+  };
+}
+
+export class ConfigError extends Error {
+  constructor(variable: string, message: string) {
+    super(`${variable}: ${message}`);
+    this.name = "ConfigError";
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+/** Reads and validates the configuration; throws ConfigError naming the first bad variable. */
+export function loadConfig(env: Env, overrides: { role?: Role } = {}): Config {
+  const r = new EnvReader(env);
+  const port = r.int("PORT", 8080, 0, 65535);
+  const dataDir = path.resolve(r.str("IMGUP_DATA_DIR", "./data"));
+  const config: Config = {
+    role: overrides.role ?? r.oneOf("IMGUP_ROLE", ["all", "api", "worker", "scheduler"] as const, "all"),
+    host: r.str("HOST", "127.0.0.1"),
+    port,
+    publicUrl: r.url("IMGUP_PUBLIC_URL", `http://localhost:${port}`).replace(/\/+$/, ""),
+    dataDir,
+    logLevel: r.oneOf(
+      "LOG_LEVEL",
+      ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const,
+      "info",
+    ),
+    database: {
+      url: r.optional("DATABASE_URL"),
+      pgliteDir: path.join(dataDir, "db"),
+      schema: r.match("DATABASE_SCHEMA", /^[a-z_][a-z0-9_]{0,62}$/, "public", "a lower-case SQL identifier"),
+      poolSize: r.int("DATABASE_POOL_SIZE", 10, 1, 1000),
+    },
+    storage: {
+      driver: r.oneOf("IMGUP_STORAGE", ["local"] as const, "local"),
+      localRoot: path.join(dataDir, "storage"),
+    },
+    signingSecret: r.secret("IMGUP_SIGNING_SECRET"),
+    auth: {
+      jwtSecret: r.secret("IMGUP_JWT_SECRET"),
+      devKey: r.bool("IMGUP_DEV_KEY", env.DATABASE_URL === undefined),
+    },
+    uploads: {
+      maxBytes: r.int("IMGUP_MAX_UPLOAD_BYTES", 20 * 1024 * 1024, 1, Number.MAX_SAFE_INTEGER),
+      maxPixels: r.int("IMGUP_MAX_PIXELS", 50_000_000, 1, Number.MAX_SAFE_INTEGER),
+      allowedTypes: r.list("IMGUP_ALLOWED_TYPES", [
+        "image/jpeg",
+        "image/png",
+        "image/webp",
+        "image/avif",
+        "image/gif",
+      ]),
+      urlTtlSeconds: r.int("IMGUP_UPLOAD_URL_TTL", 600, 1, 7 * 24 * 3600),
+      defaultVisibility: r.oneOf("IMGUP_DEFAULT_VISIBILITY", ["public", "private"] as const, "public"),
+    },
+    delivery: {
+      privateUrlTtlSeconds: r.int("IMGUP_PRIVATE_URL_TTL", 3600, 1, 7 * 24 * 3600),
+    },
+    jobs: {
+      concurrency: r.int("IMGUP_WORKER_CONCURRENCY", 2, 1, 256),
+      leaseMs: r.int("IMGUP_JOB_LEASE_MS", 60_000, 100, 24 * 3600 * 1000),
+      maxAttempts: r.int("IMGUP_JOB_MAX_ATTEMPTS", 5, 1, 100),
+      pollIntervalMs: r.int("IMGUP_JOB_POLL_MS", 500, 10, 60_000),
+    },
+    http: {
+      bodyLimitBytes: r.int("IMGUP_JSON_BODY_LIMIT", 64 * 1024, 1024, 16 * 1024 * 1024),
+      shutdownTimeoutMs: r.int("IMGUP_SHUTDOWN_TIMEOUT_MS", 10_000, 0, 600_000),
+    },
+  };
+  for (const t of config.uploads.allowedTypes) {
+    if (!SUPPORTED_UPLOAD_TYPES.includes(t)) {
+      throw new ConfigError("IMGUP_ALLOWED_TYPES", `${t} is not one of ${SUPPORTED_UPLOAD_TYPES.join(", ")}`);
+    }
+  }
+  return config;
+}
+
+export const SUPPORTED_UPLOAD_TYPES = ["image/jpeg", "image/png", "image/webp", "image/avif", "image/gif"];
+
+class EnvReader {
+  constructor(private readonly env: Env) {}
+
+  optional(name: string): string | undefined {
+    const v = this.env[name];
+    return v === undefined || v.trim() === "" ? undefined : v.trim();
+  }
+
+  str(name: string, def: string): string {
+    return this.optional(name) ?? def;
+  }
+
+  int(name: string, def: number, min: number, max: number): number {
+    const raw = this.optional(name);
+    if (raw === undefined) return def;
+    if (!/^-?\d+$/.test(raw)) throw new ConfigError(name, `expected an integer, got "${raw}"`);
+    const n = Number(raw);
+    if (n < min || n > max) throw new ConfigError(name, `expected ${min}..${max}, got ${n}`);
+    return n;
+  }
+
+  bool(name: string, def: boolean): boolean {
+    const raw = this.optional(name)?.toLowerCase();
+    if (raw === undefined) return def;
+    if (["1", "true", "yes", "on"].includes(raw)) return true;
+    if (["0", "false", "no", "off"].includes(raw)) return false;
+    throw new ConfigError(name, `expected true or false, got "${raw}"`);
+  }
+
+  oneOf<T extends string>(name: string, values: readonly T[], def: T): T {
+    const raw = this.optional(name);
+    if (raw === undefined) return def;
+    if (!values.includes(raw as T))
+      throw new ConfigError(name, `expected one of ${values.join(", ")}, got "${raw}"`);
+    return raw as T;
+  }
+
+  match(name: string, pattern: RegExp, def: string, what: string): string {
+    const raw = this.optional(name);
+    if (raw === undefined) return def;
+    if (!pattern.test(raw)) throw new ConfigError(name, `expected ${what}, got "${raw}"`);
+    return raw;
+  }
+
+  url(name: string, def: string): string {
+    const raw = this.str(name, def);
+    try {
+      const u = new URL(raw);
+      if (u.protocol !== "http:" && u.protocol !== "https:") throw new Error();
+    } catch {
+      throw new ConfigError(name, `expected an http(s) URL, got "${raw}"`);
+    }
+    return raw;
+  }
+
+  list(name: string, def: string[]): string[] {
+    const raw = this.optional(name);
+    if (raw === undefined) return def;
+    const items = raw
+      .split(",")
+      .map((s) => s.trim())
+      .filter(Boolean);
+    if (items.length === 0) throw new ConfigError(name, "expected a comma-separated list");
+    return items;
+  }
+
+  secret(name: string): string | undefined {
+    const raw = this.optional(name);
+    if (raw !== undefined && raw.length < 32) throw new ConfigError(name, "must be at least 32 characters");
+    return raw;
+  }
+}

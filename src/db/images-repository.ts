@@ -1,0 +1,211 @@
+import type { Selectable } from "kysely";
+import type { ImageRecord, ImageStatus, RejectReason, UploadMethod, Visibility } from "../domain/image.ts";
+import type { Db, ImagesTable } from "./schema.ts";
+
+export type NewImage = Pick<
+  ImageRecord,
+  | "id"
+  | "ownerId"
+  | "visibility"
+  | "filename"
+  | "objectKey"
+  | "uploadMethod"
+  | "declaredContentType"
+  | "declaredSize"
+  | "declaredSha256"
+  | "idempotencyKey"
+  | "uploadExpiresAt"
+  | "multipartUploadId"
+>;
+
+/** Fields a transition may set alongside the status. */
+export type ImagePatch = Partial<
+  Pick<
+    ImageRecord,
+    | "contentType"
+    | "size"
+    | "width"
+    | "height"
+    | "format"
+    | "sha256"
+    | "rejectReason"
+    | "rejectDetail"
+    | "readyAt"
+    | "deletedAt"
+    | "visibility"
+  >
+>;
+
+export interface ImagesRepository {
+  insert(image: NewImage): Promise<ImageRecord>;
+  findById(id: string): Promise<ImageRecord | null>;
+  /** Scoped to the owner: another owner's image is simply not found. */
+  findForOwner(ownerId: string, id: string): Promise<ImageRecord | null>;
+  findByIdempotencyKey(ownerId: string, key: string): Promise<ImageRecord | null>;
+  /** Newest first; `before` is the id of the last image of the previous page. */
+  listForOwner(ownerId: string, opts: { limit: number; before?: string }): Promise<ImageRecord[]>;
+  /** Conditional update: only when the current status is one of `from`. null when it was not. */
+  transition(
+    id: string,
+    from: readonly ImageStatus[],
+    to: ImageStatus,
+    patch?: ImagePatch,
+  ): Promise<ImageRecord | null>;
+  /** Updates fields without a status change, only while the status is one of `when`. */
+  update(
+    id: string,
+    ownerId: string,
+    when: readonly ImageStatus[],
+    patch: ImagePatch,
+  ): Promise<ImageRecord | null>;
+  ping(): Promise<void>;
+}
+
+export class KyselyImagesRepository implements ImagesRepository {
+  constructor(private readonly db: Db) {}
+
+  async insert(image: NewImage): Promise<ImageRecord> {
+    const row = await this.db
+      .insertInto("images")
+      .values({
+        id: image.id,
+        owner_id: image.ownerId,
+        status: "pending",
+        visibility: image.visibility,
+        filename: image.filename,
+        object_key: image.objectKey,
+        upload_method: image.uploadMethod,
+        declared_content_type: image.declaredContentType,
+        declared_size: image.declaredSize,
+        declared_sha256: image.declaredSha256,
+        idempotency_key: image.idempotencyKey,
+        multipart_upload_id: image.multipartUploadId,
+        upload_expires_at: image.uploadExpiresAt,
+      })
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    return toRecord(row);
+  }
+
+  async findById(id: string): Promise<ImageRecord | null> {
+    const row = await this.db.selectFrom("images").selectAll().where("id", "=", id).executeTakeFirst();
+    return row ? toRecord(row) : null;
+  }
+
+  async findForOwner(ownerId: string, id: string): Promise<ImageRecord | null> {
+    const row = await this.db
+      .selectFrom("images")
+      .selectAll()
+      .where("id", "=", id)
+      .where("owner_id", "=", ownerId)
+      .executeTakeFirst();
+    return row ? toRecord(row) : null;
+  }
+
+  async findByIdempotencyKey(ownerId: string, key: string): Promise<ImageRecord | null> {
+    const row = await this.db
+      .selectFrom("images")
+      .selectAll()
+      .where("owner_id", "=", ownerId)
+      .where("idempotency_key", "=", key)
+      .executeTakeFirst();
+    return row ? toRecord(row) : null;
+  }
+
+  async listForOwner(ownerId: string, opts: { limit: number; before?: string }): Promise<ImageRecord[]> {
+    let q = this.db
+      .selectFrom("images")
+      .selectAll()
+      .where("owner_id", "=", ownerId)
+      .where("status", "!=", "deleted")
+      .orderBy("id", "desc")
+      .limit(opts.limit);
+    if (opts.before) q = q.where("id", "<", opts.before);
+    return (await q.execute()).map(toRecord);
+  }
+
+  async transition(
+    id: string,
+    from: readonly ImageStatus[],
+    to: ImageStatus,
+    patch: ImagePatch = {},
+  ): Promise<ImageRecord | null> {
+    const row = await this.db
+      .updateTable("images")
+      .set({ ...toColumns(patch), status: to, updated_at: new Date() })
+      .where("id", "=", id)
+      .where("status", "in", [...from])
+      .returningAll()
+      .executeTakeFirst();
+    return row ? toRecord(row) : null;
+  }
+
+  async update(
+    id: string,
+    ownerId: string,
+    when: readonly ImageStatus[],
+    patch: ImagePatch,
+  ): Promise<ImageRecord | null> {
+    const row = await this.db
+      .updateTable("images")
+      .set({ ...toColumns(patch), updated_at: new Date() })
+      .where("id", "=", id)
+      .where("owner_id", "=", ownerId)
+      .where("status", "in", [...when])
+      .returningAll()
+      .executeTakeFirst();
+    return row ? toRecord(row) : null;
+  }
+
+  async ping(): Promise<void> {
+    await this.db.selectFrom("images").select("id").limit(1).execute();
+  }
+}
+
+function toColumns(p: ImagePatch) {
+  const c: Record<string, unknown> = {};
+  if (p.contentType !== undefined) c.content_type = p.contentType;
+  if (p.size !== undefined) c.size = p.size;
+  if (p.width !== undefined) c.width = p.width;
+  if (p.height !== undefined) c.height = p.height;
+  if (p.format !== undefined) c.format = p.format;
+  if (p.sha256 !== undefined) c.sha256 = p.sha256;
+  if (p.rejectReason !== undefined) c.reject_reason = p.rejectReason;
+  if (p.rejectDetail !== undefined) c.reject_detail = p.rejectDetail;
+  if (p.readyAt !== undefined) c.ready_at = p.readyAt;
+  if (p.deletedAt !== undefined) c.deleted_at = p.deletedAt;
+  if (p.visibility !== undefined) c.visibility = p.visibility;
+  return c;
+}
+
+const num = (v: string | number | null): number | null => (v === null ? null : Number(v));
+
+function toRecord(r: Selectable<ImagesTable>): ImageRecord {
+  return {
+    id: r.id,
+    ownerId: r.owner_id,
+    status: r.status as ImageStatus,
+    visibility: r.visibility as Visibility,
+    filename: r.filename,
+    objectKey: r.object_key,
+    uploadMethod: r.upload_method as UploadMethod,
+    declaredContentType: r.declared_content_type,
+    declaredSize: Number(r.declared_size),
+    declaredSha256: r.declared_sha256,
+    contentType: r.content_type,
+    size: num(r.size),
+    width: r.width,
+    height: r.height,
+    format: r.format,
+    sha256: r.sha256,
+    rejectReason: r.reject_reason as RejectReason | null,
+    rejectDetail: r.reject_detail,
+    multipartUploadId: r.multipart_upload_id,
+    idempotencyKey: r.idempotency_key,
+    uploadExpiresAt: new Date(r.upload_expires_at),
+    createdAt: new Date(r.created_at),
+    updatedAt: new Date(r.updated_at),
+    readyAt: r.ready_at ? new Date(r.ready_at) : null,
+    deletedAt: r.deleted_at ? new Date(r.deleted_at) : null,
+  };
+}

@@ -1,0 +1,59 @@
+import type { ImageRecord } from "../domain/image.ts";
+import { signPath } from "../domain/url-signature.ts";
+
+/** The public JSON shape of an image. Owner-only fields are fine: only the owner ever sees it. */
+export interface ImageView {
+  id: string;
+  status: string;
+  visibility: string;
+  filename: string;
+  contentType: string | null;
+  size: number | null;
+  width: number | null;
+  height: number | null;
+  format: string | null;
+  sha256: string | null;
+  rejectReason: string | null;
+  rejectDetail: string | null;
+  createdAt: string;
+  readyAt: string | null;
+  urls: { original: string } | null;
+}
+
+export interface UrlBuilder {
+  publicUrl: string;
+  secret: string;
+  privateUrlTtlSeconds: number;
+  now: () => number;
+}
+
+export function originalPath(imageId: string): string {
+  return `/i/${imageId}/original`;
+}
+
+/** Public images get a plain URL; private ones an expiring signed URL for the owner. */
+export function deliveryUrl(image: ImageRecord, path: string, urls: UrlBuilder): string {
+  if (image.visibility === "public") return `${urls.publicUrl}${path}`;
+  const exp = Math.floor(urls.now() / 1000) + urls.privateUrlTtlSeconds;
+  return `${urls.publicUrl}${path}?exp=${exp}&sig=${signPath(urls.secret, path, exp)}`;
+}
+
+export function toImageView(image: ImageRecord, urls: UrlBuilder): ImageView {
+  return {
+    id: image.id,
+    status: image.status,
+    visibility: image.visibility,
+    filename: image.filename,
+    contentType: image.contentType,
+    size: image.size,
+    width: image.width,
+    height: image.height,
+    format: image.format,
+    sha256: image.sha256,
+    rejectReason: image.rejectReason,
+    rejectDetail: image.rejectDetail,
+    createdAt: image.createdAt.toISOString(),
+    readyAt: image.readyAt?.toISOString() ?? null,
+    urls: image.status === "ready" ? { original: deliveryUrl(image, originalPath(image.id), urls) } : null,
+  };
+}

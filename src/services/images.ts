@@ -1,0 +1,70 @@
+import type { ImagesRepository } from "../db/images-repository.ts";
+import { ERRORS } from "../domain/errors.ts";
+import type { ImageRecord, Visibility } from "../domain/image.ts";
+import { imagePrefix, isImageId } from "../domain/keys.ts";
+import type { JobQueue } from "../jobs/job-queue.ts";
+import type { Principal } from "./auth.ts";
+import { DELETE_IMAGE_OBJECTS } from "./storage-events.ts";
+
+export interface ImagePage {
+  items: ImageRecord[];
+  nextCursor: string | null;
+}
+
+/** The owner's view of their images. Another owner's image is "not found", never "forbidden". */
+export class ImagesService {
+  constructor(
+    private readonly images: ImagesRepository,
+    private readonly jobs: JobQueue,
+  ) {}
+
+  async get(principal: Principal, id: string): Promise<ImageRecord> {
+    const image = isImageId(id) ? await this.images.findForOwner(principal.ownerId, id) : null;
+    if (!image || image.status === "deleted") throw ERRORS.imageNotFound(`no image ${id}`);
+    return image;
+  }
+
+  async list(principal: Principal, opts: { limit: number; cursor?: string }): Promise<ImagePage> {
+    const before = opts.cursor === undefined ? undefined : decodeCursor(opts.cursor);
+    const rows = await this.images.listForOwner(principal.ownerId, { limit: opts.limit + 1, before });
+    const items = rows.slice(0, opts.limit);
+    const last = items.at(-1);
+    return { items, nextCursor: rows.length > opts.limit && last ? encodeCursor(last.id) : null };
+  }
+
+  async setVisibility(principal: Principal, id: string, visibility: Visibility): Promise<ImageRecord> {
+    await this.get(principal, id);
+    const updated = await this.images.update(id, principal.ownerId, ["pending", "processing", "ready"], {
+      visibility,
+    });
+    if (!updated) throw ERRORS.conflict(`image ${id} can no longer be changed`);
+    return updated;
+  }
+
+  /** Marks the row deleted at once (delivery 404s immediately); a job removes the objects. */
+  async delete(principal: Principal, id: string): Promise<void> {
+    const image = await this.get(principal, id);
+    const deleted = await this.images.transition(
+      image.id,
+      ["pending", "processing", "ready", "rejected", "expired"],
+      "deleted",
+      { deletedAt: new Date() },
+    );
+    if (!deleted) throw ERRORS.imageNotFound(`no image ${id}`);
+    await this.jobs.requeue({
+      kind: DELETE_IMAGE_OBJECTS,
+      key: `delete:${image.id}`,
+      payload: { imageId: image.id, prefix: imagePrefix(image.id) },
+    });
+  }
+}
+
+function encodeCursor(id: string): string {
+  return Buffer.from(id).toString("base64url");
+}
+
+function decodeCursor(cursor: string): string {
+  const id = Buffer.from(cursor, "base64url").toString();
+  if (!isImageId(id)) throw ERRORS.invalidCursor("the cursor was not issued by this API");
+  return id;
+}

@@ -1,0 +1,135 @@
+import { createHash } from "node:crypto";
+import type { Logger } from "pino";
+import type { ImagesRepository } from "../db/images-repository.ts";
+import type { ImageRecord, RejectReason } from "../domain/image.ts";
+import { SNIFF_BYTES, sniff } from "../domain/sniff.ts";
+import { probeImage } from "../imaging/probe.ts";
+import type { ObjectStore } from "../storage/object-store.ts";
+
+export interface ProcessingPolicy {
+  maxBytes: number;
+  maxPixels: number;
+  allowedTypes: readonly string[];
+}
+
+export type ProcessOutcome = "ready" | "rejected" | "skipped";
+
+/** Thrown when the work should be retried later (the object is not visible yet, the row not committed). */
+export class RetryLaterError extends Error {
+  override name = "RetryLaterError";
+}
+
+/**
+ * The worker's validation of an uploaded original: size, magic bytes, header (pixel limit before
+ * decoding), full decode, SHA-256. The original is never modified. Every status change is a
+ * conditional update, so running the same job twice changes nothing.
+ */
+export class ProcessingService {
+  constructor(
+    private readonly images: ImagesRepository,
+    private readonly store: ObjectStore,
+    private readonly policy: ProcessingPolicy,
+    private readonly log: Logger,
+  ) {}
+
+  async process(imageId: string, signal?: AbortSignal): Promise<ProcessOutcome> {
+    const current = await this.images.findById(imageId);
+    if (!current) throw new RetryLaterError(`image ${imageId} has no row yet`);
+    if (current.status === "rejected" || current.status === "deleted") {
+      // A previous run may have died between the status change and the delete.
+      await this.store.delete(current.objectKey, signal);
+      return "skipped";
+    }
+    if (current.status === "ready") return "skipped";
+
+    const image = await this.images.transition(imageId, ["pending", "processing", "expired"], "processing");
+    if (!image) return "skipped";
+
+    const head = await this.store.head(image.objectKey, signal);
+    if (!head) throw new RetryLaterError(`object ${image.objectKey} is not there (yet)`);
+    if (head.size > this.policy.maxBytes) {
+      return this.reject(image, "too_large", `${head.size} bytes, limit ${this.policy.maxBytes}`, signal);
+    }
+    if (head.size === 0) return this.reject(image, "not_an_image", "the object is empty", signal);
+
+    const bytes = await this.read(image.objectKey, signal);
+    if (bytes === null) throw new RetryLaterError(`object ${image.objectKey} vanished while reading`);
+    if (bytes.length > this.policy.maxBytes) {
+      return this.reject(image, "too_large", `more than ${this.policy.maxBytes} bytes`, signal);
+    }
+
+    const sniffed = sniff(bytes.subarray(0, SNIFF_BYTES));
+    if (sniffed.kind !== "image") {
+      const what = sniffed.mime ? `the bytes are ${sniffed.mime}` : "the bytes are not a known image format";
+      return this.reject(image, "not_an_image", what, signal);
+    }
+    if (!this.policy.allowedTypes.includes(sniffed.mime)) {
+      return this.reject(image, "unsupported_format", `${sniffed.mime} is not accepted`, signal);
+    }
+    if (sniffed.mime !== image.declaredContentType) {
+      const detail = `declared ${image.declaredContentType} but the bytes are ${sniffed.mime}`;
+      return this.reject(image, "type_mismatch", detail, signal);
+    }
+
+    const sha256 = createHash("sha256").update(bytes).digest("hex");
+    if (image.declaredSha256 && image.declaredSha256 !== sha256) {
+      return this.reject(
+        image,
+        "hash_mismatch",
+        `declared ${image.declaredSha256}, computed ${sha256}`,
+        signal,
+      );
+    }
+
+    const probe = await probeImage(bytes, { maxPixels: this.policy.maxPixels });
+    if (!probe.ok) return this.reject(image, probe.reason, probe.detail, signal);
+
+    const ready = await this.images.transition(image.id, ["processing"], "ready", {
+      contentType: sniffed.mime,
+      size: bytes.length,
+      width: probe.width,
+      height: probe.height,
+      format: probe.format,
+      sha256,
+      readyAt: new Date(),
+    });
+    if (!ready) return "skipped";
+    this.log.info(
+      { imageId: image.id, width: probe.width, height: probe.height, format: probe.format },
+      "image ready",
+    );
+    return "ready";
+  }
+
+  private async reject(
+    image: ImageRecord,
+    reason: RejectReason,
+    detail: string,
+    signal?: AbortSignal,
+  ): Promise<ProcessOutcome> {
+    const rejected = await this.images.transition(image.id, ["processing"], "rejected", {
+      rejectReason: reason,
+      rejectDetail: detail,
+    });
+    // Rejected bytes are never kept; the sweeper catches a delete that fails here.
+    await this.store.delete(image.objectKey, signal);
+    if (rejected) this.log.info({ imageId: image.id, reason, detail }, "image rejected");
+    return rejected ? "rejected" : "skipped";
+  }
+
+  private async read(key: string, signal?: AbortSignal): Promise<Buffer | null> {
+    const obj = await this.store.getStream(key, signal);
+    if (!obj) return null;
+    const chunks: Buffer[] = [];
+    let total = 0;
+    for await (const chunk of obj.body as AsyncIterable<Buffer>) {
+      total += chunk.length;
+      if (total > this.policy.maxBytes) {
+        obj.body.destroy();
+        return Buffer.alloc(this.policy.maxBytes + 1);
+      }
+      chunks.push(chunk);
+    }
+    return Buffer.concat(chunks, total);
+  }
+}

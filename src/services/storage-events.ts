@@ -1,0 +1,37 @@
+import type { Logger } from "pino";
+import { parseKey } from "../domain/keys.ts";
+import type { JobQueue } from "../jobs/job-queue.ts";
+import type { ObjectCreatedEvent } from "../storage/object-store.ts";
+
+export const PROCESS_IMAGE = "process-image";
+export const DELETE_IMAGE_OBJECTS = "delete-image-objects";
+
+export function processJobKey(imageId: string): string {
+  return `process:${imageId}`;
+}
+
+/**
+ * Turns "an object was created" (from any storage, any delivery path) into one de-duplicated
+ * processing job. Only originals trigger processing, so variants never loop back.
+ */
+export class StorageEventsService {
+  constructor(
+    private readonly jobs: JobQueue,
+    private readonly log: Logger,
+  ) {}
+
+  async objectCreated(event: ObjectCreatedEvent): Promise<"enqueued" | "duplicate" | "ignored"> {
+    const parsed = parseKey(event.key);
+    if (parsed?.kind !== "original") {
+      this.log.debug({ key: event.key, source: event.source }, "storage event ignored: not an original");
+      return "ignored";
+    }
+    const { created } = await this.jobs.enqueue({
+      kind: PROCESS_IMAGE,
+      key: processJobKey(parsed.imageId),
+      payload: { imageId: parsed.imageId },
+    });
+    this.log.info({ imageId: parsed.imageId, source: event.source, created }, "object created");
+    return created ? "enqueued" : "duplicate";
+  }
+}
