@@ -1,0 +1,112 @@
+import { parseArgs } from "node:util";
+import { createImgup } from "./app.ts";
+import { ConfigError, loadConfig, type Role } from "./config.ts";
+import { migrateToLatest, openDatabase } from "./db/connect.ts";
+
+const USAGE = `usage: imgup <command> [options]
+
+commands:
+  serve [--role all|api|worker|scheduler]   run imgup (default: every role in one process)
+  migrate                                   apply database migrations and exit
+  keys create --owner ID [--name N] [--scope admin]
+                                            create an API key (printed once)
+
+configuration comes from environment variables; see README.md.`;
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case "serve":
+      return serve(rest);
+    case "migrate":
+      return migrate();
+    case "keys":
+      return keys(rest);
+    case undefined:
+    case "help":
+    case "--help":
+    case "-h":
+      console.log(USAGE);
+      return command === undefined ? 2 : 0;
+    default:
+      console.error(`unknown command: ${command}\n\n${USAGE}`);
+      return 2;
+  }
+}
+
+async function serve(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { role: { type: "string" } } });
+  const roles = ["all", "api", "worker", "scheduler"];
+  if (values.role !== undefined && !roles.includes(values.role)) {
+    console.error(`--role must be one of ${roles.join(", ")}`);
+    return 2;
+  }
+  const config = loadConfig(process.env, { role: values.role as Role | undefined });
+  const imgup = await createImgup(config);
+  const url = await imgup.start();
+  imgup.logger.info({ url }, url ? `imgup listening on ${url}` : "imgup started");
+  await new Promise<void>((resolve) => {
+    const onSignal = (signal: string) => {
+      imgup.logger.info({ signal }, "shutting down");
+      resolve();
+    };
+    process.once("SIGINT", onSignal);
+    process.once("SIGTERM", onSignal);
+  });
+  await imgup.stop();
+  return 0;
+}
+
+async function migrate(): Promise<number> {
+  const config = loadConfig(process.env);
+  const handle = await openDatabase(config.database);
+  try {
+    const applied = await migrateToLatest(handle.db);
+    console.log(applied.length ? `applied: ${applied.join(", ")}` : "database is up to date");
+  } finally {
+    await handle.close();
+  }
+  return 0;
+}
+
+async function keys(args: string[]): Promise<number> {
+  const [sub, ...rest] = args;
+  if (sub !== "create") {
+    console.error("usage: imgup keys create --owner ID [--name NAME] [--scope admin]");
+    return 2;
+  }
+  const { values } = parseArgs({
+    args: rest,
+    options: {
+      owner: { type: "string" },
+      name: { type: "string" },
+      scope: { type: "string", multiple: true },
+    },
+  });
+  if (!values.owner) {
+    console.error("--owner is required");
+    return 2;
+  }
+  const config = loadConfig(process.env, { role: "api" });
+  const imgup = await createImgup({ ...config, auth: { ...config.auth, devKey: false } });
+  try {
+    const { id, key } = await imgup.auth.createKey({
+      ownerId: values.owner,
+      name: values.name,
+      scopes: values.scope,
+    });
+    console.log(`created API key ${id} for owner ${values.owner} (shown once, store it now):\n${key}`);
+  } finally {
+    await imgup.stop();
+  }
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err) => {
+    if (err instanceof ConfigError) console.error(`configuration error: ${err.message}`);
+    else console.error(err);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,77 @@
+import type { FastifyError, FastifyReply } from "fastify";
+import { AppError, ERRORS } from "../../domain/errors.ts";
+import type { App } from "../types.ts";
+
+export const PROBLEM_TYPE_BASE = "https://imgup.dev/problems/";
+
+export function sendProblem(reply: FastifyReply, err: AppError): FastifyReply {
+  for (const [name, value] of Object.entries(err.headers)) reply.header(name, value);
+  return reply
+    .code(err.status)
+    .type("application/problem+json")
+    .send(
+      JSON.stringify({
+        type: `${PROBLEM_TYPE_BASE}${err.code}`,
+        title: err.title,
+        status: err.status,
+        detail: err.message,
+        code: err.code,
+        ...err.extra,
+      }),
+    );
+}
+
+/** Maps Fastify's own errors to stable codes; every error leaves as application/problem+json. */
+function toAppError(err: FastifyError): AppError {
+  if (err instanceof AppError) return err;
+  if (err.validation) {
+    const first = err.validation[0];
+    const where = err.validationContext ?? "request";
+    const field = first?.instancePath ? first.instancePath.slice(1).replace(/\//g, ".") : undefined;
+    const extra =
+      first?.params && "additionalProperty" in first.params ? first.params.additionalProperty : undefined;
+    const detail = extra
+      ? `${where} has an unknown field "${String(extra)}"`
+      : `${where}${field ? `.${field}` : ""} ${first?.message ?? "is invalid"}`;
+    return ERRORS.validation(detail, { extra: { field: field ?? (extra ? String(extra) : undefined) } });
+  }
+  switch (err.code) {
+    case "FST_ERR_CTP_BODY_TOO_LARGE":
+      return ERRORS.payloadTooLarge("the request body is too large");
+    case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
+      return ERRORS.unsupportedMediaType("send the body as application/json");
+    case "FST_ERR_CTP_EMPTY_JSON_BODY":
+      return ERRORS.validation("the JSON body is empty");
+    case "FST_ERR_CTP_INVALID_CONTENT_LENGTH":
+      return ERRORS.validation("Content-Length does not match the body");
+  }
+  if (err.statusCode === 400 && err instanceof SyntaxError) {
+    return new AppError({
+      status: 400,
+      code: "invalid_json",
+      title: "The body is not valid JSON",
+      detail: err.message,
+    });
+  }
+  if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) {
+    return new AppError({
+      status: err.statusCode,
+      code: "bad_request",
+      title: "Bad request",
+      detail: err.message,
+    });
+  }
+  return new AppError({ status: 500, code: "internal_error", title: "Internal server error", cause: err });
+}
+
+export function registerErrorHandling(app: App): void {
+  app.setErrorHandler((err: FastifyError, request, reply) => {
+    const appErr = toAppError(err);
+    if (appErr.status >= 500) request.log.error({ err }, "request failed");
+    else request.log.info({ code: appErr.code, status: appErr.status }, appErr.message);
+    return sendProblem(reply, appErr);
+  });
+  app.setNotFoundHandler((request, reply) =>
+    sendProblem(reply, ERRORS.notFound(`no route for ${request.method} ${request.url.split("?")[0]}`)),
+  );
+}

@@ -1,0 +1,23 @@
+import { Type } from "typebox";
+import { authenticate, principalOf } from "../plugins/auth.ts";
+import { ImageId, ProblemSchema } from "../schemas.ts";
+import type { App, HttpDeps } from "../types.ts";
+
+/** DELETE /v1/images/{id}: gone from delivery at once; its objects are removed by a job. */
+export function registerDeleteImage(app: App, deps: HttpDeps): void {
+  app.delete(
+    "/v1/images/:id",
+    {
+      preHandler: authenticate(deps.auth),
+      schema: {
+        summary: "Delete an image and all its objects",
+        params: Type.Object({ id: ImageId }),
+        response: { 204: Type.Null(), "4xx": ProblemSchema },
+      },
+    },
+    async (request, reply) => {
+      await deps.images.delete(principalOf(request), request.params.id);
+      return reply.code(204).send(null);
+    },
+  );
+}

@@ -1,0 +1,37 @@
+import { Type } from "typebox";
+import { contentDisposition } from "../../domain/filename.ts";
+import { originalPath } from "../../services/image-view.ts";
+import { applyCacheHeaders, SANDBOX_CSP } from "../delivery-headers.ts";
+import { ImageId } from "../schemas.ts";
+import type { App, HttpDeps } from "../types.ts";
+
+/** GET /i/{imageId}/original: the untouched upload, with its real content type. */
+export function registerGetOriginal(app: App, deps: HttpDeps): void {
+  app.get(
+    "/i/:imageId/original",
+    {
+      schema: {
+        summary: "Download the original bytes (private images need exp and sig)",
+        params: Type.Object({ imageId: ImageId }),
+        querystring: Type.Object({
+          exp: Type.Optional(Type.String({ maxLength: 20 })),
+          sig: Type.Optional(Type.String({ maxLength: 128 })),
+        }),
+      },
+    },
+    async (request, reply) => {
+      const { imageId } = request.params;
+      const auth = await deps.delivery.authorize(imageId, originalPath(imageId), request.query);
+      const { image } = auth;
+      const etag = `"${image.sha256}"`;
+      reply.header("Content-Security-Policy", SANDBOX_CSP);
+      reply.header("Content-Disposition", contentDisposition(image.filename));
+      if (applyCacheHeaders(request, reply, auth, etag, image.readyAt ?? image.updatedAt)) {
+        return reply.code(304).send();
+      }
+      const { head, body } = await deps.delivery.openOriginal(image);
+      reply.header("Content-Length", head.size);
+      return reply.type(image.contentType ?? "application/octet-stream").send(body);
+    },
+  );
+}

@@ -1,0 +1,42 @@
+import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
+import type {
+  FastifyInstance,
+  RawReplyDefaultExpression,
+  RawRequestDefaultExpression,
+  RawServerDefault,
+} from "fastify";
+import type { Logger } from "pino";
+import type { Config } from "../config.ts";
+import type { AuthService, Principal } from "../services/auth.ts";
+import type { DeliveryService } from "../services/delivery.ts";
+import type { UrlBuilder } from "../services/image-view.ts";
+import type { ImagesService } from "../services/images.ts";
+import type { UploadsService } from "../services/uploads.ts";
+import type { LocalObjectStore } from "../storage/local.ts";
+
+export type App = FastifyInstance<
+  RawServerDefault,
+  RawRequestDefaultExpression,
+  RawReplyDefaultExpression,
+  Logger,
+  TypeBoxTypeProvider
+>;
+
+/** What the HTTP layer may use: services only, never a repository or a driver (except the local storage endpoint). */
+export interface HttpDeps {
+  config: Config;
+  auth: AuthService;
+  uploads: UploadsService;
+  images: ImagesService;
+  delivery: DeliveryService;
+  urls: UrlBuilder;
+  /** Present when the embedded storage serves its own upload URLs. */
+  localStorage: LocalObjectStore | null;
+  readiness: () => Promise<Record<string, "ok" | string>>;
+}
+
+declare module "fastify" {
+  interface FastifyRequest {
+    principal: Principal | null;
+  }
+}
