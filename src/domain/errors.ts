@@ -47,10 +47,12 @@ export const ERRORS = {
   notFound: make(404, "not_found", "Not found"),
   imageNotFound: make(404, "image_not_found", "No such image"),
   conflict: make(409, "conflict", "The resource is in a state that does not allow this"),
+  uploadIncomplete: make(409, "upload_incomplete", "The upload has not reached the storage"),
   payloadTooLarge: make(413, "payload_too_large", "The payload is larger than allowed"),
   unsupportedMediaType: make(415, "unsupported_media_type", "This media type is not accepted"),
   unprocessable: make(422, "unprocessable", "The request cannot be processed"),
   unavailable: make(503, "service_unavailable", "The service is temporarily unavailable"),
+  invalidEvent: make(400, "invalid_event", "The storage event is not valid"),
 
   // Errors of the embedded storage's signed upload URLs; they mirror what S3 refuses.
   signatureMismatch: make(403, "signature_mismatch", "The upload URL signature does not match"),

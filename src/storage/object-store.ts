@@ -123,6 +123,10 @@ export interface ObjectCreatedEvent {
   size: number | null;
   etag: string | null;
   source: string;
+  /** The bucket the storage named, when it names one (S3-compatible notifications). */
+  bucket?: string;
+  /** The storage's own name for what happened, normalised to the S3 form, e.g. "ObjectCreated:Put". */
+  eventName?: string;
 }
 
 export type ObjectCreatedListener = (event: ObjectCreatedEvent) => Promise<void>;
