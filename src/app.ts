@@ -98,9 +98,10 @@ export async function createImgup(config: Config, opts: { logger?: Logger } = {}
           {
             config,
             auth,
-            uploads: new UploadsService(imagesRepo, store, config.uploads),
+            uploads: new UploadsService(imagesRepo, store, jobs, config.uploads),
             images: new ImagesService(imagesRepo, jobs),
             delivery: new DeliveryService(imagesRepo, store, secret, logger),
+            storageEvents,
             urls,
             localStorage: localStore,
             readiness: async () => ({

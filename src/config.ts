@@ -18,8 +18,16 @@ export interface Config {
     poolSize: number;
   };
   storage: {
-    driver: "local";
+    driver: "local" | "s3";
     localRoot: string;
+    s3: S3Config;
+  };
+  events: {
+    /** Bearer token of POST /v1/events/storage; the webhook is off when unset. */
+    webhookToken: string | undefined;
+    /** Long-poll this SQS queue for S3 notifications (AWS). */
+    sqsQueueUrl: string | undefined;
+    sqsRegion: string | undefined;
   };
   /** HMAC key for embedded upload URLs and private delivery URLs; generated into dataDir when unset. */
   signingSecret: string | undefined;
@@ -34,6 +42,7 @@ export interface Config {
     allowedTypes: string[];
     urlTtlSeconds: number;
     defaultVisibility: "public" | "private";
+    multipartPartSize: number;
   };
   delivery: {
     privateUrlTtlSeconds: number;
@@ -48,6 +57,17 @@ export interface Config {
     bodyLimitBytes: number;
     shutdownTimeoutMs: number;
   };
+}
+
+export interface S3Config {
+  bucket: string;
+  region: string;
+  endpoint: string | undefined;
+  forcePathStyle: boolean;
+  accessKeyId: string | undefined;
+  secretAccessKey: string | undefined;
+  /** Endpoint put in URLs handed to clients, when they reach the storage by another name. */
+  presignEndpoint: string | undefined;
 }
 
 export class ConfigError extends Error {
@@ -82,8 +102,22 @@ export function loadConfig(env: Env, overrides: { role?: Role } = {}): Config {
       poolSize: r.int("DATABASE_POOL_SIZE", 10, 1, 1000),
     },
     storage: {
-      driver: r.oneOf("IMGUP_STORAGE", ["local"] as const, "local"),
+      driver: r.oneOf("IMGUP_STORAGE", ["local", "s3"] as const, "local"),
       localRoot: path.join(dataDir, "storage"),
+      s3: {
+        bucket: r.str("S3_BUCKET", ""),
+        region: r.str("S3_REGION", "us-east-1"),
+        endpoint: r.optionalUrl("S3_ENDPOINT"),
+        forcePathStyle: r.bool("S3_FORCE_PATH_STYLE", false),
+        accessKeyId: r.optional("S3_ACCESS_KEY_ID"),
+        secretAccessKey: r.optional("S3_SECRET_ACCESS_KEY"),
+        presignEndpoint: r.optionalUrl("S3_PRESIGN_ENDPOINT"),
+      },
+    },
+    events: {
+      webhookToken: r.secret("IMGUP_EVENTS_TOKEN", 16),
+      sqsQueueUrl: r.optionalUrl("IMGUP_SQS_QUEUE_URL"),
+      sqsRegion: r.optional("IMGUP_SQS_REGION"),
     },
     signingSecret: r.secret("IMGUP_SIGNING_SECRET"),
     auth: {
@@ -102,6 +136,7 @@ export function loadConfig(env: Env, overrides: { role?: Role } = {}): Config {
       ]),
       urlTtlSeconds: r.int("IMGUP_UPLOAD_URL_TTL", 600, 1, 7 * 24 * 3600),
       defaultVisibility: r.oneOf("IMGUP_DEFAULT_VISIBILITY", ["public", "private"] as const, "public"),
+      multipartPartSize: r.int("IMGUP_MULTIPART_PART_SIZE", 8 * 1024 * 1024, 5 * 1024 * 1024, 5 * 1024 ** 3),
     },
     delivery: {
       privateUrlTtlSeconds: r.int("IMGUP_PRIVATE_URL_TTL", 3600, 1, 7 * 24 * 3600),
@@ -117,6 +152,12 @@ export function loadConfig(env: Env, overrides: { role?: Role } = {}): Config {
       shutdownTimeoutMs: r.int("IMGUP_SHUTDOWN_TIMEOUT_MS", 10_000, 0, 600_000),
     },
   };
+  if (config.storage.driver === "s3" && !config.storage.s3.bucket) {
+    throw new ConfigError("S3_BUCKET", "is required when IMGUP_STORAGE=s3");
+  }
+  if ((config.storage.s3.accessKeyId === undefined) !== (config.storage.s3.secretAccessKey === undefined)) {
+    throw new ConfigError("S3_SECRET_ACCESS_KEY", "S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY go together");
+  }
   for (const t of config.uploads.allowedTypes) {
     if (!SUPPORTED_UPLOAD_TYPES.includes(t)) {
       throw new ConfigError("IMGUP_ALLOWED_TYPES", `${t} is not one of ${SUPPORTED_UPLOAD_TYPES.join(", ")}`);
@@ -193,9 +234,15 @@ class EnvReader {
     return items;
   }
 
-  secret(name: string): string | undefined {
+  optionalUrl(name: string): string | undefined {
+    return this.optional(name) === undefined ? undefined : this.url(name, "");
+  }
+
+  secret(name: string, minLength = 32): string | undefined {
     const raw = this.optional(name);
-    if (raw !== undefined && raw.length < 32) throw new ConfigError(name, "must be at least 32 characters");
+    if (raw !== undefined && raw.length < minLength) {
+      throw new ConfigError(name, `must be at least ${minLength} characters`);
+    }
     return raw;
   }
 }

@@ -5,6 +5,7 @@ import { Kysely, PGliteDialect, PostgresDialect, sql } from "kysely";
 import { Migrator } from "kysely/migration";
 import pg from "pg";
 import * as m001 from "./migrations/001-initial.ts";
+import * as m002 from "./migrations/002-multipart-part-size.ts";
 import type { Database, Db } from "./schema.ts";
 
 export interface DatabaseOptions {
@@ -62,7 +63,7 @@ export async function migrateToLatest(db: Db): Promise<string[]> {
   const current = await sql<{ schema: string }>`select current_schema() as schema`.execute(db);
   const migrator = new Migrator({
     db,
-    provider: { getMigrations: async () => ({ "001-initial": m001 }) },
+    provider: { getMigrations: async () => ({ "001-initial": m001, "002-multipart-part-size": m002 }) },
     migrationTableSchema: current.rows[0]?.schema,
   });
   const { error, results } = await migrator.migrateToLatest();

@@ -16,6 +16,7 @@ export type NewImage = Pick<
   | "idempotencyKey"
   | "uploadExpiresAt"
   | "multipartUploadId"
+  | "multipartPartSize"
 >;
 
 /** Fields a transition may set alongside the status. */
@@ -33,6 +34,7 @@ export type ImagePatch = Partial<
     | "readyAt"
     | "deletedAt"
     | "visibility"
+    | "uploadExpiresAt"
   >
 >;
 
@@ -80,6 +82,7 @@ export class KyselyImagesRepository implements ImagesRepository {
         declared_sha256: image.declaredSha256,
         idempotency_key: image.idempotencyKey,
         multipart_upload_id: image.multipartUploadId,
+        multipart_part_size: image.multipartPartSize,
         upload_expires_at: image.uploadExpiresAt,
       })
       .returningAll()
@@ -175,6 +178,7 @@ function toColumns(p: ImagePatch) {
   if (p.readyAt !== undefined) c.ready_at = p.readyAt;
   if (p.deletedAt !== undefined) c.deleted_at = p.deletedAt;
   if (p.visibility !== undefined) c.visibility = p.visibility;
+  if (p.uploadExpiresAt !== undefined) c.upload_expires_at = p.uploadExpiresAt;
   return c;
 }
 
@@ -201,6 +205,7 @@ function toRecord(r: Selectable<ImagesTable>): ImageRecord {
     rejectReason: r.reject_reason as RejectReason | null,
     rejectDetail: r.reject_detail,
     multipartUploadId: r.multipart_upload_id,
+    multipartPartSize: r.multipart_part_size,
     idempotencyKey: r.idempotency_key,
     uploadExpiresAt: new Date(r.upload_expires_at),
     createdAt: new Date(r.created_at),

@@ -24,6 +24,7 @@ export interface ImagesTable {
   reject_reason: string | null;
   reject_detail: string | null;
   multipart_upload_id: string | null;
+  multipart_part_size: number | null;
   idempotency_key: string | null;
   upload_expires_at: Timestamp;
   created_at: Timestamp;

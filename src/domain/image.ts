@@ -60,6 +60,7 @@ export interface ImageRecord {
   rejectReason: RejectReason | null;
   rejectDetail: string | null;
   multipartUploadId: string | null;
+  multipartPartSize: number | null;
   idempotencyKey: string | null;
   uploadExpiresAt: Date;
   createdAt: Date;

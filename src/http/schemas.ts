@@ -34,3 +34,5 @@ export const ProblemSchema = Type.Object(
 );
 
 export const BearerSecurity = [{ bearer: [] }];
+
+export const SignedPart = Type.Object({ partNumber: Type.Integer(), url: Type.String() });

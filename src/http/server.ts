@@ -2,6 +2,7 @@ import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import Fastify from "fastify";
 import type { Logger } from "pino";
 import { registerErrorHandling } from "./plugins/errors.ts";
+import { registerStorageEventsWebhook } from "./routes/events-storage.ts";
 import { registerHealth } from "./routes/health.ts";
 import { registerDeleteImage } from "./routes/images-delete.ts";
 import { registerGetImage } from "./routes/images-get.ts";
@@ -9,7 +10,10 @@ import { registerListImages } from "./routes/images-list.ts";
 import { registerPatchImage } from "./routes/images-patch.ts";
 import { registerGetOriginal } from "./routes/originals-get.ts";
 import { registerLocalStorage } from "./routes/storage-local.ts";
+import { registerAbortUpload } from "./routes/uploads-abort.ts";
+import { registerCompleteUpload } from "./routes/uploads-complete.ts";
 import { registerCreateUpload } from "./routes/uploads-create.ts";
+import { registerUploadParts } from "./routes/uploads-parts.ts";
 import type { App, HttpDeps } from "./types.ts";
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -41,11 +45,15 @@ export function buildHttpServer(deps: HttpDeps, logger: Logger): App {
 
   registerHealth(app, deps);
   registerCreateUpload(app, deps);
+  registerUploadParts(app, deps);
+  registerCompleteUpload(app, deps);
+  registerAbortUpload(app, deps);
   registerGetImage(app, deps);
   registerListImages(app, deps);
   registerPatchImage(app, deps);
   registerDeleteImage(app, deps);
   registerGetOriginal(app, deps);
   registerLocalStorage(app, deps);
+  registerStorageEventsWebhook(app, deps);
   return app;
 }

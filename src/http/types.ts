@@ -11,6 +11,7 @@ import type { AuthService, Principal } from "../services/auth.ts";
 import type { DeliveryService } from "../services/delivery.ts";
 import type { UrlBuilder } from "../services/image-view.ts";
 import type { ImagesService } from "../services/images.ts";
+import type { StorageEventsService } from "../services/storage-events.ts";
 import type { UploadsService } from "../services/uploads.ts";
 import type { LocalObjectStore } from "../storage/local.ts";
 
@@ -29,6 +30,7 @@ export interface HttpDeps {
   uploads: UploadsService;
   images: ImagesService;
   delivery: DeliveryService;
+  storageEvents: StorageEventsService;
   urls: UrlBuilder;
   /** Present when the embedded storage serves its own upload URLs. */
   localStorage: LocalObjectStore | null;

@@ -112,3 +112,25 @@ export interface IntentResponse {
   };
   code?: string;
 }
+
+/** Puts one part to its presigned URL; returns the ETag the storage answered with. */
+export async function putPart(url: string, body: Buffer): Promise<string> {
+  const res = await fetch(url, { method: "PUT", body });
+  const text = await res.text();
+  if (res.status !== 200) throw new Error(`part upload failed: ${res.status} ${text}`);
+  const etag = res.headers.get("etag");
+  if (!etag) throw new Error("the storage returned no ETag (is it exposed by CORS?)");
+  return etag;
+}
+
+export interface MultipartUpload {
+  method: "multipart";
+  uploadId: string;
+  partSize: number;
+  partCount: number;
+  parts: { partNumber: number; url: string }[];
+}
+
+export function partBytes(bytes: Buffer, upload: { partSize: number }, partNumber: number): Buffer {
+  return bytes.subarray((partNumber - 1) * upload.partSize, partNumber * upload.partSize);
+}

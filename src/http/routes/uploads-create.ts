@@ -1,7 +1,7 @@
 import { Type } from "typebox";
 import { toImageView } from "../../services/image-view.ts";
 import { authenticate, principalOf } from "../plugins/auth.ts";
-import { ImageViewSchema, ProblemSchema } from "../schemas.ts";
+import { ImageViewSchema, ProblemSchema, SignedPart } from "../schemas.ts";
 import type { App, HttpDeps } from "../types.ts";
 
 const Body = Type.Object(
@@ -16,13 +16,28 @@ const Body = Type.Object(
   { additionalProperties: false },
 );
 
-const Upload = Type.Object({
-  method: Type.String({ enum: ["put", "post"] }),
-  url: Type.String(),
-  headers: Type.Optional(Type.Record(Type.String(), Type.String())),
-  fields: Type.Optional(Type.Record(Type.String(), Type.String())),
-  expiresAt: Type.String({ format: "date-time" }),
-});
+const Upload = Type.Union([
+  Type.Object({
+    method: Type.Literal("put"),
+    url: Type.String(),
+    headers: Type.Record(Type.String(), Type.String()),
+    expiresAt: Type.String({ format: "date-time" }),
+  }),
+  Type.Object({
+    method: Type.Literal("post"),
+    url: Type.String(),
+    fields: Type.Record(Type.String(), Type.String()),
+    expiresAt: Type.String({ format: "date-time" }),
+  }),
+  Type.Object({
+    method: Type.Literal("multipart"),
+    uploadId: Type.String(),
+    partSize: Type.Integer(),
+    partCount: Type.Integer(),
+    parts: Type.Array(SignedPart),
+    expiresAt: Type.String({ format: "date-time" }),
+  }),
+]);
 
 /** POST /v1/uploads: create an upload intent and hand out a presigned upload. */
 export function registerCreateUpload(app: App, deps: HttpDeps): void {

@@ -1,0 +1,23 @@
+import { Type } from "typebox";
+import { authenticate, principalOf } from "../plugins/auth.ts";
+import { ImageId, ProblemSchema } from "../schemas.ts";
+import type { App, HttpDeps } from "../types.ts";
+
+/** DELETE /v1/uploads/{id}: abandon an upload that has not finished (aborts a multipart upload). */
+export function registerAbortUpload(app: App, deps: HttpDeps): void {
+  app.delete(
+    "/v1/uploads/:id",
+    {
+      preHandler: authenticate(deps.auth),
+      schema: {
+        summary: "Abort an upload intent",
+        params: Type.Object({ id: ImageId }),
+        response: { 204: Type.Null(), "4xx": ProblemSchema },
+      },
+    },
+    async (request, reply) => {
+      await deps.uploads.abort(principalOf(request), request.params.id);
+      return reply.code(204).send(null);
+    },
+  );
+}

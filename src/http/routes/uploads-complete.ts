@@ -1,0 +1,49 @@
+import { Type } from "typebox";
+import { toImageView } from "../../services/image-view.ts";
+import { authenticate, principalOf } from "../plugins/auth.ts";
+import { ImageId, ImageViewSchema, ProblemSchema } from "../schemas.ts";
+import type { App, HttpDeps } from "../types.ts";
+
+const Body = Type.Object(
+  {
+    parts: Type.Optional(
+      Type.Array(
+        Type.Object(
+          {
+            partNumber: Type.Integer({ minimum: 1, maximum: 10_000 }),
+            etag: Type.String({ minLength: 1, maxLength: 256 }),
+          },
+          { additionalProperties: false },
+        ),
+        { minItems: 1, maxItems: 10_000 },
+      ),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+/** POST /v1/uploads/{id}/complete: finish a multipart upload, or hint that a PUT/POST finished. */
+export function registerCompleteUpload(app: App, deps: HttpDeps): void {
+  app.post(
+    "/v1/uploads/:id/complete",
+    {
+      preHandler: authenticate(deps.auth),
+      // A hint for a PUT upload needs no body at all.
+      preValidation: async (request) => {
+        request.body ??= {};
+      },
+      // 10,000 parts with their ETags do not fit the default JSON limit.
+      bodyLimit: 2 * 1024 * 1024,
+      schema: {
+        summary: "Complete an upload (multipart: with its parts); processing is queued",
+        params: Type.Object({ id: ImageId }),
+        body: Body,
+        response: { 202: Type.Object({ image: ImageViewSchema }), "4xx": ProblemSchema },
+      },
+    },
+    async (request, reply) => {
+      const image = await deps.uploads.complete(principalOf(request), request.params.id, request.body.parts);
+      return reply.code(202).send({ image: toImageView(image, deps.urls) });
+    },
+  );
+}
