@@ -1,0 +1,219 @@
+import { Redis } from "ioredis";
+import type { BucketDecision, KeyValueStore, StreamEntry } from "./kv.ts";
+import { checkBucketOptions, checkTtl } from "./memory.ts";
+
+export interface RedisKeyValueStoreOptions {
+  url: string;
+  /** Prepended to every key, e.g. "imgup:prod:"; keeps deployments (and test runs) apart on one Redis. */
+  keyPrefix: string;
+  connectTimeoutMs?: number;
+  commandTimeoutMs?: number;
+  /** Connection errors while reconnecting in the background; without it they are dropped silently. */
+  onError?: (err: Error) => void;
+}
+
+// Compare-and-delete must be one step, or a lock that expired and was re-taken by someone else
+// between our GET and DEL would be released from under them.
+const DELETE_IF_EQUALS = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0`;
+
+// The bucket is one hash {level, ts}; ts is the server's TIME in microseconds so every API
+// instance meters against one clock. Numbers go to HSET as numbers: Redis formats those with full
+// precision, while Lua's tostring keeps 14 digits and would round a 16-digit microsecond time.
+// Redis truncates Lua numbers to integers on return, so every returned value is rounded explicitly.
+const LEAKY_BUCKET = `
+if redis.replicate_commands then redis.replicate_commands() end
+local rate = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local cost = tonumber(ARGV[3])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local state = redis.call('HMGET', KEYS[1], 'level', 'ts')
+local level = tonumber(state[1]) or 0
+local ts = tonumber(state[2]) or now
+if now > ts then
+  level = math.max(0, level - (now - ts) / 1000000 * rate)
+end
+local allowed = 0
+local retry = 0
+if level + cost <= burst then
+  level = level + cost
+  allowed = 1
+else
+  retry = math.ceil((level + cost - burst) / rate * 1000)
+end
+redis.call('HSET', KEYS[1], 'level', level, 'ts', now)
+redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
+return {allowed, math.floor(burst - level), retry, math.ceil(level / rate * 1000)}`;
+
+type Script = (key: string, ...args: (string | number)[]) => Promise<unknown>;
+
+/**
+ * KeyValueStore on Redis (ioredis). Built to fail fast: with the offline queue off, a command
+ * issued while the connection is down rejects at once rather than waiting for a reconnect, so
+ * callers can fail open; ioredis keeps reconnecting in the background.
+ */
+export class RedisKeyValueStore implements KeyValueStore {
+  readonly kind = "redis" as const;
+  private readonly client: Redis;
+  private readonly connectTimeoutMs: number;
+  private wasReady = false;
+  private closed = false;
+
+  constructor(opts: RedisKeyValueStoreOptions) {
+    this.connectTimeoutMs = opts.connectTimeoutMs ?? 1000;
+    this.client = new Redis(opts.url, {
+      keyPrefix: opts.keyPrefix,
+      connectTimeout: this.connectTimeoutMs,
+      commandTimeout: opts.commandTimeoutMs ?? 1000,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 1,
+      retryStrategy: (times) => Math.min(times * 100, 2000),
+    });
+    // Without a listener ioredis prints every failed reconnect attempt to the console.
+    this.client.on("error", (err: Error) => opts.onError?.(err));
+    this.client.on("ready", () => {
+      this.wasReady = true;
+    });
+    // ioredis prefixes the first numberOfKeys arguments of a defined script like any other key.
+    this.client.defineCommand("imgupDeleteIfEquals", { numberOfKeys: 1, lua: DELETE_IF_EQUALS });
+    this.client.defineCommand("imgupLeakyBucket", { numberOfKeys: 1, lua: LEAKY_BUCKET });
+  }
+
+  async setIfAbsent(key: string, value: string, ttlMs: number): Promise<boolean> {
+    const px = checkTtl(ttlMs);
+    await this.ready();
+    return (await this.client.set(key, value, "PX", px, "NX")) === "OK";
+  }
+
+  async set(key: string, value: string, ttlMs: number): Promise<void> {
+    const px = checkTtl(ttlMs);
+    await this.ready();
+    await this.client.set(key, value, "PX", px);
+  }
+
+  async get(key: string): Promise<string | null> {
+    await this.ready();
+    return this.client.get(key);
+  }
+
+  async delete(key: string): Promise<void> {
+    await this.ready();
+    await this.client.del(key);
+  }
+
+  async deleteIfEquals(key: string, value: string): Promise<boolean> {
+    await this.ready();
+    return (await this.runScript("imgupDeleteIfEquals", key, value)) === 1;
+  }
+
+  async leakyBucket(
+    key: string,
+    opts: { ratePerSecond: number; burst: number; cost?: number },
+  ): Promise<BucketDecision> {
+    const { ratePerSecond, burst, cost } = checkBucketOptions(opts);
+    await this.ready();
+    const reply = (await this.runScript("imgupLeakyBucket", key, ratePerSecond, burst, cost)) as number[];
+    const [allowed, remaining, retryAfterMs, resetMs] = reply.map(Number);
+    return {
+      allowed: allowed === 1,
+      remaining: Math.max(0, remaining ?? 0),
+      retryAfterMs: retryAfterMs ?? 0,
+      resetMs: resetMs ?? 0,
+    };
+  }
+
+  async streamAdd(stream: string, payload: string): Promise<string> {
+    await this.ready();
+    const id = await this.client.xadd(stream, "*", "p", payload);
+    if (id === null) throw new Error("XADD returned no id");
+    return id;
+  }
+
+  async streamRange(stream: string, count: number): Promise<StreamEntry[]> {
+    await this.ready();
+    const rows = await this.client.xrange(stream, "-", "+", "COUNT", count);
+    return rows.map(([id, fields]) => ({ id, payload: fieldValue(fields, "p") }));
+  }
+
+  async streamDelete(stream: string, ids: string[]): Promise<void> {
+    if (ids.length === 0) return;
+    await this.ready();
+    await this.client.xdel(stream, ...ids);
+  }
+
+  async streamLength(stream: string): Promise<number> {
+    await this.ready();
+    return this.client.xlen(stream);
+  }
+
+  async ping(): Promise<void> {
+    await this.ready();
+    await this.client.ping();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    try {
+      await this.client.quit();
+    } catch {
+      // quit needs a live connection; disconnect also stops the background reconnects.
+      this.client.disconnect();
+    }
+  }
+
+  /**
+   * With the offline queue off, a command sent before the first connection is up would be refused
+   * even though Redis is fine, so until the client has been ready once, wait for the connection
+   * (bounded by the connect timeout). Once an attempt has failed, or after the first success, a
+   * down connection fails the command immediately.
+   */
+  private async ready(): Promise<void> {
+    if (this.closed) throw new Error("key-value store is closed");
+    const status = this.client.status;
+    if (this.wasReady || status === "ready") return;
+    if (status !== "wait" && status !== "connecting" && status !== "connect") {
+      throw new Error(`Redis is unreachable (${status})`);
+    }
+    await new Promise<void>((resolve, reject) => {
+      const done = (err?: Error) => {
+        clearTimeout(timer);
+        this.client.off("ready", onReady);
+        this.client.off("error", onError);
+        this.client.off("end", onEnd);
+        if (err) reject(err);
+        else resolve();
+      };
+      const onReady = () => done();
+      const onError = (err: Error) => done(err);
+      const onEnd = () => done(new Error("Redis connection closed"));
+      const timer = setTimeout(
+        () => done(new Error(`Redis not connected within ${this.connectTimeoutMs} ms`)),
+        this.connectTimeoutMs,
+      );
+      this.client.on("ready", onReady);
+      this.client.on("error", onError);
+      this.client.on("end", onEnd);
+    });
+  }
+
+  private runScript(
+    name: "imgupDeleteIfEquals" | "imgupLeakyBucket",
+    key: string,
+    ...args: (string | number)[]
+  ): Promise<unknown> {
+    const fn = (this.client as unknown as Record<string, Script>)[name] as Script;
+    return fn.call(this.client, key, ...args);
+  }
+}
+
+function fieldValue(fields: string[], name: string): string {
+  for (let i = 0; i + 1 < fields.length; i += 2) {
+    if (fields[i] === name) return fields[i + 1] as string;
+  }
+  return "";
+}
