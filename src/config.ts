@@ -16,6 +16,21 @@ export interface Config {
     pgliteDir: string;
     schema: string;
     poolSize: number;
+    connectTimeoutMs: number;
+    /** Consecutive connection failures that open the circuit breaker. */
+    breakerFailures: number;
+    breakerHalfOpenAfterMs: number;
+    queryTimeoutMs: number;
+  };
+  kv: {
+    /** redis://… shared by every instance; undefined for the in-process store (one process only). */
+    redisUrl: string | undefined;
+    keyPrefix: string;
+  };
+  rateLimit: {
+    /** Intents (and proxy uploads) per owner: sustained rate and burst. */
+    perSecond: number;
+    burst: number;
   };
   storage: {
     driver: "local" | "s3";
@@ -100,6 +115,23 @@ export function loadConfig(env: Env, overrides: { role?: Role } = {}): Config {
       pgliteDir: path.join(dataDir, "db"),
       schema: r.match("DATABASE_SCHEMA", /^[a-z_][a-z0-9_]{0,62}$/, "public", "a lower-case SQL identifier"),
       poolSize: r.int("DATABASE_POOL_SIZE", 10, 1, 1000),
+      connectTimeoutMs: r.int("DATABASE_CONNECT_TIMEOUT_MS", 5000, 100, 600_000),
+      breakerFailures: r.int("IMGUP_DB_BREAKER_FAILURES", 5, 1, 1000),
+      breakerHalfOpenAfterMs: r.int("IMGUP_DB_BREAKER_HALF_OPEN_MS", 5000, 100, 600_000),
+      queryTimeoutMs: r.int("IMGUP_DB_QUERY_TIMEOUT_MS", 5000, 100, 600_000),
+    },
+    kv: {
+      redisUrl: r.optional("REDIS_URL"),
+      keyPrefix: r.match(
+        "REDIS_KEY_PREFIX",
+        /^[A-Za-z0-9:_.-]{0,64}$/,
+        "imgup:",
+        "letters, digits and : _ . -",
+      ),
+    },
+    rateLimit: {
+      perSecond: r.int("IMGUP_RATE_LIMIT_PER_SEC", 10, 1, 1_000_000),
+      burst: r.int("IMGUP_RATE_LIMIT_BURST", 50, 1, 1_000_000),
     },
     storage: {
       driver: r.oneOf("IMGUP_STORAGE", ["local", "s3"] as const, "local"),

@@ -16,6 +16,7 @@ export interface DatabaseOptions {
   /** Postgres schema to use (created if missing); lets tests and tenants share one server. */
   schema: string;
   poolSize: number;
+  connectTimeoutMs?: number;
 }
 
 export interface DatabaseHandle {
@@ -31,6 +32,7 @@ export async function openDatabase(opts: DatabaseOptions): Promise<DatabaseHandl
     const schema = quoteIdent(opts.schema);
     const pool = new pg.Pool({
       connectionString: opts.url,
+      connectionTimeoutMillis: opts.connectTimeoutMs ?? 5000,
       max: opts.poolSize,
       // Sizes and counts fit in a double; strings everywhere would leak into the domain.
       types: {
@@ -41,6 +43,10 @@ export async function openDatabase(opts: DatabaseOptions): Promise<DatabaseHandl
       },
       options: `-c search_path=${schema}`,
     });
+    // A client whose server went away emits "error"; the query in flight fails on its own, and an
+    // unhandled event (idle, or checked out between two queries) would kill the whole process.
+    pool.on("error", () => undefined);
+    pool.on("connect", (client) => client.on("error", () => undefined));
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
     await sql`create schema if not exists ${sql.raw(schema)}`.execute(db);
     return { db, dialect: "postgres", close: () => db.destroy() };

@@ -38,8 +38,18 @@ export type ImagePatch = Partial<
   >
 >;
 
+/** The owner already used this Idempotency-Key for another image. */
+export class IdempotencyKeyTaken extends Error {
+  override name = "IdempotencyKeyTaken";
+}
+
 export interface ImagesRepository {
+  /** Throws IdempotencyKeyTaken when (owner, idempotencyKey) exists. */
   insert(image: NewImage): Promise<ImageRecord>;
+  /** Replays a buffered intent: inserts unless a row with that id (or idempotency key) exists. */
+  insertIfAbsent(image: NewImage): Promise<boolean>;
+  /** A ready image of this owner whose hash the worker computed; the dedup target. */
+  findReadyBySha256(ownerId: string, sha256: string, visibility: Visibility): Promise<ImageRecord | null>;
   findById(id: string): Promise<ImageRecord | null>;
   /** Scoped to the owner: another owner's image is simply not found. */
   findForOwner(ownerId: string, id: string): Promise<ImageRecord | null>;
@@ -67,27 +77,47 @@ export class KyselyImagesRepository implements ImagesRepository {
   constructor(private readonly db: Db) {}
 
   async insert(image: NewImage): Promise<ImageRecord> {
-    const row = await this.db
+    try {
+      const row = await this.db
+        .insertInto("images")
+        .values(toInsert(image))
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      return toRecord(row);
+    } catch (err) {
+      const e = err as { code?: string; constraint?: string; message?: string };
+      if (e.code === "23505" && `${e.constraint ?? ""} ${e.message ?? ""}`.includes("idempotency_key")) {
+        throw new IdempotencyKeyTaken(`idempotency key already used by owner ${image.ownerId}`);
+      }
+      throw err;
+    }
+  }
+
+  async insertIfAbsent(image: NewImage): Promise<boolean> {
+    const r = await this.db
       .insertInto("images")
-      .values({
-        id: image.id,
-        owner_id: image.ownerId,
-        status: "pending",
-        visibility: image.visibility,
-        filename: image.filename,
-        object_key: image.objectKey,
-        upload_method: image.uploadMethod,
-        declared_content_type: image.declaredContentType,
-        declared_size: image.declaredSize,
-        declared_sha256: image.declaredSha256,
-        idempotency_key: image.idempotencyKey,
-        multipart_upload_id: image.multipartUploadId,
-        multipart_part_size: image.multipartPartSize,
-        upload_expires_at: image.uploadExpiresAt,
-      })
-      .returningAll()
-      .executeTakeFirstOrThrow();
-    return toRecord(row);
+      .values(toInsert(image))
+      .onConflict((oc) => oc.doNothing())
+      .executeTakeFirst();
+    return Number(r.numInsertedOrUpdatedRows ?? 0) > 0;
+  }
+
+  async findReadyBySha256(
+    ownerId: string,
+    sha256: string,
+    visibility: Visibility,
+  ): Promise<ImageRecord | null> {
+    const row = await this.db
+      .selectFrom("images")
+      .selectAll()
+      .where("owner_id", "=", ownerId)
+      .where("sha256", "=", sha256)
+      .where("status", "=", "ready")
+      .where("visibility", "=", visibility)
+      .orderBy("id", "desc")
+      .limit(1)
+      .executeTakeFirst();
+    return row ? toRecord(row) : null;
   }
 
   async findById(id: string): Promise<ImageRecord | null> {
@@ -163,6 +193,25 @@ export class KyselyImagesRepository implements ImagesRepository {
   async ping(): Promise<void> {
     await this.db.selectFrom("images").select("id").limit(1).execute();
   }
+}
+
+function toInsert(image: NewImage) {
+  return {
+    id: image.id,
+    owner_id: image.ownerId,
+    status: "pending",
+    visibility: image.visibility,
+    filename: image.filename,
+    object_key: image.objectKey,
+    upload_method: image.uploadMethod,
+    declared_content_type: image.declaredContentType,
+    declared_size: image.declaredSize,
+    declared_sha256: image.declaredSha256,
+    idempotency_key: image.idempotencyKey,
+    multipart_upload_id: image.multipartUploadId,
+    multipart_part_size: image.multipartPartSize,
+    upload_expires_at: image.uploadExpiresAt,
+  };
 }
 
 function toColumns(p: ImagePatch) {

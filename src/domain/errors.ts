@@ -51,6 +51,18 @@ export const ERRORS = {
   payloadTooLarge: make(413, "payload_too_large", "The payload is larger than allowed"),
   unsupportedMediaType: make(415, "unsupported_media_type", "This media type is not accepted"),
   unprocessable: make(422, "unprocessable", "The request cannot be processed"),
+  invalidIdempotencyKey: make(400, "invalid_idempotency_key", "The Idempotency-Key header is not valid"),
+  idempotencyInProgress: make(
+    409,
+    "idempotency_request_in_progress",
+    "A request with this Idempotency-Key is running",
+  ),
+  idempotencyKeyReused: make(
+    422,
+    "idempotency_key_reused",
+    "The Idempotency-Key was used with another request",
+  ),
+  rateLimited: make(429, "rate_limited", "Too many requests"),
   unavailable: make(503, "service_unavailable", "The service is temporarily unavailable"),
   invalidEvent: make(400, "invalid_event", "The storage event is not valid"),
 

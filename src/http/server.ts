@@ -8,6 +8,7 @@ import { registerDeleteImage } from "./routes/images-delete.ts";
 import { registerGetImage } from "./routes/images-get.ts";
 import { registerListImages } from "./routes/images-list.ts";
 import { registerPatchImage } from "./routes/images-patch.ts";
+import { registerMetrics } from "./routes/metrics.ts";
 import { registerGetOriginal } from "./routes/originals-get.ts";
 import { registerLocalStorage } from "./routes/storage-local.ts";
 import { registerAbortUpload } from "./routes/uploads-abort.ts";
@@ -44,6 +45,7 @@ export function buildHttpServer(deps: HttpDeps, logger: Logger): App {
   registerErrorHandling(app);
 
   registerHealth(app, deps);
+  registerMetrics(app, deps);
   registerCreateUpload(app, deps);
   registerUploadParts(app, deps);
   registerCompleteUpload(app, deps);

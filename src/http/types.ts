@@ -7,11 +7,14 @@ import type {
 } from "fastify";
 import type { Logger } from "pino";
 import type { Config } from "../config.ts";
+import type { KeyValueStore } from "../kv/kv.ts";
+import type { Metrics } from "../metrics.ts";
 import type { AuthService, Principal } from "../services/auth.ts";
 import type { DeliveryService } from "../services/delivery.ts";
 import type { UrlBuilder } from "../services/image-view.ts";
 import type { ImagesService } from "../services/images.ts";
 import type { StorageEventsService } from "../services/storage-events.ts";
+import type { UploadCompletionService } from "../services/upload-completion.ts";
 import type { UploadsService } from "../services/uploads.ts";
 import type { LocalObjectStore } from "../storage/local.ts";
 
@@ -28,6 +31,9 @@ export interface HttpDeps {
   config: Config;
   auth: AuthService;
   uploads: UploadsService;
+  completion: UploadCompletionService;
+  kv: KeyValueStore;
+  metrics: Metrics;
   images: ImagesService;
   delivery: DeliveryService;
   storageEvents: StorageEventsService;

@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import { errors as joseErrors, jwtVerify } from "jose";
 import type { ApiKeysRepository } from "../db/api-keys-repository.ts";
+import { isDatabaseUnavailable } from "../db/breaker.ts";
 import { ERRORS } from "../domain/errors.ts";
 
 export interface Principal {
@@ -11,6 +12,10 @@ export interface Principal {
 
 export const API_KEY_PREFIX = "imgup_";
 const OWNER_ID = /^[A-Za-z0-9._:@|-]{1,200}$/;
+const KEY_CACHE_MS = 30_000;
+const KEY_STALE_MS = 15 * 60_000;
+const KEY_CACHE_SIZE = 10_000;
+const RETRY = { headers: { "Retry-After": "5" } };
 const CHALLENGE = { headers: { "WWW-Authenticate": 'Bearer realm="imgup"' } };
 
 export function hashApiKey(key: string): string {
@@ -20,6 +25,7 @@ export function hashApiKey(key: string): string {
 /** Bearer tokens: imgup API keys (stored hashed) or HS256 JWTs whose `sub` is the owner. */
 export class AuthService {
   private readonly jwtKey: Uint8Array | undefined;
+  private readonly cache = new Map<string, { principal: Principal; at: number }>();
 
   constructor(
     private readonly keys: ApiKeysRepository,
@@ -33,11 +39,7 @@ export class AuthService {
     const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
     if (!match?.[1]) throw ERRORS.invalidToken("expected Authorization: Bearer <token>", CHALLENGE);
     const token = match[1];
-    if (token.startsWith(API_KEY_PREFIX)) {
-      const key = await this.keys.findByHash(hashApiKey(token));
-      if (!key) throw ERRORS.invalidToken("unknown or revoked API key", CHALLENGE);
-      return { ownerId: key.ownerId, scopes: new Set(key.scopes), via: "api_key" };
-    }
+    if (token.startsWith(API_KEY_PREFIX)) return this.apiKey(hashApiKey(token));
     if (!this.jwtKey) throw ERRORS.invalidToken("not an imgup API key (JWTs are not enabled)", CHALLENGE);
     try {
       const { payload } = await jwtVerify(token, this.jwtKey, { algorithms: ["HS256"] });
@@ -55,6 +57,33 @@ export class AuthService {
       }
       throw err;
     }
+  }
+
+  /**
+   * Keys are cached briefly so that every request does not cost a query, and so that a database
+   * outage does not lock every client out while the intent buffer keeps uploads going. A revoked
+   * key therefore works for up to KEY_CACHE_MS more.
+   */
+  private async apiKey(keyHash: string): Promise<Principal> {
+    const cached = this.cache.get(keyHash);
+    const now = Date.now();
+    if (cached && now - cached.at < KEY_CACHE_MS) return cached.principal;
+    let key: Awaited<ReturnType<ApiKeysRepository["findByHash"]>>;
+    try {
+      key = await this.keys.findByHash(keyHash);
+    } catch (err) {
+      if (cached && now - cached.at < KEY_STALE_MS && isDatabaseUnavailable(err)) return cached.principal;
+      if (isDatabaseUnavailable(err)) throw ERRORS.unavailable("cannot check the API key right now", RETRY);
+      throw err;
+    }
+    if (!key) {
+      this.cache.delete(keyHash);
+      throw ERRORS.invalidToken("unknown or revoked API key", CHALLENGE);
+    }
+    const principal: Principal = { ownerId: key.ownerId, scopes: new Set(key.scopes), via: "api_key" };
+    if (this.cache.size >= KEY_CACHE_SIZE) this.cache.delete(this.cache.keys().next().value as string);
+    this.cache.set(keyHash, { principal, at: now });
+    return principal;
   }
 
   /** Creates an API key; the plain key is returned once and only its hash is kept. */

@@ -1,14 +1,21 @@
-import type { ImagesRepository } from "../db/images-repository.ts";
+import { isDatabaseUnavailable } from "../db/breaker.ts";
+import { IdempotencyKeyTaken, type ImagesRepository, type NewImage } from "../db/images-repository.ts";
 import { ERRORS } from "../domain/errors.ts";
 import { newImageId } from "../domain/ids.ts";
 import type { ImageRecord } from "../domain/image.ts";
-import { isImageId, originalKey } from "../domain/keys.ts";
+import { originalKey } from "../domain/keys.ts";
 import { missingParts, PART_URLS_PER_RESPONSE, planParts } from "../domain/multipart.ts";
-import { type IntentInput, type UploadPolicy, validateIntent } from "../domain/upload-policy.ts";
-import type { JobQueue } from "../jobs/job-queue.ts";
-import type { ObjectStore, PresignedRequest, UploadedPart } from "../storage/object-store.ts";
+import {
+  type IntentInput,
+  type UploadPolicy,
+  type ValidIntent,
+  validateIntent,
+} from "../domain/upload-policy.ts";
+import type { Metrics } from "../metrics.ts";
+import type { ObjectStore, PresignedRequest } from "../storage/object-store.ts";
 import type { Principal } from "./auth.ts";
-import { PROCESS_IMAGE, processJobKey } from "./storage-events.ts";
+import type { IntentBuffer } from "./intent-buffer.ts";
+import { type SignedPart, signParts } from "./part-urls.ts";
 
 export type UploadInstructions =
   | { method: "put"; url: string; headers: Record<string, string>; expiresAt: string }
@@ -22,38 +29,25 @@ export type UploadInstructions =
       expiresAt: string;
     };
 
-export interface SignedPart {
-  partNumber: number;
-  url: string;
-}
-
-export interface IntentResult {
-  image: ImageRecord;
-  upload: UploadInstructions;
-}
-
-export interface PartsStatus {
-  uploadId: string;
-  partSize: number;
-  partCount: number;
-  uploaded: UploadedPart[];
-  /** Signed URLs for the next parts not uploaded yet (at most 100). */
-  pending: SignedPart[];
-  expiresAt: string;
-}
+export type IntentResult =
+  /** A new image: upload the bytes as instructed. */
+  | { kind: "created"; image: ImageRecord; upload: UploadInstructions }
+  /** The owner already has these exact bytes, verified: nothing to upload. */
+  | { kind: "deduplicated"; image: ImageRecord }
+  /** The Idempotency-Key was used before (found in the database): the same image again. */
+  | { kind: "existing"; image: ImageRecord; upload: UploadInstructions | null };
 
 export type UploadsPolicy = UploadPolicy & { urlTtlSeconds: number; multipartPartSize: number };
 
-/**
- * Upload intents: the client gets URLs to put the bytes straight into the storage. Completion is
- * the storage's event; the client's `complete` is only a hint (and the only way to finish multipart).
- */
+/** Upload intents: the client gets URLs to put the bytes straight into the storage. */
 export class UploadsService {
   constructor(
     private readonly images: ImagesRepository,
     private readonly store: ObjectStore,
-    private readonly jobs: JobQueue,
     private readonly policy: UploadsPolicy,
+    private readonly metrics: Metrics,
+    /** Where intents go while the database is down; absent, such intents fail with 503. */
+    private readonly buffer: IntentBuffer | null,
     private readonly now: () => number = Date.now,
   ) {}
 
@@ -63,42 +57,134 @@ export class UploadsService {
     idempotencyKey?: string,
   ): Promise<IntentResult> {
     const intent = validateIntent(input, this.policy);
+    const duplicate = await this.findDuplicate(principal, intent);
+    if (duplicate) {
+      this.metrics.dedupHits.inc();
+      return { kind: "deduplicated", image: duplicate };
+    }
     const id = newImageId();
-    const key = originalKey(id);
-    const ttl = this.policy.urlTtlSeconds;
-    const base = {
+    const { upload, extra } = await this.prepareUpload(id, intent);
+    const newImage: NewImage = {
       id,
       ownerId: principal.ownerId,
       visibility: intent.visibility,
       filename: intent.filename,
-      objectKey: key,
+      objectKey: originalKey(id),
       uploadMethod: intent.method,
       declaredContentType: intent.contentType,
       declaredSize: intent.size,
       declaredSha256: intent.sha256,
       idempotencyKey: idempotencyKey ?? null,
+      uploadExpiresAt: new Date(upload.expiresAt),
+      ...extra,
     };
+    try {
+      const image = await this.images.insert(newImage);
+      this.metrics.intentsCreated.inc({ method: intent.method });
+      return { kind: "created", image, upload };
+    } catch (err) {
+      if (err instanceof IdempotencyKeyTaken && idempotencyKey) {
+        if (upload.method === "multipart")
+          await this.store.abortMultipartUpload(newImage.objectKey, upload.uploadId);
+        return this.existing(principal, idempotencyKey, intent);
+      }
+      if (this.buffer && isDatabaseUnavailable(err)) {
+        await this.buffer.add(newImage);
+        this.metrics.intentsCreated.inc({ method: intent.method });
+        return { kind: "created", image: pendingRecord(newImage, this.now()), upload };
+      }
+      if (upload.method === "multipart") {
+        await this.store.abortMultipartUpload(newImage.objectKey, upload.uploadId).catch(() => undefined);
+      }
+      if (isDatabaseUnavailable(err))
+        throw ERRORS.unavailable("the metadata database is unreachable", RETRY_SOON);
+      throw err;
+    }
+  }
+
+  /** Dedup without an existence oracle: only this owner's ready images, whose hash the worker computed. */
+  private async findDuplicate(principal: Principal, intent: ValidIntent): Promise<ImageRecord | null> {
+    if (!intent.sha256) return null;
+    try {
+      return await this.images.findReadyBySha256(principal.ownerId, intent.sha256, intent.visibility);
+    } catch (err) {
+      if (isDatabaseUnavailable(err)) return null; // an upload instead of a dedup is harmless
+      throw err;
+    }
+  }
+
+  /** The KV forgot the Idempotency-Key but the database did not: answer with the same image. */
+  private async existing(principal: Principal, key: string, intent: ValidIntent): Promise<IntentResult> {
+    const image = await this.images.findByIdempotencyKey(principal.ownerId, key);
+    if (!image) throw ERRORS.conflict("the Idempotency-Key is being used by a request that has not finished");
+    const same =
+      image.filename === intent.filename &&
+      image.declaredContentType === intent.contentType &&
+      image.declaredSize === intent.size &&
+      image.declaredSha256 === intent.sha256 &&
+      image.uploadMethod === intent.method;
+    if (!same)
+      throw ERRORS.idempotencyKeyReused("this Idempotency-Key was used with a different request body");
+    if (image.status !== "pending") return { kind: "existing", image, upload: null };
+    return { kind: "existing", image, upload: await this.reissue(image) };
+  }
+
+  /** Fresh upload instructions for a pending image (the old URLs may have lapsed). */
+  private async reissue(image: ImageRecord): Promise<UploadInstructions> {
+    if (image.uploadMethod === "multipart" && image.multipartUploadId && image.multipartPartSize) {
+      const partCount = Math.ceil(image.declaredSize / image.multipartPartSize);
+      const uploaded = await this.store.listParts(image.objectKey, image.multipartUploadId);
+      const numbers = missingParts(
+        partCount,
+        uploaded.map((p) => p.partNumber),
+        PART_URLS_PER_RESPONSE,
+      );
+      return {
+        method: "multipart",
+        uploadId: image.multipartUploadId,
+        partSize: image.multipartPartSize,
+        partCount,
+        parts: await signParts(
+          this.store,
+          image.objectKey,
+          image.multipartUploadId,
+          numbers,
+          this.policy.urlTtlSeconds,
+        ),
+        expiresAt: new Date(this.now() + this.policy.urlTtlSeconds * 1000).toISOString(),
+      };
+    }
+    const method = image.uploadMethod === "post" ? "post" : "put";
+    return (
+      await this.prepareUpload(image.id, {
+        filename: image.filename,
+        contentType: image.declaredContentType,
+        size: image.declaredSize,
+        sha256: image.declaredSha256,
+        visibility: image.visibility,
+        method,
+      })
+    ).upload;
+  }
+
+  private async prepareUpload(
+    id: string,
+    intent: ValidIntent,
+  ): Promise<{
+    upload: UploadInstructions;
+    extra: Pick<NewImage, "multipartUploadId" | "multipartPartSize">;
+  }> {
+    const key = originalKey(id);
+    const ttl = this.policy.urlTtlSeconds;
     if (intent.method === "multipart") {
       const plan = planParts(intent.size, this.policy.multipartPartSize);
       const { uploadId } = await this.store.createMultipartUpload(key, intent.contentType);
-      const expiresAt = new Date(this.now() + ttl * 1000);
-      let image: ImageRecord;
-      try {
-        image = await this.images.insert({
-          ...base,
-          uploadExpiresAt: expiresAt,
-          multipartUploadId: uploadId,
-          multipartPartSize: plan.partSize,
-        });
-      } catch (err) {
-        await this.store.abortMultipartUpload(key, uploadId).catch(() => undefined);
-        throw err;
-      }
       const numbers = missingParts(plan.partCount, [], PART_URLS_PER_RESPONSE);
-      const parts = await this.signParts(key, uploadId, numbers);
+      const parts = await signParts(this.store, key, uploadId, numbers, ttl);
+      const expiresAt = new Date(this.now() + ttl * 1000).toISOString();
       return {
-        image,
-        upload: { method: "multipart", uploadId, ...plan, parts, expiresAt: expiresAt.toISOString() },
+        upload: { method: "multipart", uploadId, ...plan, parts, expiresAt },
+        extra: { multipartUploadId: uploadId, multipartPartSize: plan.partSize },
       };
     }
     const presigned =
@@ -117,114 +203,38 @@ export class UploadsService {
             sha256: intent.sha256 ?? undefined,
             expiresInSeconds: ttl,
           });
-    const image = await this.images.insert({
-      ...base,
-      uploadExpiresAt: presigned.expiresAt,
-      multipartUploadId: null,
-      multipartPartSize: null,
-    });
-    return { image, upload: toInstructions(intent.method, presigned) };
-  }
-
-  /** Resume support: what the storage already has, and fresh URLs for what is missing. */
-  async parts(principal: Principal, id: string): Promise<PartsStatus> {
-    const image = await this.pendingMultipart(principal, id);
-    const uploadId = image.multipartUploadId as string;
-    const partSize = image.multipartPartSize as number;
-    const partCount = Math.ceil(image.declaredSize / partSize);
-    const uploaded = await this.store.listParts(image.objectKey, uploadId);
-    const numbers = missingParts(
-      partCount,
-      uploaded.map((p) => p.partNumber),
-      PART_URLS_PER_RESPONSE,
-    );
-    const expiresAt = new Date(this.now() + this.policy.urlTtlSeconds * 1000);
-    // Signing more parts keeps the intent alive: a 10 GB upload outlasts one URL lifetime.
-    await this.images.update(image.id, principal.ownerId, ["pending"], { uploadExpiresAt: expiresAt });
-    const pending = await this.signParts(image.objectKey, uploadId, numbers);
-    return { uploadId, partSize, partCount, uploaded, pending, expiresAt: expiresAt.toISOString() };
-  }
-
-  /**
-   * The client says it finished. For multipart this assembles the object; for PUT/POST it is a
-   * hint that queues processing in case the storage event is slow or lost. Idempotent.
-   */
-  async complete(
-    principal: Principal,
-    id: string,
-    parts: { partNumber: number; etag: string }[] | undefined,
-  ): Promise<ImageRecord> {
-    const image = await this.owned(principal, id);
-    if (image.status !== "pending") return image;
-    if (image.uploadMethod === "multipart") {
-      if (!parts || parts.length === 0) {
-        throw ERRORS.validation("a multipart upload is completed with its parts", {
-          extra: { field: "parts" },
-        });
-      }
-      const existing = await this.store.head(image.objectKey);
-      if (!existing)
-        await this.store.completeMultipartUpload(image.objectKey, image.multipartUploadId as string, parts);
-    } else if (!(await this.store.head(image.objectKey))) {
-      throw ERRORS.uploadIncomplete("the storage has no object for this upload yet; upload it first");
-    }
-    await this.jobs.enqueue({
-      kind: PROCESS_IMAGE,
-      key: processJobKey(image.id),
-      payload: { imageId: image.id },
-    });
-    return (await this.images.findById(image.id)) ?? image;
-  }
-
-  /** Abandons an intent that was not uploaded yet (and its multipart upload). */
-  async abort(principal: Principal, id: string): Promise<void> {
-    const image = await this.owned(principal, id);
-    if (image.status !== "pending") {
-      throw ERRORS.conflict(`the upload is ${image.status}; delete the image with DELETE /v1/images/${id}`);
-    }
-    if (image.multipartUploadId) {
-      await this.store.abortMultipartUpload(image.objectKey, image.multipartUploadId).catch((err) => {
-        if ((err as { code?: string }).code !== "no_such_upload") throw err;
-      });
-    }
-    const aborted = await this.images.transition(image.id, ["pending"], "deleted", { deletedAt: new Date() });
-    if (!aborted) throw ERRORS.conflict("the upload finished while it was being aborted");
-    // A PUT that raced the abort may have landed; the object must not outlive its row.
-    await this.store.delete(image.objectKey);
-  }
-
-  private async owned(principal: Principal, id: string): Promise<ImageRecord> {
-    const image = isImageId(id) ? await this.images.findForOwner(principal.ownerId, id) : null;
-    if (!image || image.status === "deleted") throw ERRORS.imageNotFound(`no upload ${id}`);
-    return image;
-  }
-
-  private async pendingMultipart(principal: Principal, id: string): Promise<ImageRecord> {
-    const image = await this.owned(principal, id);
-    if (image.uploadMethod !== "multipart" || !image.multipartUploadId || !image.multipartPartSize) {
-      throw ERRORS.conflict("this upload is not a multipart upload");
-    }
-    if (image.status !== "pending") throw ERRORS.conflict(`the upload is already ${image.status}`);
-    return image;
-  }
-
-  private signParts(key: string, uploadId: string, partNumbers: number[]): Promise<SignedPart[]> {
-    return Promise.all(
-      partNumbers.map(async (partNumber) => ({
-        partNumber,
-        url: await this.store.presignUploadPart({
-          key,
-          uploadId,
-          partNumber,
-          expiresInSeconds: this.policy.urlTtlSeconds,
-        }),
-      })),
-    );
+    return {
+      upload: toInstructions(intent.method, presigned),
+      extra: { multipartUploadId: null, multipartPartSize: null },
+    };
   }
 }
+
+const RETRY_SOON = { headers: { "Retry-After": "5" } };
 
 function toInstructions(method: "put" | "post", p: PresignedRequest): UploadInstructions {
   return method === "post"
     ? { method, url: p.url, fields: p.fields, expiresAt: p.expiresAt.toISOString() }
     : { method, url: p.url, headers: p.headers, expiresAt: p.expiresAt.toISOString() };
+}
+
+/** What the row will look like once the buffer is replayed. */
+function pendingRecord(image: NewImage, now: number): ImageRecord {
+  const at = new Date(now);
+  return {
+    ...image,
+    status: "pending",
+    contentType: null,
+    size: null,
+    width: null,
+    height: null,
+    format: null,
+    sha256: null,
+    rejectReason: null,
+    rejectDetail: null,
+    createdAt: at,
+    updatedAt: at,
+    readyAt: null,
+    deletedAt: null,
+  };
 }

@@ -7,6 +7,7 @@ import pg from "pg";
 import pino from "pino";
 import { createImgup, type Imgup } from "../../src/app.ts";
 import { type Config, loadConfig } from "../../src/config.ts";
+import { deleteByPrefix } from "./kv-targets.ts";
 
 export interface DbTarget {
   name: "pglite" | "postgres";
@@ -119,4 +120,34 @@ export async function eventually<T>(
     await new Promise((r) => setTimeout(r, 25));
   }
   throw new Error(`condition not met within ${timeoutMs} ms${last ? `: ${String(last)}` : ""}`);
+}
+
+export interface KvEnvTarget {
+  name: "memory" | "redis";
+  /** Configuration for imgup; instances given the same env share one Redis prefix. */
+  env: Record<string, string>;
+  /** Forgets everything under the prefix (a "flush" that spares other runs). */
+  flush: () => Promise<void>;
+}
+
+/** The in-process KV always; Redis too when REDIS_URL is set, under a prefix of its own. */
+export function kvEnvTargets(): Array<{ name: "memory" | "redis"; make: () => KvEnvTarget }> {
+  const targets: Array<{ name: "memory" | "redis"; make: () => KvEnvTarget }> = [
+    { name: "memory", make: () => ({ name: "memory", env: {}, flush: async () => {} }) },
+  ];
+  const url = process.env.REDIS_URL;
+  if (url) {
+    targets.push({
+      name: "redis",
+      make: () => {
+        const prefix = `t:${randomBytes(6).toString("hex")}:`;
+        return {
+          name: "redis",
+          env: { REDIS_URL: url, REDIS_KEY_PREFIX: prefix },
+          flush: () => deleteByPrefix(url, prefix),
+        };
+      },
+    });
+  }
+  return targets;
 }

@@ -69,7 +69,7 @@ async function openRedis(url: string): Promise<OpenedKv> {
   return { kv, prefix, connectAgain: connect, cleanup };
 }
 
-async function deleteByPrefix(url: string, prefix: string): Promise<void> {
+export async function deleteByPrefix(url: string, prefix: string): Promise<void> {
   // A client without keyPrefix: SCAN's MATCH is not prefixed but the keys it returns are full
   // names, which a prefixing client's DEL would prefix a second time.
   const raw = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1 });

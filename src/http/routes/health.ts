@@ -21,8 +21,11 @@ export function registerHealth(app: App, deps: HttpDeps): void {
     },
     async (_request, reply) => {
       const checks = await deps.readiness();
-      const ok = Object.values(checks).every((v) => v === "ok");
-      return reply.code(ok ? 200 : 503).send({ status: ok ? "ok" : "unavailable", checks });
+      const values = Object.values(checks);
+      // A degraded dependency still serves (e.g. intents buffered while the database is away).
+      const ok = values.every((v) => v === "ok" || v.startsWith("degraded"));
+      const status = !ok ? "unavailable" : values.every((v) => v === "ok") ? "ok" : "degraded";
+      return reply.code(ok ? 200 : 503).send({ status, checks });
     },
   );
 }

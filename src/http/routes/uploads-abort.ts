@@ -16,7 +16,7 @@ export function registerAbortUpload(app: App, deps: HttpDeps): void {
       },
     },
     async (request, reply) => {
-      await deps.uploads.abort(principalOf(request), request.params.id);
+      await deps.completion.abort(principalOf(request), request.params.id);
       return reply.code(204).send(null);
     },
   );

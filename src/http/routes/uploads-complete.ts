@@ -1,6 +1,7 @@
 import { Type } from "typebox";
 import { toImageView } from "../../services/image-view.ts";
 import { authenticate, principalOf } from "../plugins/auth.ts";
+import { idempotency } from "../plugins/idempotency.ts";
 import { ImageId, ImageViewSchema, ProblemSchema } from "../schemas.ts";
 import type { App, HttpDeps } from "../types.ts";
 
@@ -24,10 +25,12 @@ const Body = Type.Object(
 
 /** POST /v1/uploads/{id}/complete: finish a multipart upload, or hint that a PUT/POST finished. */
 export function registerCompleteUpload(app: App, deps: HttpDeps): void {
+  const idem = idempotency(deps.kv, deps.metrics);
   app.post(
     "/v1/uploads/:id/complete",
     {
-      preHandler: authenticate(deps.auth),
+      preHandler: [authenticate(deps.auth), idem.preHandler],
+      onSend: idem.onSend,
       // A hint for a PUT upload needs no body at all.
       preValidation: async (request) => {
         request.body ??= {};
@@ -42,7 +45,11 @@ export function registerCompleteUpload(app: App, deps: HttpDeps): void {
       },
     },
     async (request, reply) => {
-      const image = await deps.uploads.complete(principalOf(request), request.params.id, request.body.parts);
+      const image = await deps.completion.complete(
+        principalOf(request),
+        request.params.id,
+        request.body.parts,
+      );
       return reply.code(202).send({ image: toImageView(image, deps.urls) });
     },
   );

@@ -1,6 +1,8 @@
 import { Type } from "typebox";
 import { toImageView } from "../../services/image-view.ts";
 import { authenticate, principalOf } from "../plugins/auth.ts";
+import { idempotency } from "../plugins/idempotency.ts";
+import { rateLimit } from "../plugins/rate-limit.ts";
 import { ImageViewSchema, ProblemSchema, SignedPart } from "../schemas.ts";
 import type { App, HttpDeps } from "../types.ts";
 
@@ -41,23 +43,46 @@ const Upload = Type.Union([
 
 /** POST /v1/uploads: create an upload intent and hand out a presigned upload. */
 export function registerCreateUpload(app: App, deps: HttpDeps): void {
+  const idem = idempotency(deps.kv, deps.metrics);
+  const limit = deps.config.rateLimit;
   app.post(
     "/v1/uploads",
     {
-      preHandler: authenticate(deps.auth),
+      // Replays and in-flight duplicates are answered before they cost a rate-limit token.
+      preHandler: [
+        authenticate(deps.auth),
+        idem.preHandler,
+        rateLimit(deps.kv, deps.metrics, {
+          name: "intents",
+          ratePerSecond: limit.perSecond,
+          burst: limit.burst,
+          keyOf: (request) => principalOf(request).ownerId,
+        }),
+      ],
+      onSend: idem.onSend,
       schema: {
         summary: "Create an upload intent",
         body: Body,
         response: {
           201: Type.Object({ image: ImageViewSchema, upload: Upload }),
+          200: Type.Object({ image: ImageViewSchema, deduplicated: Type.Boolean() }),
           "4xx": ProblemSchema,
+          503: ProblemSchema,
         },
       },
     },
     async (request, reply) => {
-      const result = await deps.uploads.createIntent(principalOf(request), request.body);
-      reply.code(201).header("Location", `/v1/images/${result.image.id}`);
-      return { image: toImageView(result.image, deps.urls), upload: result.upload };
+      const result = await deps.uploads.createIntent(
+        principalOf(request),
+        request.body,
+        request.idempotency?.key,
+      );
+      const image = toImageView(result.image, deps.urls);
+      reply.header("Location", `/v1/images/${result.image.id}`);
+      if (result.kind === "existing") reply.header("Idempotent-Replayed", "true");
+      if (result.kind === "deduplicated") return reply.code(200).send({ image, deduplicated: true });
+      if (result.upload === null) return reply.code(200).send({ image, deduplicated: false });
+      return reply.code(201).send({ image, upload: result.upload });
     },
   );
 }

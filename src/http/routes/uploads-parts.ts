@@ -27,6 +27,6 @@ export function registerUploadParts(app: App, deps: HttpDeps): void {
         },
       },
     },
-    async (request) => deps.uploads.parts(principalOf(request), request.params.id),
+    async (request) => deps.completion.parts(principalOf(request), request.params.id),
   );
 }

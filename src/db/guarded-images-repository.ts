@@ -1,0 +1,52 @@
+import type { ImageRecord, ImageStatus, Visibility } from "../domain/image.ts";
+import type { DatabaseBreaker } from "./breaker.ts";
+import type { ImagePatch, ImagesRepository, NewImage } from "./images-repository.ts";
+
+/** Every call goes through the database circuit breaker (and its timeout). */
+export class GuardedImagesRepository implements ImagesRepository {
+  constructor(
+    private readonly inner: ImagesRepository,
+    private readonly breaker: DatabaseBreaker,
+  ) {}
+
+  insert(image: NewImage): Promise<ImageRecord> {
+    return this.breaker.execute(() => this.inner.insert(image));
+  }
+  insertIfAbsent(image: NewImage): Promise<boolean> {
+    return this.breaker.execute(() => this.inner.insertIfAbsent(image));
+  }
+  findReadyBySha256(ownerId: string, sha256: string, visibility: Visibility): Promise<ImageRecord | null> {
+    return this.breaker.execute(() => this.inner.findReadyBySha256(ownerId, sha256, visibility));
+  }
+  findById(id: string): Promise<ImageRecord | null> {
+    return this.breaker.execute(() => this.inner.findById(id));
+  }
+  findForOwner(ownerId: string, id: string): Promise<ImageRecord | null> {
+    return this.breaker.execute(() => this.inner.findForOwner(ownerId, id));
+  }
+  findByIdempotencyKey(ownerId: string, key: string): Promise<ImageRecord | null> {
+    return this.breaker.execute(() => this.inner.findByIdempotencyKey(ownerId, key));
+  }
+  listForOwner(ownerId: string, opts: { limit: number; before?: string }): Promise<ImageRecord[]> {
+    return this.breaker.execute(() => this.inner.listForOwner(ownerId, opts));
+  }
+  transition(
+    id: string,
+    from: readonly ImageStatus[],
+    to: ImageStatus,
+    patch?: ImagePatch,
+  ): Promise<ImageRecord | null> {
+    return this.breaker.execute(() => this.inner.transition(id, from, to, patch));
+  }
+  update(
+    id: string,
+    ownerId: string,
+    when: readonly ImageStatus[],
+    patch: ImagePatch,
+  ): Promise<ImageRecord | null> {
+    return this.breaker.execute(() => this.inner.update(id, ownerId, when, patch));
+  }
+  ping(): Promise<void> {
+    return this.breaker.execute(() => this.inner.ping());
+  }
+}

@@ -1,0 +1,147 @@
+import { createHash } from "node:crypto";
+import type { FastifyReply, FastifyRequest } from "fastify";
+import { ERRORS } from "../../domain/errors.ts";
+import type { KeyValueStore } from "../../kv/kv.ts";
+import type { Metrics } from "../../metrics.ts";
+import { principalOf } from "./auth.ts";
+
+const KEPT_MS = 24 * 3600 * 1000;
+/** How long a crashed request's lock blocks retries. */
+const LOCK_MS = 60 * 1000;
+const KEY_PATTERN = /^[\x21-\x7e]([\x20-\x7e]{0,253}[\x21-\x7e])?$/;
+
+interface Stored {
+  state: "in_progress" | "done";
+  fingerprint: string;
+  status?: number;
+  body?: string;
+  headers?: Record<string, string>;
+}
+
+declare module "fastify" {
+  interface FastifyRequest {
+    idempotency: { key: string; kvKey: string | null; lock: string; replayed: boolean } | null;
+  }
+}
+
+/** `Idempotency-Key: "abc"` or `abc` (IETF httpapi draft: an sf-string; bare tokens accepted too). */
+export function parseIdempotencyKey(header: string | string[] | undefined): string | undefined {
+  if (header === undefined) return undefined;
+  if (Array.isArray(header)) throw ERRORS.invalidIdempotencyKey("send one Idempotency-Key header");
+  let key = header.trim();
+  if (key.length >= 2 && key.startsWith('"') && key.endsWith('"')) key = key.slice(1, -1);
+  if (!KEY_PATTERN.test(key)) {
+    throw ERRORS.invalidIdempotencyKey("the key must be 1-255 printable ASCII characters");
+  }
+  return key;
+}
+
+/** Same method, route, path and JSON body (key order ignored) means the same request. */
+function fingerprint(request: FastifyRequest): string {
+  return createHash("sha256")
+    .update(`${request.method}\n${request.url}\n${canonicalJson(request.body ?? null)}`)
+    .digest("hex");
+}
+
+function canonicalJson(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(",")}]`;
+  if (v && typeof v === "object") {
+    const entries = Object.entries(v as Record<string, unknown>).sort(([a], [b]) =>
+      a < b ? -1 : a > b ? 1 : 0,
+    );
+    return `{${entries.map(([k, x]) => `${JSON.stringify(k)}:${canonicalJson(x)}`).join(",")}}`;
+  }
+  return JSON.stringify(v) ?? "null";
+}
+
+const hash = (s: string) => createHash("sha256").update(s).digest("base64url");
+
+/**
+ * Idempotency-Key for POSTs (Stripe's model): the first request takes a lock in the KV; its 2xx
+ * answer is kept 24 h and replayed to retries with `Idempotent-Replayed: true`; a retry while it
+ * runs gets 409, the same key with another body 422. 4xx/5xx answers keep nothing, so a fixed
+ * request can be sent again. If the KV is down the request runs, and the database's unique
+ * (owner, key) constraint still stops a second image.
+ */
+export function idempotency(kv: KeyValueStore, metrics: Metrics) {
+  const preHandler = async (request: FastifyRequest, reply: FastifyReply) => {
+    request.idempotency = null;
+    const key = parseIdempotencyKey(request.headers["idempotency-key"]);
+    if (key === undefined) return;
+    const fp = fingerprint(request);
+    const kvKey = `idem:${hash(principalOf(request).ownerId)}:${hash(key)}`;
+    const lock = JSON.stringify({
+      state: "in_progress",
+      fingerprint: fp,
+      id: crypto.randomUUID(),
+    } satisfies Stored & {
+      id: string;
+    });
+    let acquired: boolean;
+    let stored: Stored | null = null;
+    try {
+      acquired = await kv.setIfAbsent(kvKey, lock, LOCK_MS);
+      if (!acquired) {
+        const raw = await kv.get(kvKey);
+        stored = raw ? (JSON.parse(raw) as Stored) : null;
+        if (!stored) acquired = await kv.setIfAbsent(kvKey, lock, LOCK_MS);
+      }
+    } catch (err) {
+      metrics.idempotencyFailOpen.inc();
+      request.log.warn({ err }, "idempotency store unreachable; relying on the database constraint");
+      request.idempotency = { key, kvKey: null, lock, replayed: false };
+      return;
+    }
+    if (acquired) {
+      request.idempotency = { key, kvKey, lock, replayed: false };
+      return;
+    }
+    if (!stored) throw ERRORS.idempotencyInProgress("retry shortly", { headers: { "Retry-After": "1" } });
+    if (stored.fingerprint !== fp) {
+      metrics.idempotencyConflicts.inc({ reason: "different_request" });
+      throw ERRORS.idempotencyKeyReused("this Idempotency-Key was used with a different request");
+    }
+    if (stored.state === "in_progress") {
+      metrics.idempotencyConflicts.inc({ reason: "in_progress" });
+      throw ERRORS.idempotencyInProgress("the first request with this key is still running", {
+        headers: { "Retry-After": "1" },
+      });
+    }
+    metrics.idempotencyReplays.inc();
+    request.idempotency = { key, kvKey, lock, replayed: true };
+    return reply
+      .code(stored.status ?? 200)
+      .headers(stored.headers ?? {})
+      .header("Idempotent-Replayed", "true")
+      .send(stored.body);
+  };
+
+  const onSend = async (request: FastifyRequest, reply: FastifyReply, payload: unknown) => {
+    const idem = request.idempotency;
+    if (!idem?.kvKey || idem.replayed) return payload;
+    try {
+      if (reply.statusCode >= 200 && reply.statusCode < 300) {
+        const headers: Record<string, string> = {};
+        for (const name of ["content-type", "location"]) {
+          const v = reply.getHeader(name);
+          if (v !== undefined) headers[name] = String(v);
+        }
+        const done: Stored = {
+          state: "done",
+          fingerprint: (JSON.parse(idem.lock) as Stored).fingerprint,
+          status: reply.statusCode,
+          body: typeof payload === "string" ? payload : "",
+          headers,
+        };
+        await kv.set(idem.kvKey, JSON.stringify(done), KEPT_MS);
+      } else {
+        await kv.deleteIfEquals(idem.kvKey, idem.lock);
+      }
+    } catch (err) {
+      request.log.warn({ err }, "could not record the idempotent response");
+    }
+    return payload;
+  };
+
+  return { preHandler, onSend };
+}

@@ -1,0 +1,45 @@
+import type { FastifyReply, FastifyRequest } from "fastify";
+import { ERRORS } from "../../domain/errors.ts";
+import type { KeyValueStore } from "../../kv/kv.ts";
+import type { Metrics } from "../../metrics.ts";
+
+export interface RateLimitOptions {
+  name: string;
+  ratePerSecond: number;
+  burst: number;
+  keyOf: (request: FastifyRequest) => string;
+}
+
+/**
+ * Leaky-bucket limit shared by every instance through the KV. Answers carry the IETF draft
+ * RateLimit-* headers; a refusal is 429 with Retry-After. If the KV is unreachable the request
+ * passes (counted): a rate limiter must never take the API down with it.
+ */
+export function rateLimit(kv: KeyValueStore, metrics: Metrics, opts: RateLimitOptions) {
+  return async (request: FastifyRequest, reply: FastifyReply) => {
+    let decision: Awaited<ReturnType<KeyValueStore["leakyBucket"]>>;
+    try {
+      decision = await kv.leakyBucket(`rl:${opts.name}:${opts.keyOf(request)}`, {
+        ratePerSecond: opts.ratePerSecond,
+        burst: opts.burst,
+      });
+    } catch (err) {
+      metrics.rateLimitFailOpen.inc({ limit: opts.name });
+      request.log.warn(
+        { err, limit: opts.name },
+        "rate limit store unreachable; letting the request through",
+      );
+      return;
+    }
+    reply.header("RateLimit-Limit", String(opts.burst));
+    reply.header("RateLimit-Remaining", String(decision.remaining));
+    reply.header("RateLimit-Reset", String(Math.ceil(decision.resetMs / 1000)));
+    if (!decision.allowed) {
+      metrics.rateLimited.inc({ limit: opts.name });
+      const retryAfter = Math.max(1, Math.ceil(decision.retryAfterMs / 1000));
+      throw ERRORS.rateLimited(`${opts.name}: at most ${opts.ratePerSecond}/s with bursts of ${opts.burst}`, {
+        headers: { "Retry-After": String(retryAfter) },
+      });
+    }
+  };
+}
