@@ -2,6 +2,7 @@ import { parseArgs } from "node:util";
 import { createImgup } from "./app.ts";
 import { ConfigError, loadConfig, type Role } from "./config.ts";
 import { migrateToLatest, openDatabase } from "./db/connect.ts";
+import { configureBucketWebhook } from "./storage/s3-notifications.ts";
 
 const USAGE = `usage: imgup <command> [options]
 
@@ -10,6 +11,8 @@ commands:
   migrate                                   apply database migrations and exit
   keys create --owner ID [--name N] [--scope admin]
                                             create an API key (printed once)
+  events ceph-webhook --push-endpoint URL [--topic NAME]
+                                            point a Ceph RGW bucket's notifications at imgup
 
 configuration comes from environment variables; see README.md.`;
 
@@ -22,6 +25,8 @@ async function main(argv: string[]): Promise<number> {
       return migrate();
     case "keys":
       return keys(rest);
+    case "events":
+      return events(rest);
     case undefined:
     case "help":
     case "--help":
@@ -99,6 +104,38 @@ async function keys(args: string[]): Promise<number> {
   } finally {
     await imgup.stop();
   }
+  return 0;
+}
+
+/** Ceph RGW pushes notifications to an SNS-style topic; this creates it and subscribes the bucket. */
+async function events(args: string[]): Promise<number> {
+  const [sub, ...rest] = args;
+  const { values } = parseArgs({
+    args: rest,
+    options: {
+      "push-endpoint": { type: "string" },
+      topic: { type: "string", default: "imgup-object-created" },
+    },
+  });
+  const endpoint = values["push-endpoint"];
+  if (sub !== "ceph-webhook" || !endpoint) {
+    console.error(
+      "usage: imgup events ceph-webhook --push-endpoint 'https://imgup.example/v1/events/storage?token=…'",
+    );
+    return 2;
+  }
+  const config = loadConfig(process.env);
+  if (config.storage.driver !== "s3") {
+    console.error("IMGUP_STORAGE=s3 (and the S3_* variables) must point at the Ceph bucket");
+    return 2;
+  }
+  const { topicArn } = await configureBucketWebhook({
+    ...config.storage.s3,
+    topicName: values.topic,
+    pushEndpoint: endpoint,
+    keySuffix: "/original",
+  });
+  console.log(`bucket ${config.storage.s3.bucket} notifies ${topicArn} -> ${endpoint}`);
   return 0;
 }
 
