@@ -1,12 +1,24 @@
 import sharp, { type Metadata } from "sharp";
 import type { RejectReason } from "../domain/image.ts";
+import { SNIFF_BYTES, sniff } from "../domain/sniff.ts";
+import { decodeHeic } from "./heic.ts";
 
 export interface ProbeLimits {
   maxPixels: number;
 }
 
 export type ProbeResult =
-  | { ok: true; width: number; height: number; format: string; pages: number }
+  | {
+      ok: true;
+      /** As displayed: the EXIF orientation (or HEIF rotation) applied. */
+      width: number;
+      height: number;
+      format: string;
+      pages: number;
+      hasAlpha: boolean;
+      /** EXIF orientation 1..8 as stored (1 when absent, and for HEIC, whose decoder rotates). */
+      orientation: number;
+    }
   | { ok: false; reason: RejectReason; detail: string };
 
 /** sharp names AVIF and HEIC both "heif"; the compression tells them apart. */
@@ -19,12 +31,14 @@ function formatName(meta: Metadata): string {
  * Reads the header only (dimensions, frame count) and enforces the pixel limit before any decode,
  * then decodes every pixel to catch truncated or corrupt data. Decoding streams through libvips
  * (stats() reads sequentially), so memory stays bounded by the pixel limit, not the file.
+ * HEVC-coded HEIF goes to the WASM decoder (heic.ts), which checks the header the same way.
  */
 export async function probeImage(input: Buffer, limits: ProbeLimits): Promise<ProbeResult> {
   let meta: Metadata;
   try {
     meta = await sharp(input, { limitInputPixels: false }).metadata();
   } catch (err) {
+    if (isHeic(input)) return probeHeic(input, limits);
     return { ok: false, reason: "corrupt", detail: `unreadable header: ${message(err)}` };
   }
   const width = meta.width ?? 0;
@@ -41,6 +55,7 @@ export async function probeImage(input: Buffer, limits: ProbeLimits): Promise<Pr
       detail: `${what} = ${pixels} pixels, limit ${limits.maxPixels}`,
     };
   }
+  if (formatName(meta) === "heic") return probeHeic(input, limits);
   try {
     await sharp(input, {
       limitInputPixels: limits.maxPixels,
@@ -51,7 +66,33 @@ export async function probeImage(input: Buffer, limits: ProbeLimits): Promise<Pr
   } catch (err) {
     return { ok: false, reason: "corrupt", detail: `does not decode: ${message(err)}` };
   }
-  return { ok: true, width, height: pageHeight, format: formatName(meta), pages };
+  const orientation = meta.orientation ?? 1;
+  const swap = orientation >= 5 && orientation <= 8;
+  return {
+    ok: true,
+    width: swap ? pageHeight : width,
+    height: swap ? width : pageHeight,
+    format: formatName(meta),
+    pages,
+    hasAlpha: meta.hasAlpha ?? false,
+    orientation,
+  };
+}
+
+async function probeHeic(input: Buffer, limits: ProbeLimits): Promise<ProbeResult> {
+  try {
+    const { width, height, hasAlpha } = await decodeHeic(input, limits);
+    return { ok: true, width, height, format: "heic", pages: 1, hasAlpha, orientation: 1 };
+  } catch (err) {
+    const reason = (err as { extra?: { reason?: string } }).extra?.reason;
+    if (reason === "too_many_pixels") return { ok: false, reason, detail: message(err) };
+    return { ok: false, reason: "corrupt", detail: message(err) };
+  }
+}
+
+function isHeic(input: Buffer): boolean {
+  const s = sniff(input.subarray(0, SNIFF_BYTES));
+  return s.kind === "image" && s.format === "heic";
 }
 
 function message(err: unknown): string {
