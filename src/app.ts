@@ -1,5 +1,4 @@
-import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { SQSClient } from "@aws-sdk/client-sqs";
 import pino, { type Logger } from "pino";
@@ -10,9 +9,11 @@ import { DatabaseBreaker } from "./db/breaker.ts";
 import { type DatabaseHandle, migrateToLatest, openDatabase } from "./db/connect.ts";
 import { GuardedImagesRepository } from "./db/guarded-images-repository.ts";
 import { KyselyImagesRepository } from "./db/images-repository.ts";
+import { DEFAULT_SPEC_LIMITS } from "./domain/transform-spec.ts";
 import { SqsEventSource } from "./events/sqs-event-source.ts";
 import { buildHttpServer } from "./http/server.ts";
 import type { App } from "./http/types.ts";
+import { thumbhashOf } from "./imaging/placeholder.ts";
 import type { JobQueue } from "./jobs/job-queue.ts";
 import { JobRunner } from "./jobs/job-runner.ts";
 import { PostgresJobQueue } from "./jobs/postgres-job-queue.ts";
@@ -20,15 +21,19 @@ import type { KeyValueStore } from "./kv/kv.ts";
 import { MemoryKeyValueStore } from "./kv/memory.ts";
 import { RedisKeyValueStore } from "./kv/redis.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
+import { loadOrCreateSecret } from "./secrets.ts";
 import { AuthService } from "./services/auth.ts";
+import { BoundedQueue } from "./services/bounded-queue.ts";
 import { DeliveryService } from "./services/delivery.ts";
 import type { UrlBuilder } from "./services/image-view.ts";
 import { ImagesService } from "./services/images.ts";
 import { IntentBuffer } from "./services/intent-buffer.ts";
+import { createMaintenance, type Maintenance } from "./services/maintenance.ts";
 import { ProcessingService } from "./services/processing.ts";
-import { DELETE_IMAGE_OBJECTS, PROCESS_IMAGE, StorageEventsService } from "./services/storage-events.ts";
+import { PROCESS_IMAGE, StorageEventsService } from "./services/storage-events.ts";
 import { UploadCompletionService } from "./services/upload-completion.ts";
 import { UploadsService } from "./services/uploads.ts";
+import { VariantsService } from "./services/variants.ts";
 import { LocalObjectStore } from "./storage/local.ts";
 import type { ObjectStore } from "./storage/object-store.ts";
 import { S3ObjectStore } from "./storage/s3.ts";
@@ -47,6 +52,8 @@ export interface Imgup {
   processing: ProcessingService;
   storageEvents: StorageEventsService;
   intentBuffer: IntentBuffer;
+  /** Reconciler, orphan sweep, doctor, owner purge; their scheduler runs in roles all and scheduler. */
+  maintenance: Maintenance;
   http: App | null;
   runner: JobRunner | null;
   /** Listens (api role) and starts the background work; resolves with the bound URL, if any. */
@@ -61,7 +68,14 @@ export async function createImgup(config: Config, opts: { logger?: Logger } = {}
   sharp.cache(false);
   sharp.concurrency(Math.max(1, Math.min(4, config.jobs.concurrency)));
 
-  const secret = config.signingSecret ?? loadOrCreateSecret(config.dataDir, logger);
+  const secret =
+    config.signingSecret ??
+    loadOrCreateSecret(config.dataDir, (file) =>
+      logger.warn(
+        { file },
+        "IMGUP_SIGNING_SECRET is not set: generated one (set it when running several instances)",
+      ),
+    );
   const database = await openDatabase(config.database);
   await migrateToLatest(database.db);
   const kv: KeyValueStore = config.kv.redisUrl
@@ -108,14 +122,57 @@ export async function createImgup(config: Config, opts: { logger?: Logger } = {}
   const auth = new AuthService(guardedKeys, config.auth.jwtSecret);
   const storageEvents = new StorageEventsService(jobs, logger);
   localStore?.setObjectCreatedListener((event) => storageEvents.objectCreated(event).then(() => undefined));
-  const processing = new ProcessingService(imagesRepo, store, config.uploads, logger);
+  const delivery = new DeliveryService(imagesRepo, store, secret, logger);
+  const variants = new VariantsService(
+    delivery,
+    store,
+    config.delivery.presets,
+    new BoundedQueue(config.delivery.transformConcurrency, config.delivery.transformQueue),
+    {
+      maxPixels: config.uploads.maxPixels,
+      maxBytes: config.uploads.maxBytes,
+      animated: config.delivery.animated,
+      specLimits: DEFAULT_SPEC_LIMITS,
+      signingKeys: config.delivery.urlSigningKeys ?? [secret],
+    },
+    metrics,
+    logger,
+  );
+  const processing = new ProcessingService(imagesRepo, store, config.uploads, logger, {
+    placeholder: (original) =>
+      thumbhashOf(original).catch((err) => {
+        logger.warn({ err: String(err) }, "no placeholder");
+        return null;
+      }),
+    eager: async (image, original) => {
+      for (const name of config.delivery.eagerPresets) {
+        const spec = config.delivery.presets[name];
+        if (!spec) continue;
+        // f_auto is negotiated per request; WebP is what nearly every browser will ask for.
+        const format = spec.format === "auto" ? "webp" : spec.format;
+        await variants.generate(image, original, spec, format);
+      }
+    },
+  });
   const intentBuffer = new IntentBuffer(kv, imagesRepo, metrics, logger);
   const urls: UrlBuilder = {
     publicUrl: config.publicUrl,
     secret,
     privateUrlTtlSeconds: config.delivery.privateUrlTtlSeconds,
     now: Date.now,
+    presetNames: Object.keys(config.delivery.presets),
   };
+
+  const maintenance = createMaintenance({
+    db: database.db,
+    store,
+    kv,
+    jobs,
+    logger,
+    leaseMs: config.jobs.leaseMs,
+    settings: config.maintenance,
+  });
+  const runsScheduler = config.role === "all" || config.role === "scheduler";
 
   const runsWorker = config.role === "all" || config.role === "worker";
   if (runsWorker) {
@@ -129,10 +186,8 @@ export async function createImgup(config: Config, opts: { logger?: Logger } = {}
         [PROCESS_IMAGE]: async (job, signal) => {
           await processing.process(String(job.payload.imageId), signal);
         },
-        [DELETE_IMAGE_OBJECTS]: async (job, signal) => {
-          const removed = await store.deletePrefix(String(job.payload.prefix), signal);
-          logger.info({ imageId: job.payload.imageId, removed }, "image objects deleted");
-        },
+        // delete-image-objects and purge-owner-images
+        ...maintenance.jobHandlers,
       },
     });
   }
@@ -159,7 +214,9 @@ export async function createImgup(config: Config, opts: { logger?: Logger } = {}
             uploads: new UploadsService(imagesRepo, store, config.uploads, metrics, intentBuffer),
             completion: new UploadCompletionService(imagesRepo, store, jobs, config.uploads.urlTtlSeconds),
             images: new ImagesService(imagesRepo, jobs),
-            delivery: new DeliveryService(imagesRepo, store, secret, logger),
+            ownerPurge: maintenance.ownerPurge,
+            delivery,
+            variants,
             storageEvents,
             urls,
             localStorage: localStore,
@@ -198,6 +255,7 @@ export async function createImgup(config: Config, opts: { logger?: Logger } = {}
     processing,
     storageEvents,
     intentBuffer,
+    maintenance,
     http,
     get runner() {
       return runner;
@@ -206,6 +264,7 @@ export async function createImgup(config: Config, opts: { logger?: Logger } = {}
       if (config.auth.devKey && !(await auth.hasAnyKey())) await createDevKey(auth, config, logger);
       runner?.start();
       sqs?.start();
+      if (runsScheduler) maintenance.scheduler.start();
       drainTimer = setInterval(() => void drain(), 1000);
       drainTimer.unref();
       if (!http) return null;
@@ -214,6 +273,7 @@ export async function createImgup(config: Config, opts: { logger?: Logger } = {}
     async stop() {
       if (drainTimer) clearInterval(drainTimer);
       await http?.close();
+      await maintenance.scheduler.stop();
       await sqs?.stop();
       await runner?.stop(config.http.shutdownTimeoutMs);
       await store.close();
@@ -252,20 +312,6 @@ async function check(fn: () => Promise<void>): Promise<string> {
   } catch (err) {
     return err instanceof Error ? err.message : String(err);
   }
-}
-
-/** Embedded mode only needs a stable secret across restarts; production sets IMGUP_SIGNING_SECRET. */
-function loadOrCreateSecret(dataDir: string, logger: Logger): string {
-  const file = path.join(dataDir, "signing-secret");
-  if (existsSync(file)) return readFileSync(file, "utf8").trim();
-  mkdirSync(dataDir, { recursive: true });
-  const secret = randomBytes(32).toString("base64url");
-  writeFileSync(file, secret, { mode: 0o600 });
-  logger.warn(
-    { file },
-    "IMGUP_SIGNING_SECRET is not set: generated one (set it when running several instances)",
-  );
-  return secret;
 }
 
 async function createDevKey(auth: AuthService, config: Config, logger: Logger): Promise<void> {

@@ -1,7 +1,15 @@
 import { parseArgs } from "node:util";
 import { createImgup } from "./app.ts";
+import {
+  isMaintenanceCommand,
+  MAINTENANCE_USAGE,
+  type MaintenanceHandle,
+  runMaintenanceCommand,
+} from "./cli-maintenance.ts";
 import { ConfigError, loadConfig, type Role } from "./config.ts";
 import { migrateToLatest, openDatabase } from "./db/connect.ts";
+import { readEmbeddedSecret } from "./secrets.ts";
+import { transformUrl } from "./services/transform-urls.ts";
 import { configureBucketWebhook } from "./storage/s3-notifications.ts";
 
 const USAGE = `usage: imgup <command> [options]
@@ -11,8 +19,11 @@ commands:
   migrate                                   apply database migrations and exit
   keys create --owner ID [--name N] [--scope admin]
                                             create an API key (printed once)
+  sign-url --image ID --spec w_400,h_300,fit_cover,f_auto
+                                            print a signed on-the-fly variant URL
   events ceph-webhook --push-endpoint URL [--topic NAME]
                                             point a Ceph RGW bucket's notifications at imgup
+${MAINTENANCE_USAGE}
 
 configuration comes from environment variables; see README.md.`;
 
@@ -27,6 +38,8 @@ async function main(argv: string[]): Promise<number> {
       return keys(rest);
     case "events":
       return events(rest);
+    case "sign-url":
+      return signUrlCommand(rest);
     case undefined:
     case "help":
     case "--help":
@@ -34,6 +47,7 @@ async function main(argv: string[]): Promise<number> {
       console.log(USAGE);
       return command === undefined ? 2 : 0;
     default:
+      if (isMaintenanceCommand(command)) return runMaintenanceCommand(command, rest, openMaintenance);
       console.error(`unknown command: ${command}\n\n${USAGE}`);
       return 2;
   }
@@ -60,6 +74,17 @@ async function serve(args: string[]): Promise<number> {
   });
   await imgup.stop();
   return 0;
+}
+
+/**
+ * The maintenance commands need the adapters and nothing running: role "scheduler" builds no HTTP
+ * server and no worker, and start() is never called, so its scheduler stays idle.
+ */
+async function openMaintenance(): Promise<MaintenanceHandle> {
+  const config = loadConfig(process.env, { role: "scheduler" });
+  // The report goes to stdout; only warnings of the machinery join it unless LOG_LEVEL says more.
+  const imgup = await createImgup({ ...config, logLevel: process.env.LOG_LEVEL ? config.logLevel : "warn" });
+  return { maintenance: imgup.maintenance, close: () => imgup.stop() };
 }
 
 async function migrate(): Promise<number> {
@@ -104,6 +129,19 @@ async function keys(args: string[]): Promise<number> {
   } finally {
     await imgup.stop();
   }
+  return 0;
+}
+
+async function signUrlCommand(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { image: { type: "string" }, spec: { type: "string" } } });
+  if (!values.image || !values.spec) {
+    console.error("usage: imgup sign-url --image ID --spec w_400,h_300,fit_cover,f_auto");
+    return 2;
+  }
+  const config = loadConfig(process.env);
+  const key =
+    config.delivery.urlSigningKeys?.[0] ?? config.signingSecret ?? readEmbeddedSecret(config.dataDir);
+  console.log(transformUrl(config.publicUrl, key, values.spec, values.image));
   return 0;
 }
 

@@ -1,4 +1,6 @@
 import path from "node:path";
+import { DEFAULT_EAGER_PRESETS, DEFAULT_PRESETS, type Presets, parsePresets } from "./domain/presets.ts";
+import { DEFAULT_SPEC_LIMITS } from "./domain/transform-spec.ts";
 
 export type Role = "all" | "api" | "worker" | "scheduler";
 
@@ -61,6 +63,27 @@ export interface Config {
   };
   delivery: {
     privateUrlTtlSeconds: number;
+    /** HMAC keys of on-the-fly transform URLs: the first signs, every one verifies (rotation). */
+    urlSigningKeys: string[] | undefined;
+    presets: Presets;
+    eagerPresets: string[];
+    animated: boolean;
+    transformConcurrency: number;
+    transformQueue: number;
+    /** Transform cache misses per client IP. */
+    missesPerSecond: number;
+    missesBurst: number;
+  };
+  /** The consistency jobs (scheduler role); see services/maintenance.ts. */
+  maintenance: {
+    reconcileIntervalMs: number;
+    /** A pending image is left alone this long after its upload URL lapsed. */
+    pendingGraceMs: number;
+    /** Margin past the job lease before a processing image counts as stuck. */
+    processingGraceMs: number;
+    sweepIntervalMs: number;
+    /** The sweep never deletes an object younger than this. */
+    sweepGraceMs: number;
   };
   jobs: {
     concurrency: number;
@@ -159,19 +182,29 @@ export function loadConfig(env: Env, overrides: { role?: Role } = {}): Config {
     uploads: {
       maxBytes: r.int("IMGUP_MAX_UPLOAD_BYTES", 20 * 1024 * 1024, 1, Number.MAX_SAFE_INTEGER),
       maxPixels: r.int("IMGUP_MAX_PIXELS", 50_000_000, 1, Number.MAX_SAFE_INTEGER),
-      allowedTypes: r.list("IMGUP_ALLOWED_TYPES", [
-        "image/jpeg",
-        "image/png",
-        "image/webp",
-        "image/avif",
-        "image/gif",
-      ]),
+      allowedTypes: r.list("IMGUP_ALLOWED_TYPES", [...SUPPORTED_UPLOAD_TYPES]),
       urlTtlSeconds: r.int("IMGUP_UPLOAD_URL_TTL", 600, 1, 7 * 24 * 3600),
       defaultVisibility: r.oneOf("IMGUP_DEFAULT_VISIBILITY", ["public", "private"] as const, "public"),
       multipartPartSize: r.int("IMGUP_MULTIPART_PART_SIZE", 8 * 1024 * 1024, 5 * 1024 * 1024, 5 * 1024 ** 3),
     },
     delivery: {
       privateUrlTtlSeconds: r.int("IMGUP_PRIVATE_URL_TTL", 3600, 1, 7 * 24 * 3600),
+      urlSigningKeys:
+        r.optional("IMGUP_URL_SIGNING_KEYS") === undefined ? undefined : r.list("IMGUP_URL_SIGNING_KEYS", []),
+      presets: r.presets("IMGUP_PRESETS"),
+      eagerPresets: r.list("IMGUP_EAGER_PRESETS", [...DEFAULT_EAGER_PRESETS]),
+      animated: r.bool("IMGUP_ANIMATED", false),
+      transformConcurrency: r.int("IMGUP_TRANSFORM_CONCURRENCY", 2, 1, 64),
+      transformQueue: r.int("IMGUP_TRANSFORM_QUEUE", 64, 0, 100_000),
+      missesPerSecond: r.int("IMGUP_TRANSFORM_MISSES_PER_SEC", 20, 1, 1_000_000),
+      missesBurst: r.int("IMGUP_TRANSFORM_MISSES_BURST", 100, 1, 1_000_000),
+    },
+    maintenance: {
+      reconcileIntervalMs: r.int("IMGUP_RECONCILE_INTERVAL_MS", 60_000, 1000, 24 * 3600_000),
+      pendingGraceMs: r.int("IMGUP_PENDING_GRACE_MS", 5 * 60_000, 0, 7 * 24 * 3600_000),
+      processingGraceMs: r.int("IMGUP_PROCESSING_GRACE_MS", 60_000, 0, 24 * 3600_000),
+      sweepIntervalMs: r.int("IMGUP_SWEEP_INTERVAL_MS", 3600_000, 1000, 7 * 24 * 3600_000),
+      sweepGraceMs: r.int("IMGUP_SWEEP_GRACE_MS", 24 * 3600_000, 1000, 30 * 24 * 3600_000),
     },
     jobs: {
       concurrency: r.int("IMGUP_WORKER_CONCURRENCY", 2, 1, 256),
@@ -190,6 +223,18 @@ export function loadConfig(env: Env, overrides: { role?: Role } = {}): Config {
   if ((config.storage.s3.accessKeyId === undefined) !== (config.storage.s3.secretAccessKey === undefined)) {
     throw new ConfigError("S3_SECRET_ACCESS_KEY", "S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY go together");
   }
+  for (const name of config.delivery.eagerPresets) {
+    if (!Object.hasOwn(config.delivery.presets, name)) {
+      throw new ConfigError(
+        "IMGUP_EAGER_PRESETS",
+        `"${name}" is not a preset (${Object.keys(config.delivery.presets).join(", ")})`,
+      );
+    }
+  }
+  for (const key of config.delivery.urlSigningKeys ?? []) {
+    if (key.length < 32)
+      throw new ConfigError("IMGUP_URL_SIGNING_KEYS", "every key must be at least 32 characters");
+  }
   for (const t of config.uploads.allowedTypes) {
     if (!SUPPORTED_UPLOAD_TYPES.includes(t)) {
       throw new ConfigError("IMGUP_ALLOWED_TYPES", `${t} is not one of ${SUPPORTED_UPLOAD_TYPES.join(", ")}`);
@@ -198,7 +243,14 @@ export function loadConfig(env: Env, overrides: { role?: Role } = {}): Config {
   return config;
 }
 
-export const SUPPORTED_UPLOAD_TYPES = ["image/jpeg", "image/png", "image/webp", "image/avif", "image/gif"];
+export const SUPPORTED_UPLOAD_TYPES = [
+  "image/jpeg",
+  "image/png",
+  "image/webp",
+  "image/avif",
+  "image/gif",
+  "image/heic",
+];
 
 class EnvReader {
   constructor(private readonly env: Env) {}
@@ -264,6 +316,16 @@ class EnvReader {
       .filter(Boolean);
     if (items.length === 0) throw new ConfigError(name, "expected a comma-separated list");
     return items;
+  }
+
+  presets(name: string): Presets {
+    const raw = this.optional(name);
+    if (raw === undefined) return DEFAULT_PRESETS;
+    try {
+      return parsePresets(raw, DEFAULT_SPEC_LIMITS);
+    } catch (err) {
+      throw new ConfigError(name, err instanceof Error ? err.message : String(err));
+    }
   }
 
   optionalUrl(name: string): string | undefined {

@@ -1,4 +1,4 @@
-import { Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 
 /** One registry per imgup instance (tests build several in one process). */
 export function createMetrics() {
@@ -32,6 +32,17 @@ export function createMetrics() {
       "Intents written to the KV buffer while the DB was down",
     ),
     intentsReplayed: counter("imgup_intents_replayed_total", "Buffered intents written to the database"),
+    variantRequests: counter("imgup_variant_requests_total", "Variant requests by storage hit or miss", [
+      "result",
+    ]),
+    transforms: counter("imgup_transforms_total", "Variants generated", ["format"]),
+    transformSeconds: new Histogram({
+      name: "imgup_transform_duration_seconds",
+      help: "Time to generate one variant",
+      labelNames: ["format"],
+      buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [registry],
+    }),
     dbBreakerState: new Gauge({
       name: "imgup_db_breaker_state",
       help: "Database circuit breaker: 0 closed, 1 half-open, 2 open",

@@ -6,6 +6,8 @@ import { Migrator } from "kysely/migration";
 import pg from "pg";
 import * as m001 from "./migrations/001-initial.ts";
 import * as m002 from "./migrations/002-multipart-part-size.ts";
+import * as m003 from "./migrations/003-maintenance-indexes.ts";
+import * as m004 from "./migrations/004-placeholder.ts";
 import type { Database, Db } from "./schema.ts";
 
 export interface DatabaseOptions {
@@ -69,7 +71,14 @@ export async function migrateToLatest(db: Db): Promise<string[]> {
   const current = await sql<{ schema: string }>`select current_schema() as schema`.execute(db);
   const migrator = new Migrator({
     db,
-    provider: { getMigrations: async () => ({ "001-initial": m001, "002-multipart-part-size": m002 }) },
+    provider: {
+      getMigrations: async () => ({
+        "001-initial": m001,
+        "002-multipart-part-size": m002,
+        "003-maintenance-indexes": m003,
+        "004-placeholder": m004,
+      }),
+    },
     migrationTableSchema: current.rows[0]?.schema,
   });
   const { error, results } = await migrator.migrateToLatest();

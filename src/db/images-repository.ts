@@ -29,6 +29,7 @@ export type ImagePatch = Partial<
     | "height"
     | "format"
     | "sha256"
+    | "placeholder"
     | "rejectReason"
     | "rejectDetail"
     | "readyAt"
@@ -222,6 +223,7 @@ function toColumns(p: ImagePatch) {
   if (p.height !== undefined) c.height = p.height;
   if (p.format !== undefined) c.format = p.format;
   if (p.sha256 !== undefined) c.sha256 = p.sha256;
+  if (p.placeholder !== undefined) c.placeholder = p.placeholder;
   if (p.rejectReason !== undefined) c.reject_reason = p.rejectReason;
   if (p.rejectDetail !== undefined) c.reject_detail = p.rejectDetail;
   if (p.readyAt !== undefined) c.ready_at = p.readyAt;
@@ -251,6 +253,7 @@ function toRecord(r: Selectable<ImagesTable>): ImageRecord {
     height: r.height,
     format: r.format,
     sha256: r.sha256,
+    placeholder: r.placeholder,
     rejectReason: r.reject_reason as RejectReason | null,
     rejectDetail: r.reject_detail,
     multipartUploadId: r.multipart_upload_id,

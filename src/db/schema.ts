@@ -25,6 +25,7 @@ export interface ImagesTable {
   reject_detail: string | null;
   multipart_upload_id: string | null;
   multipart_part_size: number | null;
+  placeholder: string | null;
   idempotency_key: string | null;
   upload_expires_at: Timestamp;
   created_at: Timestamp;

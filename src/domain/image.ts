@@ -57,6 +57,8 @@ export interface ImageRecord {
   height: number | null;
   format: string | null;
   sha256: string | null;
+  /** ThumbHash (base64) for a blurred preview before the thumbnail loads. */
+  placeholder: string | null;
   rejectReason: RejectReason | null;
   rejectDetail: string | null;
   multipartUploadId: string | null;

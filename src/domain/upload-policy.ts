@@ -2,6 +2,14 @@ import { ERRORS } from "./errors.ts";
 import { sanitizeFilename } from "./filename.ts";
 import type { Visibility } from "./image.ts";
 
+/** Names clients use for the same format; the canonical one is what gets signed and stored. */
+const TYPE_ALIASES: Record<string, string> = {
+  "image/jpg": "image/jpeg",
+  "image/pjpeg": "image/jpeg",
+  "image/heif": "image/heic",
+  "image/x-png": "image/png",
+};
+
 export interface UploadPolicy {
   maxBytes: number;
   allowedTypes: readonly string[];
@@ -30,7 +38,8 @@ export interface ValidIntent {
 export function validateIntent(input: IntentInput, policy: UploadPolicy): ValidIntent {
   const filename = sanitizeFilename(input.filename);
   if (filename === "") throw ERRORS.validation("filename must contain a file name", fieldErr("filename"));
-  const contentType = input.contentType.trim().toLowerCase();
+  const declared = input.contentType.trim().toLowerCase();
+  const contentType = TYPE_ALIASES[declared] ?? declared;
   if (!policy.allowedTypes.includes(contentType)) {
     throw ERRORS.unsupportedMediaType(
       `contentType ${contentType} is not accepted; accepted: ${policy.allowedTypes.join(", ")}`,

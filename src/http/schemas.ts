@@ -15,11 +15,14 @@ export const ImageViewSchema = Type.Object({
   height: Nullable(Type.Integer()),
   format: Nullable(Type.String()),
   sha256: Nullable(Type.String()),
+  placeholder: Nullable(Type.String({ description: "ThumbHash, base64" })),
   rejectReason: Nullable(Type.String()),
   rejectDetail: Nullable(Type.String()),
   createdAt: Type.String({ format: "date-time" }),
   readyAt: Nullable(Type.String({ format: "date-time" })),
-  urls: Nullable(Type.Object({ original: Type.String() })),
+  urls: Nullable(
+    Type.Object({ original: Type.String(), presets: Type.Record(Type.String(), Type.String()) }),
+  ),
 });
 
 export const ProblemSchema = Type.Object(

@@ -10,11 +10,13 @@ import { registerListImages } from "./routes/images-list.ts";
 import { registerPatchImage } from "./routes/images-patch.ts";
 import { registerMetrics } from "./routes/metrics.ts";
 import { registerGetOriginal } from "./routes/originals-get.ts";
+import { registerOwnerPurge } from "./routes/owners-purge.ts";
 import { registerLocalStorage } from "./routes/storage-local.ts";
 import { registerAbortUpload } from "./routes/uploads-abort.ts";
 import { registerCompleteUpload } from "./routes/uploads-complete.ts";
 import { registerCreateUpload } from "./routes/uploads-create.ts";
 import { registerUploadParts } from "./routes/uploads-parts.ts";
+import { registerGetVariants } from "./routes/variants-get.ts";
 import type { App, HttpDeps } from "./types.ts";
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -54,7 +56,9 @@ export function buildHttpServer(deps: HttpDeps, logger: Logger): App {
   registerListImages(app, deps);
   registerPatchImage(app, deps);
   registerDeleteImage(app, deps);
+  registerOwnerPurge(app, deps);
   registerGetOriginal(app, deps);
+  registerGetVariants(app, deps);
   registerLocalStorage(app, deps);
   registerStorageEventsWebhook(app, deps);
   return app;

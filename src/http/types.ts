@@ -13,9 +13,11 @@ import type { AuthService, Principal } from "../services/auth.ts";
 import type { DeliveryService } from "../services/delivery.ts";
 import type { UrlBuilder } from "../services/image-view.ts";
 import type { ImagesService } from "../services/images.ts";
+import type { OwnerPurgeService } from "../services/owner-purge.ts";
 import type { StorageEventsService } from "../services/storage-events.ts";
 import type { UploadCompletionService } from "../services/upload-completion.ts";
 import type { UploadsService } from "../services/uploads.ts";
+import type { VariantsService } from "../services/variants.ts";
 import type { LocalObjectStore } from "../storage/local.ts";
 
 export type App = FastifyInstance<
@@ -35,7 +37,9 @@ export interface HttpDeps {
   kv: KeyValueStore;
   metrics: Metrics;
   images: ImagesService;
+  ownerPurge: OwnerPurgeService;
   delivery: DeliveryService;
+  variants: VariantsService;
   storageEvents: StorageEventsService;
   urls: UrlBuilder;
   /** Present when the embedded storage serves its own upload URLs. */

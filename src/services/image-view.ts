@@ -13,11 +13,12 @@ export interface ImageView {
   height: number | null;
   format: string | null;
   sha256: string | null;
+  placeholder: string | null;
   rejectReason: string | null;
   rejectDetail: string | null;
   createdAt: string;
   readyAt: string | null;
-  urls: { original: string } | null;
+  urls: { original: string; presets: Record<string, string> } | null;
 }
 
 export interface UrlBuilder {
@@ -25,6 +26,7 @@ export interface UrlBuilder {
   secret: string;
   privateUrlTtlSeconds: number;
   now: () => number;
+  presetNames: readonly string[];
 }
 
 export function originalPath(imageId: string): string {
@@ -50,10 +52,19 @@ export function toImageView(image: ImageRecord, urls: UrlBuilder): ImageView {
     height: image.height,
     format: image.format,
     sha256: image.sha256,
+    placeholder: image.placeholder,
     rejectReason: image.rejectReason,
     rejectDetail: image.rejectDetail,
     createdAt: image.createdAt.toISOString(),
     readyAt: image.readyAt?.toISOString() ?? null,
-    urls: image.status === "ready" ? { original: deliveryUrl(image, originalPath(image.id), urls) } : null,
+    urls:
+      image.status === "ready"
+        ? {
+            original: deliveryUrl(image, originalPath(image.id), urls),
+            presets: Object.fromEntries(
+              urls.presetNames.map((name) => [name, deliveryUrl(image, `/i/${image.id}/${name}`, urls)]),
+            ),
+          }
+        : null,
   };
 }

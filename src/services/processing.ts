@@ -12,6 +12,12 @@ export interface ProcessingPolicy {
   allowedTypes: readonly string[];
 }
 
+/** Work done on a valid original before it turns ready: eager presets and the placeholder. */
+export interface Derivatives {
+  placeholder(original: Buffer): Promise<string | null>;
+  eager(image: ImageRecord, original: Buffer): Promise<void>;
+}
+
 export type ProcessOutcome = "ready" | "rejected" | "skipped";
 
 /** Thrown when the work should be retried later (the object is not visible yet, the row not committed). */
@@ -30,6 +36,7 @@ export class ProcessingService {
     private readonly store: ObjectStore,
     private readonly policy: ProcessingPolicy,
     private readonly log: Logger,
+    private readonly derivatives: Derivatives | null = null,
   ) {}
 
   async process(imageId: string, signal?: AbortSignal): Promise<ProcessOutcome> {
@@ -84,7 +91,14 @@ export class ProcessingService {
     const probe = await probeImage(bytes, { maxPixels: this.policy.maxPixels });
     if (!probe.ok) return this.reject(image, probe.reason, probe.detail, signal);
 
+    // Variants come before "ready", so the first page view after it finds the thumbnail made.
+    let placeholder: string | null = null;
+    if (this.derivatives) {
+      await this.derivatives.eager(image, bytes);
+      placeholder = await this.derivatives.placeholder(bytes);
+    }
     const ready = await this.images.transition(image.id, ["processing"], "ready", {
+      placeholder,
       contentType: sniffed.mime,
       size: bytes.length,
       width: probe.width,

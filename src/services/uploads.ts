@@ -230,6 +230,7 @@ function pendingRecord(image: NewImage, now: number): ImageRecord {
     height: null,
     format: null,
     sha256: null,
+    placeholder: null,
     rejectReason: null,
     rejectDetail: null,
     createdAt: at,

@@ -1,0 +1,84 @@
+import type { FastifyReply, FastifyRequest } from "fastify";
+import { Type } from "typebox";
+import type { Variant, VariantRequest } from "../../services/variants.ts";
+import { applyCacheHeaders } from "../delivery-headers.ts";
+import { rateLimit } from "../plugins/rate-limit.ts";
+import { ImageId } from "../schemas.ts";
+import type { App, HttpDeps } from "../types.ts";
+
+const SignedQuery = Type.Object({
+  exp: Type.Optional(Type.String({ maxLength: 20 })),
+  sig: Type.Optional(Type.String({ maxLength: 128 })),
+});
+
+/**
+ * GET /i/{imageId}/{preset} and the signed on-the-fly GET /i/{signature}/{spec}/{imageId}.
+ * A variant is made once and then served from the storage; CDNs may keep it forever.
+ */
+export function registerGetVariants(app: App, deps: HttpDeps): void {
+  const variants = deps.variants;
+  // Only cache misses cost a token: the expensive path is what a scraper could abuse.
+  const missLimit = rateLimit(deps.kv, deps.metrics, {
+    name: "transform_misses",
+    ratePerSecond: deps.config.delivery.missesPerSecond,
+    burst: deps.config.delivery.missesBurst,
+    keyOf: (request) => request.ip,
+  });
+  const toRequest = (
+    request: FastifyRequest,
+    imageId: string,
+    query: VariantRequest["query"],
+  ): VariantRequest => ({
+    imageId,
+    path: request.url.split("?")[0] ?? request.url,
+    query,
+    accept: request.headers.accept,
+  });
+  const send = async (request: FastifyRequest, reply: FastifyReply, v: Variant) => {
+    if (v.negotiated) reply.header("Vary", "Accept");
+    if (applyCacheHeaders(request, reply, v.auth, v.etag, v.lastModified)) return reply.code(304).send();
+    const { body, size } = await v.open();
+    reply.header("Content-Length", size);
+    return reply.type(v.contentType).send(body);
+  };
+
+  app.get(
+    "/i/:imageId/:preset",
+    {
+      schema: {
+        summary: "A named preset variant (private images need exp and sig)",
+        params: Type.Object({ imageId: ImageId, preset: Type.String({ maxLength: 64 }) }),
+        querystring: SignedQuery,
+      },
+    },
+    async (request, reply) => {
+      const { imageId, preset } = request.params;
+      const v = await variants.preset(preset, toRequest(request, imageId, request.query), () =>
+        missLimit(request, reply),
+      );
+      return send(request, reply, v);
+    },
+  );
+
+  app.get(
+    "/i/:signature/:spec/:imageId",
+    {
+      schema: {
+        summary: "An on-the-fly variant, e.g. w_400,h_300,fit_cover,f_auto,q_80, HMAC-signed",
+        params: Type.Object({
+          signature: Type.String({ maxLength: 128 }),
+          spec: Type.String({ maxLength: 256 }),
+          imageId: ImageId,
+        }),
+        querystring: SignedQuery,
+      },
+    },
+    async (request, reply) => {
+      const { signature, spec, imageId } = request.params;
+      const v = await variants.signed(signature, spec, toRequest(request, imageId, request.query), () =>
+        missLimit(request, reply),
+      );
+      return send(request, reply, v);
+    },
+  );
+}

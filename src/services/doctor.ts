@@ -1,0 +1,180 @@
+import type { MaintenanceRepository } from "../db/maintenance-repository.ts";
+import { parseKey } from "../domain/keys.ts";
+import type { ObjectStore } from "../storage/object-store.ts";
+import { classifyObject, imageIdOfKey } from "./orphan-sweep.ts";
+
+export interface DoctorSettings {
+  sweepGraceMs: number;
+  pendingGraceMs: number;
+  processingGraceMs: number;
+  leaseMs: number;
+}
+
+/** Each kind is something the database and the storage disagree on, past every grace period. */
+export interface Disagreements {
+  /** A ready image whose original is not in the storage (nothing repairs this by itself). */
+  readyWithoutOriginal: number;
+  /** An object whose image id has no row (the sweep deletes it). */
+  objectWithoutRow: number;
+  /** An object of an expired, rejected or deleted image (the sweep deletes it). */
+  objectOfDeadImage: number;
+  /** A pending image past its upload window that nothing is processing (the reconciler decides it). */
+  pendingPastExpiry: number;
+  /** The same for a multipart upload, which the reconciler also aborts in the storage. */
+  expiredMultipart: number;
+  /** A processing image past the job lease that no worker is working on. */
+  processingPastLease: number;
+}
+
+export interface DoctorReport {
+  checkedAt: string;
+  objectsListed: number;
+  readyRowsChecked: number;
+  disagreements: Disagreements;
+  /** Not disagreements: keys outside imgup's layout, and orphans still inside the grace period. */
+  notes: { foreignObjects: number; orphansWithinGrace: number };
+  /** A few keys or ids per non-zero kind. */
+  samples: Partial<Record<keyof Disagreements | "foreignObjects", string[]>>;
+  total: number;
+}
+
+const PAGE_SIZE = 1000;
+const SAMPLES = 5;
+
+/**
+ * Compares the database with the storage. The listing (bytewise key order) and the ready rows
+ * (ordered by object_key collate "C", the same order) are walked side by side page by page, so
+ * memory stays at one page whatever the size of the bucket.
+ */
+export class Doctor {
+  constructor(
+    private readonly deps: {
+      repo: MaintenanceRepository;
+      store: ObjectStore;
+      settings: DoctorSettings;
+      now?: () => number;
+    },
+  ) {}
+
+  async run(opts: { signal?: AbortSignal } = {}): Promise<DoctorReport> {
+    const { repo, store, settings } = this.deps;
+    const now = () => (this.deps.now ?? Date.now)();
+    const startedAt = now();
+    const d: Disagreements = {
+      readyWithoutOriginal: 0,
+      objectWithoutRow: 0,
+      objectOfDeadImage: 0,
+      pendingPastExpiry: 0,
+      expiredMultipart: 0,
+      processingPastLease: 0,
+    };
+    const report: DoctorReport = {
+      checkedAt: new Date(startedAt).toISOString(),
+      objectsListed: 0,
+      readyRowsChecked: 0,
+      disagreements: d,
+      notes: { foreignObjects: 0, orphansWithinGrace: 0 },
+      samples: {},
+      total: 0,
+    };
+    const sample = (kind: keyof DoctorReport["samples"], value: string) => {
+      const list = report.samples[kind] ?? [];
+      if (list.length < SAMPLES) list.push(value);
+      report.samples[kind] = list;
+    };
+
+    let cursor: string | undefined;
+    let checkedUpTo: string | null = null;
+    for (;;) {
+      opts.signal?.throwIfAborted();
+      const page = await store.list("", { cursor, limit: PAGE_SIZE, signal: opts.signal });
+      report.objectsListed += page.objects.length;
+      const ids = page.objects.map((o) => imageIdOfKey(o.key)).filter((id): id is string => id !== null);
+      const statuses = await repo.statuses(ids);
+      const pageNow = now();
+      const originals = new Set<string>();
+      for (const obj of page.objects) {
+        if (parseKey(obj.key)?.kind === "original") originals.add(obj.key);
+        const v = classifyObject(obj, statuses, pageNow, settings.sweepGraceMs);
+        if (v.kind === "foreign") {
+          report.notes.foreignObjects++;
+          sample("foreignObjects", obj.key);
+        } else if (v.kind === "orphan" && v.young) report.notes.orphansWithinGrace++;
+        else if (v.kind === "orphan" && v.row === null) {
+          d.objectWithoutRow++;
+          sample("objectWithoutRow", obj.key);
+        } else if (v.kind === "orphan") {
+          d.objectOfDeadImage++;
+          sample("objectOfDeadImage", `${obj.key} (${v.row})`);
+        }
+      }
+      // Every ready row whose original would sort into this page must be on it.
+      const upTo = page.nextCursor ? (page.objects.at(-1)?.key ?? null) : null;
+      let after = checkedUpTo;
+      for (;;) {
+        const keys = await repo.readyKeysBetween(after, upTo, PAGE_SIZE);
+        report.readyRowsChecked += keys.length;
+        for (const key of keys) {
+          if (originals.has(key)) continue;
+          d.readyWithoutOriginal++;
+          sample("readyWithoutOriginal", key);
+        }
+        if (keys.length < PAGE_SIZE) break;
+        after = keys.at(-1) ?? null;
+      }
+      checkedUpTo = upTo;
+      cursor = page.nextCursor;
+      if (!cursor) break;
+    }
+
+    const stuck = await repo.stuckCounts(
+      new Date(startedAt - settings.pendingGraceMs),
+      new Date(startedAt - settings.leaseMs - settings.processingGraceMs),
+    );
+    d.pendingPastExpiry = stuck.pending;
+    d.expiredMultipart = stuck.multipart;
+    d.processingPastLease = stuck.processing;
+    report.total = Object.values(d).reduce((a, b) => a + b, 0);
+    return report;
+  }
+}
+
+export function doctorExitCode(report: DoctorReport): number {
+  return report.total > 0 ? 1 : 0;
+}
+
+const LABELS: Record<keyof Disagreements, [string, string]> = {
+  readyWithoutOriginal: ["ready image without its original", "restore the object or delete the image"],
+  objectWithoutRow: ["object without a row", "imgup sweep deletes these"],
+  objectOfDeadImage: ["object of an expired/rejected/deleted image", "imgup sweep deletes these"],
+  pendingPastExpiry: ["pending past its upload window", "imgup reconcile processes or expires these"],
+  expiredMultipart: ["multipart upload past its expiry", "imgup reconcile aborts these"],
+  processingPastLease: [
+    "processing past the job lease",
+    "imgup reconcile re-queues these (is a worker running?)",
+  ],
+};
+
+/** The human-readable report `imgup doctor` prints. */
+export function printDoctorReport(report: DoctorReport, print: (line: string) => void): void {
+  print(
+    `imgup doctor at ${report.checkedAt}: ${report.objectsListed} objects listed, ` +
+      `${report.readyRowsChecked} ready images checked`,
+  );
+  const width = Math.max(...Object.values(LABELS).map(([l]) => l.length));
+  for (const kind of Object.keys(LABELS) as (keyof Disagreements)[]) {
+    const [label, hint] = LABELS[kind];
+    const n = report.disagreements[kind];
+    print(`  ${label.padEnd(width)}  ${String(n).padStart(6)}${n > 0 ? `   (${hint})` : ""}`);
+    for (const s of n > 0 ? (report.samples[kind] ?? []) : []) print(`      e.g. ${s}`);
+  }
+  const { foreignObjects, orphansWithinGrace } = report.notes;
+  if (foreignObjects > 0) {
+    print(`note: ${foreignObjects} objects outside imgup's key layout, left alone`);
+    for (const s of report.samples.foreignObjects ?? []) print(`      e.g. ${s}`);
+  }
+  if (orphansWithinGrace > 0) {
+    print(`note: ${orphansWithinGrace} orphan objects are still inside the sweep's grace period`);
+  }
+  print(report.total === 0 ? "no disagreements" : `${report.total} disagreements`);
+}

@@ -1,0 +1,102 @@
+import type { Logger } from "pino";
+import { MaintenanceRepository } from "../db/maintenance-repository.ts";
+import type { Db } from "../db/schema.ts";
+import type { JobQueue } from "../jobs/job-queue.ts";
+import type { JobHandler } from "../jobs/job-runner.ts";
+import { Scheduler } from "../jobs/scheduler.ts";
+import type { KeyValueStore } from "../kv/kv.ts";
+import type { ObjectStore } from "../storage/object-store.ts";
+import { Doctor } from "./doctor.ts";
+import { OrphanSweep } from "./orphan-sweep.ts";
+import { OwnerPurgeService } from "./owner-purge.ts";
+import { Reconciler } from "./reconciler.ts";
+import { processJobKey } from "./storage-events.ts";
+
+/** Config.maintenance: intervals and grace periods of the consistency jobs. */
+export interface MaintenanceSettings {
+  reconcileIntervalMs: number;
+  /** A pending image is left alone this long after its upload URL lapsed. */
+  pendingGraceMs: number;
+  /** Margin past the job lease before a processing image counts as stuck. */
+  processingGraceMs: number;
+  sweepIntervalMs: number;
+  /** Objects younger than this are never deleted by the sweep. */
+  sweepGraceMs: number;
+}
+
+export const DEFAULT_MAINTENANCE_SETTINGS: MaintenanceSettings = {
+  reconcileIntervalMs: 60_000,
+  pendingGraceMs: 5 * 60_000,
+  processingGraceMs: 60_000,
+  sweepIntervalMs: 3600_000,
+  sweepGraceMs: 24 * 3600_000,
+};
+
+export interface Maintenance {
+  reconciler: Reconciler;
+  sweep: OrphanSweep;
+  doctor: Doctor;
+  ownerPurge: OwnerPurgeService;
+  /** Runs "reconcile" and "sweep" periodically (roles all and scheduler); runNow for the CLI. */
+  scheduler: Scheduler;
+  /** delete-image-objects and purge-owner-images, for the worker's JobRunner. */
+  jobHandlers: Record<string, JobHandler>;
+}
+
+/** Wires the consistency jobs from the adapters the composition root already has. */
+export function createMaintenance(deps: {
+  db: Db;
+  store: ObjectStore;
+  kv: KeyValueStore;
+  jobs: JobQueue;
+  logger: Logger;
+  /** Config.jobs.leaseMs: how long a crashed worker's job stays leased. */
+  leaseMs: number;
+  settings: MaintenanceSettings;
+}): Maintenance {
+  const { db, store, kv, jobs, leaseMs, settings } = deps;
+  const repo = new MaintenanceRepository(db, processJobKey(""));
+  const logger = deps.logger.child({ component: "maintenance" });
+  const reconciler = new Reconciler({
+    repo,
+    store,
+    jobs,
+    logger,
+    settings: {
+      pendingGraceMs: settings.pendingGraceMs,
+      processingGraceMs: settings.processingGraceMs,
+      leaseMs,
+    },
+  });
+  const sweep = new OrphanSweep({ repo, store, kv, logger, settings: { graceMs: settings.sweepGraceMs } });
+  const doctor = new Doctor({
+    repo,
+    store,
+    settings: {
+      sweepGraceMs: settings.sweepGraceMs,
+      pendingGraceMs: settings.pendingGraceMs,
+      processingGraceMs: settings.processingGraceMs,
+      leaseMs,
+    },
+  });
+  const ownerPurge = new OwnerPurgeService({ repo, store, jobs, logger });
+  const scheduler = new Scheduler({
+    kv,
+    logger,
+    tasks: [
+      {
+        name: "reconcile",
+        intervalMs: settings.reconcileIntervalMs,
+        timeoutMs: 10 * 60_000,
+        run: (o) => reconciler.run(o),
+      },
+      {
+        name: "sweep",
+        intervalMs: settings.sweepIntervalMs,
+        timeoutMs: 30 * 60_000,
+        run: (o) => sweep.run(o),
+      },
+    ],
+  });
+  return { reconciler, sweep, doctor, ownerPurge, scheduler, jobHandlers: ownerPurge.jobHandlers() };
+}

@@ -1,0 +1,160 @@
+import type { Logger } from "pino";
+import type { MaintenanceRepository, OwnerRow } from "../db/maintenance-repository.ts";
+import { imagePrefix } from "../domain/keys.ts";
+import type { JobQueue } from "../jobs/job-queue.ts";
+import type { JobHandler } from "../jobs/job-runner.ts";
+import { forEachLimit } from "../jobs/scheduler.ts";
+import type { ObjectStore } from "../storage/object-store.ts";
+import { DELETE_IMAGE_OBJECTS } from "./storage-events.ts";
+
+export const PURGE_OWNER_IMAGES = "purge-owner-images";
+
+export function purgeJobKey(ownerId: string): string {
+  return `purge-owner:${ownerId}`;
+}
+
+export interface OwnerPurgeResult {
+  ownerId: string;
+  dryRun: boolean;
+  /** The owner's rows, whatever their status: what the purge job will remove. */
+  images: number;
+  /** Rows this call marked deleted (the rest were already, or the job marks them). */
+  markedDeleted: number;
+}
+
+export interface OwnerPurgeSettings {
+  batchSize?: number;
+  /** How long a request spends marking rows before leaving the rest to the job. */
+  markBudgetMs?: number;
+  concurrency?: number;
+}
+
+/**
+ * Deleting images: one image (DELETE /v1/images/{id} queues delete-image-objects) or every image
+ * of an owner (user withdrawal). Rows are marked deleted first, so delivery answers 404 at once;
+ * a job then removes the objects (original, variants, an unfinished multipart upload) and, for a
+ * purge, the rows themselves. Everything is idempotent: a retried or re-requested job continues
+ * with what is left, and the orphan sweep catches whatever a failure leaves behind.
+ */
+export class OwnerPurgeService {
+  private readonly batchSize: number;
+  private readonly markBudgetMs: number;
+  private readonly concurrency: number;
+
+  constructor(
+    private readonly deps: {
+      repo: MaintenanceRepository;
+      store: ObjectStore;
+      jobs: JobQueue;
+      logger: Logger;
+      settings?: OwnerPurgeSettings;
+    },
+  ) {
+    this.batchSize = deps.settings?.batchSize ?? 200;
+    this.markBudgetMs = deps.settings?.markBudgetMs ?? 5000;
+    this.concurrency = deps.settings?.concurrency ?? 8;
+  }
+
+  /** Hides the owner's images now (within a time budget) and queues the purge job. */
+  async purge(ownerId: string, opts: { dryRun?: boolean } = {}): Promise<OwnerPurgeResult> {
+    const images = await this.deps.repo.countOwner(ownerId);
+    const result: OwnerPurgeResult = { ownerId, dryRun: opts.dryRun === true, images, markedDeleted: 0 };
+    if (opts.dryRun) return result;
+    const deadline = performance.now() + this.markBudgetMs;
+    while (performance.now() < deadline) {
+      const marked = await this.deps.repo.markOwnerDeleted(ownerId, this.batchSize);
+      if (marked === 0) break;
+      result.markedDeleted += marked;
+      this.deps.logger.info(
+        { ownerId, marked: result.markedDeleted, images },
+        "owner purge: images marked deleted",
+      );
+    }
+    await this.deps.jobs.requeue({
+      kind: PURGE_OWNER_IMAGES,
+      key: purgeJobKey(ownerId),
+      payload: { ownerId },
+    });
+    this.deps.logger.info({ ownerId, images, markedDeleted: result.markedDeleted }, "owner purge queued");
+    return result;
+  }
+
+  /**
+   * The purge job: batch by batch in id order, marks what is not marked yet, deletes each image's
+   * objects, then the rows whose objects are gone. Throws at the end if any image failed, so the
+   * job is retried for those.
+   */
+  async purgeObjects(ownerId: string, signal: AbortSignal): Promise<{ removed: number; failed: number }> {
+    const { repo, logger } = this.deps;
+    let after: string | null = null;
+    let removed = 0;
+    let failed = 0;
+    for (;;) {
+      signal.throwIfAborted();
+      const rows = await repo.ownerRows(ownerId, after, this.batchSize);
+      if (rows.length === 0) break;
+      await repo.markDeleted(rows.filter((r) => r.status !== "deleted").map((r) => r.id));
+      const done: string[] = [];
+      await forEachLimit(
+        rows,
+        this.concurrency,
+        async (row) => {
+          try {
+            await this.deleteObjects(row, signal);
+            done.push(row.id);
+          } catch (err) {
+            if (signal.aborted) throw err;
+            failed++;
+            logger.warn({ ownerId, imageId: row.id, err }, "owner purge: deleting objects failed");
+          }
+        },
+        signal,
+      );
+      removed += await repo.removeDeleted(done);
+      logger.info({ ownerId, removed, failed }, "owner purge progress");
+      after = rows.at(-1)?.id ?? null;
+    }
+    if (failed > 0) throw new Error(`owner purge of ${ownerId}: ${failed} images still have objects`);
+    logger.info({ ownerId, removed }, "owner purge finished");
+    return { removed, failed };
+  }
+
+  /** The delete-image-objects job (single image deletes). */
+  async deleteImage(imageId: string, signal: AbortSignal): Promise<number> {
+    const row = await this.deps.repo.findForDeletion(imageId);
+    if (row && row.status !== "deleted") {
+      // Deleted and then restored? Never remove objects of a live row.
+      this.deps.logger.warn({ imageId, status: row.status }, "delete job skipped: the image is not deleted");
+      return 0;
+    }
+    return this.deleteObjects(row ?? { id: imageId, multipartUploadId: null, objectKey: "" }, signal);
+  }
+
+  /** Job handlers for the worker's runner: delete-image-objects and purge-owner-images. */
+  jobHandlers(): Record<string, JobHandler> {
+    return {
+      [DELETE_IMAGE_OBJECTS]: async (job, signal) => {
+        const imageId = String(job.payload.imageId);
+        const removed = await this.deleteImage(imageId, signal);
+        this.deps.logger.info({ imageId, removed }, "image objects deleted");
+      },
+      [PURGE_OWNER_IMAGES]: async (job, signal) => {
+        await this.purgeObjects(String(job.payload.ownerId), signal);
+      },
+    };
+  }
+
+  private async deleteObjects(
+    row: Pick<OwnerRow, "id" | "multipartUploadId" | "objectKey">,
+    signal: AbortSignal,
+  ): Promise<number> {
+    const { store } = this.deps;
+    if (row.multipartUploadId) {
+      // Parts of an unfinished upload are invisible to listings; only an abort frees them.
+      await store.abortMultipartUpload(row.objectKey, row.multipartUploadId, signal).catch((err) => {
+        if ((err as { code?: string }).code !== "no_such_upload") throw err;
+      });
+    }
+    return store.deletePrefix(imagePrefix(row.id), signal);
+  }
+}

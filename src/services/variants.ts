@@ -1,0 +1,192 @@
+import { createHash } from "node:crypto";
+import type { Readable } from "node:stream";
+import type { Logger } from "pino";
+import { ERRORS } from "../domain/errors.ts";
+import type { ImageRecord } from "../domain/image.ts";
+import { variantKey } from "../domain/keys.ts";
+import type { Presets } from "../domain/presets.ts";
+import {
+  canonicalSpec,
+  type OutputFormat,
+  parseSpec,
+  type SpecLimits,
+  type TransformSpec,
+} from "../domain/transform-spec.ts";
+import { verifyTransformSignature } from "../domain/url-signature.ts";
+import { negotiateFormat } from "../imaging/negotiate.ts";
+import { transformImage } from "../imaging/transform.ts";
+import type { Metrics } from "../metrics.ts";
+import type { ObjectStore } from "../storage/object-store.ts";
+import type { BoundedQueue } from "./bounded-queue.ts";
+import type { Authorized, DeliveryService } from "./delivery.ts";
+
+export interface VariantRequest {
+  imageId: string;
+  /** The request path, which a private image's exp/sig signs. */
+  path: string;
+  query: { exp?: string; sig?: string };
+  accept: string | undefined;
+}
+
+export interface Variant {
+  auth: Authorized;
+  etag: string;
+  contentType: string;
+  lastModified: Date;
+  /** Accept chose the format: the response must say `Vary: Accept`. */
+  negotiated: boolean;
+  /** null when the client's copy is current (If-None-Match matched): send 304. */
+  open: () => Promise<{ body: Buffer | Readable; size: number }>;
+}
+
+export interface VariantPolicy {
+  maxPixels: number;
+  maxBytes: number;
+  animated: boolean;
+  specLimits: SpecLimits;
+  /** HMAC keys of transform URLs; the first signs, all verify. */
+  signingKeys: readonly string[];
+}
+
+const EXT: Record<OutputFormat, string> = { jpeg: "jpg", png: "png", webp: "webp", avif: "avif", gif: "gif" };
+const CONTENT_TYPE: Record<OutputFormat, string> = {
+  jpeg: "image/jpeg",
+  png: "image/png",
+  webp: "image/webp",
+  avif: "image/avif",
+  gif: "image/gif",
+};
+
+/**
+ * Variants: looked up in the storage by their key; on a miss, one transform per variant however
+ * many requests ask at once (single-flight), behind a bounded queue, stored, then served.
+ */
+export class VariantsService {
+  private readonly inflight = new Map<string, Promise<Buffer>>();
+
+  constructor(
+    private readonly delivery: DeliveryService,
+    private readonly store: ObjectStore,
+    private readonly presets: Presets,
+    private readonly queue: BoundedQueue,
+    private readonly policy: VariantPolicy,
+    private readonly metrics: Metrics,
+    private readonly log: Logger,
+  ) {}
+
+  async preset(name: string, req: VariantRequest, beforeTransform: () => Promise<void>): Promise<Variant> {
+    const spec = Object.hasOwn(this.presets, name) ? this.presets[name] : undefined;
+    if (!spec) throw ERRORS.presetNotFound(`no preset "${name}"`);
+    return this.variant(spec, req, beforeTransform);
+  }
+
+  async signed(
+    signature: string,
+    specText: string,
+    req: VariantRequest,
+    beforeTransform: () => Promise<void>,
+  ): Promise<Variant> {
+    const spec = parseSpec(specText, this.policy.specLimits);
+    if (!verifyTransformSignature(this.policy.signingKeys, canonicalSpec(spec), req.imageId, signature)) {
+      throw ERRORS.invalidSignature("the URL signature does not match its spec and image");
+    }
+    return this.variant(spec, req, beforeTransform);
+  }
+
+  /** Worker side: generate a variant ahead of the first request (eager presets). */
+  async generate(
+    image: ImageRecord,
+    original: Buffer,
+    spec: TransformSpec,
+    format: OutputFormat,
+  ): Promise<void> {
+    const key = this.keyOf(image.id, spec, format);
+    if (await this.store.head(key)) return;
+    const out = await transformImage(original, { ...spec, format }, this.transformOptions());
+    await this.store.put(key, out.data, { contentType: out.contentType, contentLength: out.data.length });
+  }
+
+  private async variant(
+    spec: TransformSpec,
+    req: VariantRequest,
+    beforeTransform: () => Promise<void>,
+  ): Promise<Variant> {
+    const auth = await this.delivery.authorize(req.imageId, req.path, req.query);
+    const { image } = auth;
+    const { format, negotiated } = negotiateFormat(spec.format, req.accept, image.format ?? "jpeg");
+    const key = this.keyOf(image.id, spec, format);
+    const etag = `"${createHash("sha256").update(`${image.sha256}\n${key}`).digest("base64url").slice(0, 32)}"`;
+    const open = async () => {
+      const hit = await this.store.getStream(key);
+      if (hit) {
+        this.metrics.variantRequests.inc({ result: "hit" });
+        return { body: hit.body, size: hit.head.size };
+      }
+      this.metrics.variantRequests.inc({ result: "miss" });
+      const data = await this.singleFlight(key, async () => {
+        await beforeTransform();
+        return this.queue.run(() => this.transformAndStore(image, spec, format, key));
+      });
+      return { body: data, size: data.length };
+    };
+    return {
+      auth,
+      etag,
+      contentType: CONTENT_TYPE[format],
+      lastModified: image.readyAt ?? image.updatedAt,
+      negotiated,
+      open,
+    };
+  }
+
+  private singleFlight(key: string, work: () => Promise<Buffer>): Promise<Buffer> {
+    const running = this.inflight.get(key);
+    if (running) return running;
+    const p = work().finally(() => this.inflight.delete(key));
+    this.inflight.set(key, p);
+    return p;
+  }
+
+  private async transformAndStore(
+    image: ImageRecord,
+    spec: TransformSpec,
+    format: OutputFormat,
+    key: string,
+  ) {
+    // Another instance may have made it while we queued.
+    const existing = await this.store.getStream(key);
+    if (existing) return streamToBuffer(existing.body);
+    const obj = await this.store.getStream(image.objectKey);
+    if (!obj) throw ERRORS.imageNotFound();
+    const original = await streamToBuffer(obj.body, this.policy.maxBytes);
+    const end = this.metrics.transformSeconds.startTimer({ format });
+    const out = await transformImage(original, { ...spec, format }, this.transformOptions());
+    end();
+    this.metrics.transforms.inc({ format });
+    await this.store.put(key, out.data, { contentType: out.contentType, contentLength: out.data.length });
+    this.log.debug({ imageId: image.id, key, bytes: out.data.length }, "variant generated");
+    return out.data;
+  }
+
+  private transformOptions() {
+    return { maxPixels: this.policy.maxPixels, animated: this.policy.animated };
+  }
+
+  private keyOf(imageId: string, spec: TransformSpec, format: OutputFormat): string {
+    return variantKey(imageId, canonicalSpec({ ...spec, format }), EXT[format]);
+  }
+}
+
+async function streamToBuffer(body: Readable, limit = Number.POSITIVE_INFINITY): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of body as AsyncIterable<Buffer>) {
+    total += chunk.length;
+    if (total > limit) {
+      body.destroy();
+      throw ERRORS.payloadTooLarge("the original is larger than the configured limit");
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks, total);
+}

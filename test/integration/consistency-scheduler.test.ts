@@ -1,0 +1,126 @@
+import pino from "pino";
+import { afterEach, describe, expect, it } from "vitest";
+import { type ScheduledTask, Scheduler } from "../../src/jobs/scheduler.ts";
+import type { KeyValueStore } from "../../src/kv/kv.ts";
+import { kvTargets, type OpenedKv } from "../support/kv-targets.ts";
+
+const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" });
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Several imgup instances run the scheduler role against one KV; each task must run on one of
+ * them at a time, about once per interval in total. Memory: two schedulers on one store (one
+ * process); Redis: two separate clients, as two machines would have.
+ */
+describe.each(kvTargets())("scheduler on $name", ({ open }) => {
+  let opened: OpenedKv | undefined;
+  const schedulers: Scheduler[] = [];
+
+  afterEach(async () => {
+    await Promise.all(schedulers.splice(0).map((s) => s.stop()));
+    await opened?.cleanup();
+    opened = undefined;
+  });
+
+  async function twoInstances(tasks: () => ScheduledTask[]): Promise<[Scheduler, Scheduler, KeyValueStore]> {
+    opened = await open();
+    const other = opened.connectAgain?.() ?? opened.kv;
+    const a = new Scheduler({ kv: opened.kv, logger, tasks: tasks() });
+    const b = new Scheduler({ kv: other, logger, tasks: tasks() });
+    schedulers.push(a, b);
+    return [a, b, opened.kv];
+  }
+
+  it("runs a task on one instance at a time, about once per interval in total", async () => {
+    let active = 0;
+    let maxActive = 0;
+    let runs = 0;
+    const task = (): ScheduledTask => ({
+      name: "t",
+      intervalMs: 400,
+      run: async () => {
+        active++;
+        maxActive = Math.max(maxActive, active);
+        runs++;
+        await sleep(100);
+        active--;
+        return {};
+      },
+    });
+    const [a, b] = await twoInstances(() => [task()]);
+    a.start();
+    b.start();
+    await sleep(3000);
+    await Promise.all([a.stop(), b.stop()]);
+    expect(maxActive).toBe(1);
+    // 3 s / (400 ms marker + up to a 250 ms look + the run): never one run per instance per tick.
+    expect(runs).toBeGreaterThanOrEqual(3);
+    expect(runs).toBeLessThanOrEqual(8);
+  }, 20_000);
+
+  it("refuses a second run while one holds the lock; a dry run needs no lock", async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    const [a, b] = await twoInstances(() => [
+      {
+        name: "gated",
+        intervalMs: 60_000,
+        run: async ({ dryRun }) => (dryRun ? { dry: true } : gate.then(() => ({ ok: true }))),
+      },
+    ]);
+    const first = a.runNow("gated", { dryRun: false });
+    await sleep(100);
+    expect(await b.runNow("gated", { dryRun: false })).toEqual({ ran: false, reason: "locked" });
+    expect(await b.runNow("gated", { dryRun: true })).toEqual({ ran: true, report: { dry: true } });
+    release();
+    expect(await first).toEqual({ ran: true, report: { ok: true } });
+    // The lock is released: a run from the CLI goes through even though the marker is set.
+    expect(await b.runNow("gated", { dryRun: false })).toMatchObject({ ran: true });
+  });
+
+  it("stop() aborts a run in progress and leaves the task due for another instance", async () => {
+    let aborted = false;
+    const [a, , kv] = await twoInstances(() => [
+      {
+        name: "long",
+        intervalMs: 2000,
+        run: ({ signal }) =>
+          new Promise((_, reject) =>
+            signal.addEventListener("abort", () => {
+              aborted = true;
+              reject(signal.reason);
+            }),
+          ),
+      },
+    ]);
+    a.start();
+    // The first look comes within a quarter interval of start.
+    for (let i = 0; i < 200 && (await kv.get("sched:long:lock")) === null; i++) await sleep(100);
+    expect(await kv.get("sched:long:lock")).not.toBeNull();
+    await a.stop();
+    expect(aborted).toBe(true);
+    expect(await kv.get("sched:long:lock")).toBeNull();
+    expect(await kv.get("sched:long:ran")).toBeNull();
+  }, 30_000);
+
+  it("a failing task keeps its pace instead of spinning", async () => {
+    let runs = 0;
+    const [a] = await twoInstances(() => [
+      {
+        name: "broken",
+        intervalMs: 500,
+        run: async () => {
+          runs++;
+          throw new Error("boom");
+        },
+      },
+    ]);
+    a.start();
+    await sleep(2000);
+    await a.stop();
+    expect(runs).toBeGreaterThanOrEqual(1);
+    expect(runs).toBeLessThanOrEqual(5);
+  });
+});
