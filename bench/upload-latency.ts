@@ -102,4 +102,7 @@ console.log(machineInfo());
 console.log("| benchmark | runs | p50 | p95 |\n|---|---|---|---|");
 console.log(line);
 if (values.write)
-  await recordResults("upload-latency", `| benchmark | runs | p50 | p95 |\n|---|---|---|---|\n${line}`);
+  await recordResults(
+    `upload-latency-${db.toLowerCase()}`,
+    `| benchmark | runs | p50 | p95 |\n|---|---|---|---|\n${line}`,
+  );

@@ -9,11 +9,10 @@ import {
   imageStatus,
   listAll,
   maintenanceFor,
-  s3Env,
   spawnWorker,
   type WorkerProcess,
 } from "../support/maintenance.ts";
-import { type S3TestTarget, s3TestConnection, s3TestTarget } from "../support/s3-target.ts";
+import { type S3TestTarget, s3Env, s3TestConnection, s3TestTarget } from "../support/s3-target.ts";
 
 const connection = s3TestConnection();
 const db = dbTargets().find((t) => t.name === "postgres");

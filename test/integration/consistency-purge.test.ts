@@ -11,8 +11,8 @@ import type { Maintenance } from "../../src/services/maintenance.ts";
 import { OwnerPurgeService } from "../../src/services/owner-purge.ts";
 import { Api, type MultipartUpload, putPart } from "../support/api.ts";
 import { dbTargets, eventually, type Running, startImgup } from "../support/harness.ts";
-import { listAll, maintenanceFor, maintenanceWorker, s3Env } from "../support/maintenance.ts";
-import { type S3TestTarget, s3TestConnection, s3TestTarget } from "../support/s3-target.ts";
+import { listAll, maintenanceFor, maintenanceWorker } from "../support/maintenance.ts";
+import { type S3TestTarget, s3Env, s3TestConnection, s3TestTarget } from "../support/s3-target.ts";
 
 const connection = s3TestConnection();
 const db = dbTargets().find((t) => t.name === "postgres");

@@ -6,8 +6,8 @@ import type { Maintenance } from "../../src/services/maintenance.ts";
 import { Api, type MultipartUpload, putPart } from "../support/api.ts";
 import { makeImage } from "../support/fixtures.ts";
 import { dbTargets, type Running, startImgup } from "../support/harness.ts";
-import { imageStatus, maintenanceFor, s3Env } from "../support/maintenance.ts";
-import { type S3TestTarget, s3TestConnection, s3TestTarget } from "../support/s3-target.ts";
+import { imageStatus, maintenanceFor } from "../support/maintenance.ts";
+import { type S3TestTarget, s3Env, s3TestConnection, s3TestTarget } from "../support/s3-target.ts";
 
 const connection = s3TestConnection();
 const db = dbTargets().find((t) => t.name === "postgres");

@@ -7,7 +7,7 @@ import { configureBucketWebhook } from "../../src/storage/s3-notifications.ts";
 import { Api, type MultipartUpload, partBytes, putPart, putTo, sha256 } from "../support/api.ts";
 import { makeImage } from "../support/fixtures.ts";
 import { dbTargets, type Running, startImgup } from "../support/harness.ts";
-import { type S3TestTarget, s3TestConnection, s3TestTarget } from "../support/s3-target.ts";
+import { type S3TestTarget, s3Env, s3TestConnection, s3TestTarget } from "../support/s3-target.ts";
 
 const MiB = 1024 * 1024;
 const TOKEN = randomBytes(16).toString("hex");
@@ -29,13 +29,7 @@ describe.skipIf(!connection || !db)("end to end on S3 (Ceph RGW)", () => {
     if (!target || !connection || !db) throw new Error("no S3 target");
     bucket = target;
     run = await startImgup(db.make(), {
-      IMGUP_STORAGE: "s3",
-      S3_BUCKET: target.options.bucket,
-      S3_ENDPOINT: connection.endpoint ?? "",
-      S3_REGION: connection.region,
-      S3_FORCE_PATH_STYLE: "true",
-      S3_ACCESS_KEY_ID: connection.accessKeyId ?? "",
-      S3_SECRET_ACCESS_KEY: connection.secretAccessKey ?? "",
+      ...s3Env(target, connection),
       IMGUP_EVENTS_TOKEN: TOKEN,
       IMGUP_MAX_UPLOAD_BYTES: String(100 * MiB),
       IMGUP_MULTIPART_PART_SIZE: String(8 * MiB),

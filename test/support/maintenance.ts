@@ -10,22 +10,7 @@ import {
   type Maintenance,
   type MaintenanceSettings,
 } from "../../src/services/maintenance.ts";
-import type { S3ConnectionOptions } from "../../src/storage/s3-client.ts";
 import type { Running } from "./harness.ts";
-import type { S3TestTarget } from "./s3-target.ts";
-
-/** imgup's S3 configuration for a test bucket, with no storage events (no webhook, no SQS). */
-export function s3Env(bucket: S3TestTarget, connection: S3ConnectionOptions): Record<string, string> {
-  return {
-    IMGUP_STORAGE: "s3",
-    S3_BUCKET: bucket.options.bucket,
-    S3_ENDPOINT: connection.endpoint ?? "",
-    S3_REGION: connection.region,
-    S3_FORCE_PATH_STYLE: "true",
-    S3_ACCESS_KEY_ID: connection.accessKeyId ?? "",
-    S3_SECRET_ACCESS_KEY: connection.secretAccessKey ?? "",
-  };
-}
 
 /** The consistency jobs wired onto a running imgup's own adapters, with test-sized grace periods. */
 export function maintenanceFor(run: Running, settings: Partial<MaintenanceSettings> = {}): Maintenance {

@@ -80,3 +80,16 @@ async function emptyBucket(client: S3Client, bucket: string): Promise<void> {
     );
   }
 }
+
+/** imgup's S3 configuration for a test bucket, with no storage events (no webhook, no SQS). */
+export function s3Env(bucket: S3TestTarget, connection: S3ConnectionOptions): Record<string, string> {
+  return {
+    IMGUP_STORAGE: "s3",
+    S3_BUCKET: bucket.options.bucket,
+    S3_ENDPOINT: connection.endpoint ?? "",
+    S3_REGION: connection.region,
+    S3_FORCE_PATH_STYLE: "true",
+    S3_ACCESS_KEY_ID: connection.accessKeyId ?? "",
+    S3_SECRET_ACCESS_KEY: connection.secretAccessKey ?? "",
+  };
+}
