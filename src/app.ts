@@ -127,7 +127,9 @@ export async function createImgup(config: Config, opts: { logger?: Logger } = {}
     delivery,
     store,
     config.delivery.presets,
-    new BoundedQueue(config.delivery.transformConcurrency, config.delivery.transformQueue),
+    new BoundedQueue(config.delivery.transformConcurrency, config.delivery.transformQueue, (depth) =>
+      metrics.transformQueueLength.set(depth),
+    ),
     {
       maxPixels: config.uploads.maxPixels,
       maxBytes: config.uploads.maxBytes,

@@ -43,6 +43,11 @@ export function createMetrics() {
       buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers: [registry],
     }),
+    transformQueueLength: new Gauge({
+      name: "imgup_transform_queue_length",
+      help: "Transforms waiting for a slot",
+      registers: [registry],
+    }),
     dbBreakerState: new Gauge({
       name: "imgup_db_breaker_state",
       help: "Database circuit breaker: 0 closed, 1 half-open, 2 open",

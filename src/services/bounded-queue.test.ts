@@ -4,7 +4,8 @@ import { BoundedQueue } from "./bounded-queue.ts";
 
 describe("BoundedQueue", () => {
   it("runs at most `concurrency` at once, queues up to maxQueued, refuses beyond with 503", async () => {
-    const q = new BoundedQueue(2, 3);
+    const depths: number[] = [];
+    const q = new BoundedQueue(2, 3, (d) => depths.push(d));
     let inFlight = 0;
     let peak = 0;
     const release: Array<() => void> = [];
@@ -30,6 +31,7 @@ describe("BoundedQueue", () => {
     }
     expect(await Promise.all(accepted)).toEqual(Array(5).fill("done"));
     expect(peak).toBe(2);
+    expect(depths).toEqual([1, 2, 3, 2, 1, 0]);
     expect(q.active).toBe(0);
   });
 });

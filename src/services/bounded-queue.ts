@@ -11,6 +11,8 @@ export class BoundedQueue {
   constructor(
     private readonly concurrency: number,
     private readonly maxQueued: number,
+    /** Told the number of waiting tasks whenever it changes (a metrics gauge). */
+    private readonly onDepth: (waiting: number) => void = () => {},
   ) {}
 
   get length(): number {
@@ -28,7 +30,10 @@ export class BoundedQueue {
           headers: { "Retry-After": "1" },
         });
       }
-      await new Promise<void>((resolve) => this.waiting.push(resolve));
+      await new Promise<void>((resolve) => {
+        this.waiting.push(resolve);
+        this.onDepth(this.waiting.length);
+      });
     } else {
       this.running++;
     }
@@ -37,8 +42,10 @@ export class BoundedQueue {
     } finally {
       const next = this.waiting.shift();
       // The slot passes straight to the next waiter, so `running` only drops when nobody waits.
-      if (next) next();
-      else this.running--;
+      if (next) {
+        this.onDepth(this.waiting.length);
+        next();
+      } else this.running--;
     }
   }
 }
