@@ -6,5 +6,8 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 60_000,
     pool: "forks",
+    // Many suites wait on I/O (RGW notifications, an outage under load, child workers): two files
+    // at a time halve the wall time on a 2-core CI machine (the default would be one).
+    maxWorkers: 2,
   },
 });

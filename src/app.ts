@@ -274,7 +274,13 @@ export async function createImgup(config: Config, opts: { logger?: Logger } = {}
     },
     async stop() {
       if (drainTimer) clearInterval(drainTimer);
-      await http?.close();
+      if (http) {
+        // Graceful first; a client that holds a request open (a storage pushing events) must not
+        // keep the process alive past the shutdown bound.
+        const force = setTimeout(() => http.server.closeAllConnections(), config.http.shutdownTimeoutMs);
+        await http.close();
+        clearTimeout(force);
+      }
       await maintenance.scheduler.stop();
       await sqs?.stop();
       await runner?.stop(config.http.shutdownTimeoutMs);

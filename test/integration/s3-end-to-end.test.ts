@@ -47,7 +47,7 @@ describe.skipIf(!connection || !db)("end to end on S3 (Ceph RGW)", () => {
   afterAll(async () => {
     await run?.stop();
     await bucket?.cleanup();
-  });
+  }, 120_000);
 
   // Ceph Pacific picks up a new persistent topic within 30 s; after that events take ~100 ms.
   const settledSlowly = (id: string) => alice.settled(id, 60_000);
