@@ -28,7 +28,7 @@ describe.skipIf(!pglite)("consistency jobs in embedded mode (PGlite + local stor
   beforeAll(async () => {
     if (!pglite) throw new Error("no PGlite target");
     // The API only, so an upload's job waits in the queue until the test drops it ("lost event").
-    run = await startImgup(pglite.make(), { IMGUP_ROLE: "api", IMGUP_UPLOAD_URL_TTL: "1" });
+    run = await startImgup(pglite.make(), { IMGUP_ROLE: "api", IMGUP_UPLOAD_URL_TTL: "3" });
     alice = new Api(run.baseUrl, run.alice);
     m = maintenanceFor(run, { pendingGraceMs: 0, sweepGraceMs: 1500 });
   });
@@ -63,7 +63,8 @@ describe.skipIf(!pglite)("consistency jobs in embedded mode (PGlite + local stor
     ]) {
       await run.imgup.store.put(key, Buffer.from("x"), { contentType: "application/octet-stream" });
     }
-    await sleep(2000);
+    // Past the upload URLs' 3 s lifetime (and the sweep's 1.5 s grace).
+    await sleep(3200);
 
     const before = await m.doctor.run();
     expect(before.disagreements).toEqual({

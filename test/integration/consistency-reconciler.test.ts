@@ -27,8 +27,8 @@ describe.skipIf(!connection || !db)("reconciler with storage events off (Postgre
     const target = await s3TestTarget();
     if (!target || !connection || !db) throw new Error("no S3 target");
     bucket = target;
-    // Role all: the real worker processes whatever the reconciler queues. Upload URLs live 2 s.
-    run = await startImgup(db.make(), { ...s3Env(target, connection), IMGUP_UPLOAD_URL_TTL: "2" });
+    // Role all: the real worker processes whatever the reconciler queues. Upload URLs live 4 s.
+    run = await startImgup(db.make(), { ...s3Env(target, connection), IMGUP_UPLOAD_URL_TTL: "4" });
     alice = new Api(run.baseUrl, run.alice);
     m = maintenanceFor(run, { pendingGraceMs: 500, processingGraceMs: 500 });
   }, 60_000);
@@ -74,7 +74,7 @@ describe.skipIf(!connection || !db)("reconciler with storage events off (Postgre
     // Nothing tells imgup about any of this.
     await sleep(1000);
     for (const id of [...uploaded, ...abandoned]) expect(await imageStatus(run, id)).toBe("pending");
-    await sleep(2000); // past the 2 s URLs and the 0.5 s grace
+    await sleep(4000); // past the 4 s URLs and the 0.5 s grace
 
     const dry = await m.reconciler.run({ dryRun: true, signal: new AbortController().signal });
     expect(dry).toMatchObject({
@@ -121,7 +121,7 @@ describe.skipIf(!connection || !db)("reconciler with storage events off (Postgre
     await sql`update images set status = 'processing', updated_at = now() - interval '1 hour' where id = ${b}`.execute(
       database,
     );
-    await sleep(3000);
+    await sleep(5000); // past the 4 s URL of a
 
     const report = await m.reconciler.run({ dryRun: false, signal: new AbortController().signal });
     expect(report).toMatchObject({ processingQueued: 1, stuckRequeued: 1, gaveUp: 0, errors: 0 });
