@@ -5,7 +5,7 @@ import pino, { type Logger } from "pino";
 import sharp from "sharp";
 import type { Config } from "./config.ts";
 import { type ApiKeysRepository, KyselyApiKeysRepository } from "./db/api-keys-repository.ts";
-import { DatabaseBreaker } from "./db/breaker.ts";
+import { DatabaseBreaker, isDatabaseUnavailable } from "./db/breaker.ts";
 import { type DatabaseHandle, migrateToLatest, openDatabase } from "./db/connect.ts";
 import { GuardedImagesRepository } from "./db/guarded-images-repository.ts";
 import { KyselyImagesRepository } from "./db/images-repository.ts";
@@ -237,11 +237,15 @@ export async function createImgup(config: Config, opts: { logger?: Logger } = {}
 
   // Replays intents buffered during a database outage, from any instance (a KV lock picks one).
   let drainTimer: NodeJS.Timeout | null = null;
+  // The drain's own insert is what probes a half-open breaker: with no other traffic, skipping
+  // while "open" would leave the breaker (and the buffer) stuck forever.
   const drain = async () => {
-    if (breaker.state === "open" || (await intentBuffer.length().catch(() => 0)) === 0) return;
-    await intentBuffer
-      .drain()
-      .catch((err) => logger.warn({ err: err.message }, "buffer drain failed; retrying"));
+    if ((await intentBuffer.length().catch(() => 0)) === 0) return;
+    await intentBuffer.drain().catch((err) => {
+      if (isDatabaseUnavailable(err))
+        logger.debug({ err: err.message }, "database still unavailable; buffer kept");
+      else logger.warn({ err: err.message }, "buffer drain failed; retrying");
+    });
   };
 
   return {

@@ -90,7 +90,7 @@ describe.skipIf(!url || !kvTarget)("a database outage under load", () => {
     const breakerDuringOutage = run.imgup.breaker.state;
     const bufferedDuringOutage = await run.imgup.intentBuffer.length();
     await proxy.start();
-    await phase(3_000);
+    // No more load after recovery: the buffer must drain (and the breaker close) on its own.
     await Promise.all(inflight);
 
     const ok = outcomes.filter((o) => o.status === 201 && o.id && o.upload);
