@@ -27,17 +27,21 @@ export class PostgresJobQueue implements JobQueue {
     this.#defaultMaxAttempts = opts.defaultMaxAttempts;
   }
 
+  #row(job: NewJob) {
+    return {
+      kind: job.kind,
+      key: job.key,
+      payload: JSON.stringify(job.payload),
+      status: "queued",
+      max_attempts: job.maxAttempts ?? this.#defaultMaxAttempts,
+      run_at: job.runAt ?? sql<Date>`now()`,
+    };
+  }
+
   async enqueue(job: NewJob): Promise<{ id: string; created: boolean }> {
     const inserted = await this.#db
       .insertInto("jobs")
-      .values({
-        kind: job.kind,
-        key: job.key,
-        payload: JSON.stringify(job.payload),
-        status: "queued",
-        max_attempts: job.maxAttempts ?? this.#defaultMaxAttempts,
-        run_at: job.runAt ?? sql<Date>`now()`,
-      })
+      .values(this.#row(job))
       .onConflict((oc) => oc.column("key").doNothing())
       .returning("id")
       .executeTakeFirst();
@@ -55,14 +59,7 @@ export class PostgresJobQueue implements JobQueue {
   async requeue(job: NewJob): Promise<{ id: string }> {
     const row = await this.#db
       .insertInto("jobs")
-      .values({
-        kind: job.kind,
-        key: job.key,
-        payload: JSON.stringify(job.payload),
-        status: "queued",
-        max_attempts: job.maxAttempts ?? this.#defaultMaxAttempts,
-        run_at: job.runAt ?? sql<Date>`now()`,
-      })
+      .values(this.#row(job))
       .onConflict((oc) =>
         oc.column("key").doUpdateSet((eb) => ({
           kind: eb.ref("excluded.kind"),

@@ -20,6 +20,19 @@ import type {
 
 const MAX_EXPIRY_SECONDS = 7 * 24 * 3600;
 
+/** What both drivers refuse before signing a PUT, so the embedded mode fails like production. */
+export function checkPresignPut(input: PresignPutInput, maxObjectBytes: number): void {
+  validateKey(input.key);
+  checkContentType(input.contentType);
+  if (!Number.isSafeInteger(input.contentLength) || input.contentLength < 0) {
+    throw ERRORS.validation("contentLength must be a non-negative integer");
+  }
+  if (input.contentLength > maxObjectBytes) throw ERRORS.entityTooLarge();
+  if (input.sha256 !== undefined && !SHA256_HEX.test(input.sha256)) {
+    throw ERRORS.validation("sha256 must be 64 lower-case hex characters");
+  }
+}
+
 /** Refuses what could not travel in an HTTP header or compare equal after the usual trimming. */
 export function checkContentType(contentType: string): void {
   if (
@@ -43,15 +56,7 @@ export class LocalPresigner {
   ) {}
 
   put(input: PresignPutInput): PresignedRequest {
-    validateKey(input.key);
-    checkContentType(input.contentType);
-    if (!Number.isSafeInteger(input.contentLength) || input.contentLength < 0) {
-      throw ERRORS.validation("contentLength must be a non-negative integer");
-    }
-    if (input.contentLength > this.maxObjectBytes) throw ERRORS.entityTooLarge();
-    if (input.sha256 !== undefined && !SHA256_HEX.test(input.sha256)) {
-      throw ERRORS.validation("sha256 must be 64 lower-case hex characters");
-    }
+    checkPresignPut(input, this.maxObjectBytes);
     const claims: PutClaims = {
       kind: "put",
       key: input.key,

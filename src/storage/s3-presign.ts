@@ -3,7 +3,7 @@ import { createPresignedPost } from "@aws-sdk/s3-presigned-post";
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
 import { ERRORS } from "../domain/errors.ts";
 import { validateKey } from "./local-files.ts";
-import { checkContentType } from "./local-presign.ts";
+import { checkContentType, checkPresignPut } from "./local-presign.ts";
 import type {
   PresignedRequest,
   PresignPartInput,
@@ -14,7 +14,6 @@ import { sha256HexToBase64 } from "./s3-body.ts";
 
 const MAX_EXPIRY_SECONDS = 7 * 24 * 3600;
 const MAX_PART_NUMBER = 10_000;
-const SHA256_HEX = /^[0-9a-f]{64}$/;
 
 /**
  * Presigned requests whose claims the storage checks: the PUT signs Content-Type, Content-Length,
@@ -29,15 +28,7 @@ export class S3Presigner {
   ) {}
 
   async put(input: PresignPutInput): Promise<PresignedRequest> {
-    validateKey(input.key);
-    checkContentType(input.contentType);
-    if (!Number.isSafeInteger(input.contentLength) || input.contentLength < 0) {
-      throw ERRORS.validation("contentLength must be a non-negative integer");
-    }
-    if (input.contentLength > this.maxObjectBytes) throw ERRORS.entityTooLarge();
-    if (input.sha256 !== undefined && !SHA256_HEX.test(input.sha256)) {
-      throw ERRORS.validation("sha256 must be 64 lower-case hex characters");
-    }
+    checkPresignPut(input, this.maxObjectBytes);
     const { signingDate, expiresIn, expiresAt } = expiry(input.expiresInSeconds);
     const checksum = input.sha256 ? sha256HexToBase64(input.sha256) : undefined;
     const command = new PutObjectCommand({
