@@ -133,7 +133,8 @@ describe.skipIf(!url || !kvTarget)("a database outage under load", () => {
     // And the outage really was absorbed, not refused. The generator shares this process (and, in
     // CI, the machine with another test file), so on a loaded machine some requests fail on the
     // client side (status 0); the bounds are loose on purpose and the counts are reported.
-    expect(breakerDuringOutage).toBe("open");
+    // Open, or half-open while the drainer's once-a-second probe is in flight; never closed.
+    expect(["open", "half-open"]).toContain(breakerDuringOutage);
     expect(bufferedDuringOutage).toBeGreaterThan(RATE * OUTAGE_SECONDS * 0.25);
     expect(ok.length).toBeGreaterThan(outcomes.length * 0.5);
     expect(failed.every((f) => f.status === 0 || f.status === 503)).toBe(true);
