@@ -1,5 +1,5 @@
 import { parseArgs } from "node:util";
-import { createImgup } from "./app.ts";
+import { createImgup, type Imgup } from "./app.ts";
 import {
   isMaintenanceCommand,
   MAINTENANCE_USAGE,
@@ -64,15 +64,41 @@ async function serve(args: string[]): Promise<number> {
   const imgup = await createImgup(config);
   const url = await imgup.start();
   imgup.logger.info({ url }, url ? `imgup listening on ${url}` : "imgup started");
-  await new Promise<void>((resolve) => {
-    const onSignal = (signal: string) => {
-      imgup.logger.info({ signal }, "shutting down");
-      resolve();
+  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+    let received: NodeJS.Signals | null = null;
+    const onSignal = (s: NodeJS.Signals) => {
+      // A second signal means "now": the operator gave up waiting.
+      if (received) {
+        imgup.logger.warn({ signal: s }, "second signal during shutdown: exiting at once");
+        process.exit(1);
+      }
+      received = s;
+      resolve(s);
     };
-    process.once("SIGINT", onSignal);
-    process.once("SIGTERM", onSignal);
+    process.on("SIGINT", onSignal);
+    process.on("SIGTERM", onSignal);
   });
+  return shutDown(imgup, signal);
+}
+
+/** Below this, closing the pools and releasing jobs would be cut short by the last-resort exit. */
+const MIN_SHUTDOWN_BOUND_MS = 1000;
+
+/**
+ * Stops accepting requests, lets those in flight and the running jobs finish (or releases the jobs),
+ * closes the pools, and exits within IMGUP_SHUTDOWN_TIMEOUT_MS whatever hangs.
+ */
+async function shutDown(imgup: Imgup, signal: NodeJS.Signals): Promise<number> {
+  const boundMs = Math.max(imgup.config.http.shutdownTimeoutMs, MIN_SHUTDOWN_BOUND_MS);
+  const started = performance.now();
+  imgup.logger.info({ signal, boundMs }, "shutting down");
+  const lastResort = setTimeout(() => {
+    imgup.logger.error({ boundMs }, "shutdown did not finish within IMGUP_SHUTDOWN_TIMEOUT_MS; exiting");
+    process.exit(1);
+  }, boundMs);
   await imgup.stop();
+  clearTimeout(lastResort);
+  imgup.logger.info({ ms: Math.round(performance.now() - started) }, "shut down");
   return 0;
 }
 

@@ -1,4 +1,8 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import type { QueueStats } from "./jobs/job-queue.ts";
+
+/** Statuses an image never leaves on its own (deleted is final for delivery even before the purge). */
+export type FinalStatus = "ready" | "rejected" | "expired" | "deleted";
 
 /** One registry per imgup instance (tests build several in one process). */
 export function createMetrics() {
@@ -6,8 +10,65 @@ export function createMetrics() {
   collectDefaultMetrics({ register: registry });
   const counter = (name: string, help: string, labelNames: string[] = []) =>
     new Counter({ name, help, labelNames, registers: [registry] });
+
+  // Queue gauges are read from the database at scrape time; both share one query per scrape
+  // (prom-client collects every metric of a scrape in the same tick).
+  let readQueueStats: (() => Promise<QueueStats>) | null = null;
+  let inFlight: Promise<QueueStats | null> | null = null;
+  const queueStats = () => {
+    inFlight ??= (readQueueStats ? readQueueStats().catch(() => null) : Promise.resolve(null)).finally(() => {
+      inFlight = null;
+    });
+    return inFlight;
+  };
+  const queueDepth = new Gauge({
+    name: "imgup_job_queue_depth",
+    help: "Jobs in the queue by state (NaN when the database did not answer)",
+    labelNames: ["state"],
+    registers: [registry],
+    async collect() {
+      const stats = await queueStats();
+      for (const state of ["queued", "running", "dead"] as const)
+        this.set({ state }, stats?.[state] ?? Number.NaN);
+    },
+  });
+  const queueOldestAge = new Gauge({
+    name: "imgup_job_queue_oldest_age_seconds",
+    help: "Age of the oldest queued job that is due (0 when none)",
+    registers: [registry],
+    async collect() {
+      const stats = await queueStats();
+      this.set(stats ? stats.oldestQueuedAgeMs / 1000 : Number.NaN);
+    },
+  });
+
   return {
     registry,
+    /** Where the queue gauges read from; set once the queue exists. */
+    observeJobQueue(stats: () => Promise<QueueStats>): void {
+      readQueueStats = stats;
+    },
+    queueDepth,
+    queueOldestAge,
+    httpRequestSeconds: new Histogram({
+      name: "imgup_http_request_duration_seconds",
+      help: "HTTP requests by method, route pattern and status code",
+      labelNames: ["method", "route", "status_code"],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers: [registry],
+    }),
+    imagesFinalized: counter(
+      "imgup_images_finalized_total",
+      "Images reaching a final status (reason: reject reason, or what expired or deleted it)",
+      ["status", "reason"],
+    ),
+    processingSeconds: new Histogram({
+      name: "imgup_processing_duration_seconds",
+      help: "Time a worker spends validating and processing one upload, by outcome",
+      labelNames: ["outcome"],
+      buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
+      registers: [registry],
+    }),
     rateLimited: counter("imgup_rate_limit_rejections_total", "Requests refused by a rate limit", ["limit"]),
     rateLimitFailOpen: counter(
       "imgup_rate_limit_fail_open_total",

@@ -39,3 +39,26 @@ export const ProblemSchema = Type.Object(
 export const BearerSecurity = [{ bearer: [] }];
 
 export const SignedPart = Type.Object({ partNumber: Type.Integer(), url: Type.String() });
+
+/**
+ * A streamed (binary) response or request body for the OpenAPI document. Fastify never serializes or
+ * validates a stream: keyed by a media range (`image/*`), a body schema is matched against no
+ * request's exact media type, so it documents without validating.
+ */
+export const binaryContent = (description: string, mediaRange: string) => ({
+  description,
+  content: { [mediaRange]: { schema: { type: "string", format: "binary" } } },
+});
+
+/** No body at all (typed `undefined`, so a handler answers `reply.code(304).send()`). */
+export const NotModified = Type.Unsafe<undefined>({
+  type: "null",
+  description: "Not modified: If-None-Match matched the ETag",
+});
+
+/** Optional `Idempotency-Key` (quoted or bare, 1–255 printable characters; checked by the plugin). */
+export const IdempotencyHeaders = Type.Object({
+  "idempotency-key": Type.Optional(
+    Type.String({ description: "repeat with the same request to get the stored answer, kept 24 h" }),
+  ),
+});

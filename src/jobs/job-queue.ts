@@ -19,6 +19,11 @@ export interface JobQueue {
   fail(job: ClaimedJob, error: string, retryInMs: number | null): Promise<"retrying" | "dead" | "lost">;
   /** Pushes the lease forward for a long job; false when the lease was lost. */
   extendLease(job: ClaimedJob, leaseMs: number): Promise<boolean>;
+  /**
+   * Hands a running job back at once (queued and due, this attempt not counted) so another worker
+   * takes it now instead of after the lease lapses; false when the lease was lost. For shutdown.
+   */
+  release(job: ClaimedJob): Promise<boolean>;
   get(key: string): Promise<JobInfo | null>;
   stats(): Promise<QueueStats>;
 }

@@ -1,4 +1,5 @@
 import type pino from "pino";
+import { withLogContext, withoutLogContext } from "../logging.ts";
 import type { ClaimedJob, JobQueue } from "./job-queue.ts";
 
 export type JobHandler = (job: ClaimedJob, signal: AbortSignal) => Promise<void>;
@@ -79,21 +80,26 @@ export class JobRunner {
       return;
     }
     clearTimeout(this.#pollTimer);
-    this.#polling = this.#poll().finally(() => {
-      this.#polling = undefined;
-      if (this.#state !== "running") return;
-      if (this.#pollAgain) {
-        this.#pollAgain = false;
-        this.wake();
-      } else {
-        this.#pollTimer = setTimeout(() => this.wake(), this.#opts.pollIntervalMs);
-      }
-    });
+    // A wake from a request (or a finishing job) must not lend its log context to the poll loop
+    // and every job it starts from then on.
+    this.#polling = withoutLogContext(() =>
+      this.#poll().finally(() => {
+        this.#polling = undefined;
+        if (this.#state !== "running") return;
+        if (this.#pollAgain) {
+          this.#pollAgain = false;
+          this.wake();
+        } else {
+          this.#pollTimer = setTimeout(() => this.wake(), this.#opts.pollIntervalMs);
+        }
+      }),
+    );
   }
 
   /**
-   * Stops claiming and waits up to timeoutMs for running handlers. Handlers still running after that are
-   * aborted and abandoned: their leases are no longer extended, so another worker takes them over.
+   * Stops claiming and waits up to timeoutMs for running handlers. Handlers still running after that
+   * are aborted and their jobs released: queued again at once, so another worker takes them now
+   * rather than after the lease lapses (the interrupted attempt does not count).
    */
   stop(timeoutMs: number): Promise<void> {
     this.#stopped ??= this.#stop(timeoutMs);
@@ -113,16 +119,26 @@ export class JobRunner {
       }),
     ]);
     clearTimeout(timer);
-    // Set before aborting so the abandoned handlers' outcomes are not written to a queue being shut down.
+    // Set before aborting so the abandoned handlers' outcomes are not written over the release.
     this.#state = "stopped";
     if (!timedOut) return;
-    for (const r of this.#running) {
+    const abandoned = [...this.#running];
+    for (const r of abandoned) {
       clearTimeout(r.extendTimer);
-      this.#opts.logger.warn(
-        { jobId: r.job.id, kind: r.job.kind, key: r.job.key, attempt: r.job.attempts },
-        "job abandoned at shutdown; its lease will lapse",
-      );
       r.controller.abort(new Error("job runner stopped"));
+    }
+    // Released without waiting for the aborted handlers: the process is about to exit, and every
+    // step of a job is a conditional update, so a late write of this one cannot undo the next.
+    await Promise.all(abandoned.map((r) => this.#release(r.job)));
+  }
+
+  async #release(job: ClaimedJob): Promise<void> {
+    const ctx = { jobId: job.id, kind: job.kind, key: job.key, attempt: job.attempts };
+    try {
+      if (await this.#opts.queue.release(job)) this.#opts.logger.warn(ctx, "job released at shutdown");
+      else this.#opts.logger.warn(ctx, "job lease already lost at shutdown");
+    } catch (err) {
+      this.#opts.logger.warn({ ...ctx, err }, "releasing a job at shutdown failed; its lease will lapse");
     }
   }
 
@@ -179,7 +195,10 @@ export class JobRunner {
       scheduleExtend();
       try {
         if (!handler) throw new PermanentJobError(`no handler for job kind ${job.kind}`);
-        await handler(job, entry.controller.signal);
+        // Whatever the handler's services log names the job.
+        await withLogContext({ jobId: job.id, jobKind: job.kind }, () =>
+          handler(job, entry.controller.signal),
+        );
         entry.settled = true;
         clearTimeout(entry.extendTimer);
         if (this.#state === "stopped") return;

@@ -178,6 +178,23 @@ export class PostgresJobQueue implements JobQueue {
     return row !== undefined;
   }
 
+  async release(job: ClaimedJob): Promise<boolean> {
+    const row = await this.#db
+      .updateTable("jobs")
+      .set({
+        status: "queued",
+        attempts: sql<number>`greatest(attempts - 1, 0)`,
+        run_at: sql<Date>`least(run_at, now())`,
+        locked_until: null,
+        lease_token: null,
+        updated_at: sql<Date>`now()`,
+      })
+      .where(holdsLease(job))
+      .returning("id")
+      .executeTakeFirst();
+    return row !== undefined;
+  }
+
   async get(key: string): Promise<JobInfo | null> {
     const row = await this.#db
       .selectFrom("jobs")

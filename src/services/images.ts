@@ -3,6 +3,7 @@ import { ERRORS } from "../domain/errors.ts";
 import type { ImageRecord, Visibility } from "../domain/image.ts";
 import { imagePrefix, isImageId } from "../domain/keys.ts";
 import type { JobQueue } from "../jobs/job-queue.ts";
+import type { Metrics } from "../metrics.ts";
 import type { Principal } from "./auth.ts";
 import { DELETE_IMAGE_OBJECTS } from "./storage-events.ts";
 
@@ -16,6 +17,7 @@ export class ImagesService {
   constructor(
     private readonly images: ImagesRepository,
     private readonly jobs: JobQueue,
+    private readonly metrics: Pick<Metrics, "imagesFinalized"> | null = null,
   ) {}
 
   async get(principal: Principal, id: string): Promise<ImageRecord> {
@@ -51,6 +53,7 @@ export class ImagesService {
       { deletedAt: new Date() },
     );
     if (!deleted) throw ERRORS.imageNotFound(`no image ${id}`);
+    this.metrics?.imagesFinalized.inc({ status: "deleted", reason: "owner_request" });
     await this.jobs.requeue({
       kind: DELETE_IMAGE_OBJECTS,
       key: `delete:${image.id}`,

@@ -5,6 +5,7 @@ import type { JobQueue } from "../jobs/job-queue.ts";
 import type { JobHandler } from "../jobs/job-runner.ts";
 import { Scheduler } from "../jobs/scheduler.ts";
 import type { KeyValueStore } from "../kv/kv.ts";
+import type { Metrics } from "../metrics.ts";
 import type { ObjectStore } from "../storage/object-store.ts";
 import { Doctor } from "./doctor.ts";
 import { OrphanSweep } from "./orphan-sweep.ts";
@@ -53,8 +54,10 @@ export function createMaintenance(deps: {
   /** Config.jobs.leaseMs: how long a crashed worker's job stays leased. */
   leaseMs: number;
   settings: MaintenanceSettings;
+  /** Counts images expired and purged; optional for tests that wire maintenance by hand. */
+  metrics?: Pick<Metrics, "imagesFinalized">;
 }): Maintenance {
-  const { db, store, kv, jobs, leaseMs, settings } = deps;
+  const { db, store, kv, jobs, leaseMs, settings, metrics } = deps;
   const repo = new MaintenanceRepository(db, processJobKey(""));
   const logger = deps.logger.child({ component: "maintenance" });
   const reconciler = new Reconciler({
@@ -62,6 +65,7 @@ export function createMaintenance(deps: {
     store,
     jobs,
     logger,
+    metrics,
     settings: {
       pendingGraceMs: settings.pendingGraceMs,
       processingGraceMs: settings.processingGraceMs,
@@ -79,7 +83,7 @@ export function createMaintenance(deps: {
       leaseMs,
     },
   });
-  const ownerPurge = new OwnerPurgeService({ repo, store, jobs, logger });
+  const ownerPurge = new OwnerPurgeService({ repo, store, jobs, logger, metrics });
   const scheduler = new Scheduler({
     kv,
     logger,

@@ -4,6 +4,7 @@ import { imagePrefix } from "../domain/keys.ts";
 import type { JobQueue } from "../jobs/job-queue.ts";
 import type { JobHandler } from "../jobs/job-runner.ts";
 import { forEachLimit } from "../jobs/scheduler.ts";
+import type { Metrics } from "../metrics.ts";
 import type { ObjectStore } from "../storage/object-store.ts";
 import { DELETE_IMAGE_OBJECTS } from "./storage-events.ts";
 
@@ -47,6 +48,7 @@ export class OwnerPurgeService {
       store: ObjectStore;
       jobs: JobQueue;
       logger: Logger;
+      metrics?: Pick<Metrics, "imagesFinalized">;
       settings?: OwnerPurgeSettings;
     },
   ) {
@@ -64,6 +66,7 @@ export class OwnerPurgeService {
     while (performance.now() < deadline) {
       const marked = await this.deps.repo.markOwnerDeleted(ownerId, this.batchSize);
       if (marked === 0) break;
+      this.deps.metrics?.imagesFinalized.inc({ status: "deleted", reason: "owner_purge" }, marked);
       result.markedDeleted += marked;
       this.deps.logger.info(
         { ownerId, marked: result.markedDeleted, images },
@@ -93,7 +96,9 @@ export class OwnerPurgeService {
       signal.throwIfAborted();
       const rows = await repo.ownerRows(ownerId, after, this.batchSize);
       if (rows.length === 0) break;
-      await repo.markDeleted(rows.filter((r) => r.status !== "deleted").map((r) => r.id));
+      const marked = await repo.markDeleted(rows.filter((r) => r.status !== "deleted").map((r) => r.id));
+      if (marked > 0)
+        this.deps.metrics?.imagesFinalized.inc({ status: "deleted", reason: "owner_purge" }, marked);
       const done: string[] = [];
       await forEachLimit(
         rows,

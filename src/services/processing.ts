@@ -4,6 +4,7 @@ import type { ImagesRepository } from "../db/images-repository.ts";
 import type { ImageRecord, RejectReason } from "../domain/image.ts";
 import { SNIFF_BYTES, sniff } from "../domain/sniff.ts";
 import { probeImage } from "../imaging/probe.ts";
+import type { Metrics } from "../metrics.ts";
 import type { ObjectStore } from "../storage/object-store.ts";
 
 export interface ProcessingPolicy {
@@ -36,10 +37,25 @@ export class ProcessingService {
     private readonly store: ObjectStore,
     private readonly policy: ProcessingPolicy,
     private readonly log: Logger,
+    private readonly metrics: Pick<Metrics, "imagesFinalized" | "processingSeconds"> | null = null,
     private readonly derivatives: Derivatives | null = null,
   ) {}
 
   async process(imageId: string, signal?: AbortSignal): Promise<ProcessOutcome> {
+    const end = this.metrics?.processingSeconds.startTimer();
+    let outcome: ProcessOutcome | "retry" | "error" = "error";
+    try {
+      outcome = await this.validate(imageId, signal);
+      return outcome;
+    } catch (err) {
+      if (err instanceof RetryLaterError) outcome = "retry";
+      throw err;
+    } finally {
+      end?.({ outcome });
+    }
+  }
+
+  private async validate(imageId: string, signal?: AbortSignal): Promise<ProcessOutcome> {
     const current = await this.images.findById(imageId);
     if (!current) throw new RetryLaterError(`image ${imageId} has no row yet`);
     if (current.status === "rejected" || current.status === "deleted") {
@@ -88,14 +104,20 @@ export class ProcessingService {
       );
     }
 
+    // Between image operations, which cannot be interrupted once started: an aborted job (lease lost,
+    // shutdown) stops at the next boundary instead of decoding on.
+    signal?.throwIfAborted();
     const probe = await probeImage(bytes, { maxPixels: this.policy.maxPixels });
     if (!probe.ok) return this.reject(image, probe.reason, probe.detail, signal);
 
     // Variants come before "ready", so the first page view after it finds the thumbnail made.
     let placeholder: string | null = null;
     if (this.derivatives) {
+      signal?.throwIfAborted();
       await this.derivatives.eager(image, bytes);
+      signal?.throwIfAborted();
       placeholder = await this.derivatives.placeholder(bytes);
+      signal?.throwIfAborted();
     }
     const ready = await this.images.transition(image.id, ["processing"], "ready", {
       placeholder,
@@ -108,6 +130,7 @@ export class ProcessingService {
       readyAt: new Date(),
     });
     if (!ready) return "skipped";
+    this.metrics?.imagesFinalized.inc({ status: "ready", reason: "" });
     this.log.info(
       { imageId: image.id, width: probe.width, height: probe.height, format: probe.format },
       "image ready",
@@ -127,7 +150,10 @@ export class ProcessingService {
     });
     // Rejected bytes are never kept; the sweeper catches a delete that fails here.
     await this.store.delete(image.objectKey, signal);
-    if (rejected) this.log.info({ imageId: image.id, reason, detail }, "image rejected");
+    if (rejected) {
+      this.metrics?.imagesFinalized.inc({ status: "rejected", reason });
+      this.log.info({ imageId: image.id, reason, detail }, "image rejected");
+    }
     return rejected ? "rejected" : "skipped";
   }
 

@@ -2,6 +2,7 @@ import type { Logger } from "pino";
 import type { Cursor, MaintenanceRepository, ProcessJobState } from "../db/maintenance-repository.ts";
 import type { JobQueue } from "../jobs/job-queue.ts";
 import { forEachLimit, type TaskRunOptions } from "../jobs/scheduler.ts";
+import type { Metrics } from "../metrics.ts";
 import type { ObjectStore } from "../storage/object-store.ts";
 import { PROCESS_IMAGE, processJobKey } from "./storage-events.ts";
 
@@ -57,6 +58,7 @@ export class Reconciler {
       store: ObjectStore;
       jobs: JobQueue;
       logger: Logger;
+      metrics?: Pick<Metrics, "imagesFinalized">;
       settings: ReconcileSettings;
       now?: () => number;
     },
@@ -140,6 +142,7 @@ export class Reconciler {
       this.detail(report, dryRun, `abort multipart upload of ${row.id}`);
     }
     if (dryRun || (await this.deps.repo.expire(row.id))) {
+      if (!dryRun) this.deps.metrics?.imagesFinalized.inc({ status: "expired", reason: "upload_lapsed" });
       report.expired++;
       this.detail(report, dryRun, `expire ${row.id} (no object after the upload window)`);
     }

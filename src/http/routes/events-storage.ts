@@ -3,6 +3,7 @@ import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import { Type } from "typebox";
 import { ERRORS } from "../../domain/errors.ts";
 import { parseStorageEvents } from "../../events/parse-storage-event.ts";
+import { BearerSecurity, ProblemSchema } from "../schemas.ts";
 import type { App, HttpDeps } from "../types.ts";
 
 /**
@@ -38,7 +39,15 @@ export function registerStorageEventsWebhook(app: App, deps: HttpDeps): void {
         bodyLimit: 4 * 1024 * 1024,
         schema: {
           summary: "Storage event webhook (S3 notification format); bearer token or ?token=",
+          security: [...BearerSecurity, {}],
           querystring: Type.Object({ token: Type.Optional(Type.String({ maxLength: 512 })) }),
+          body: Type.Object(
+            {},
+            {
+              additionalProperties: true,
+              description: "S3 event notification ({Records:[…]}), an SNS envelope of one, or EventBridge",
+            },
+          ),
           response: {
             200: Type.Object({
               received: Type.Integer(),
@@ -47,6 +56,7 @@ export function registerStorageEventsWebhook(app: App, deps: HttpDeps): void {
               ignored: Type.Integer(),
               skipped: Type.Integer(),
             }),
+            "4xx": ProblemSchema,
           },
         },
       },

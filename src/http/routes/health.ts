@@ -1,31 +1,47 @@
 import { Type } from "typebox";
+import { isDegraded } from "../../services/readiness.ts";
 import type { App, HttpDeps } from "../types.ts";
+
+const Readiness = Type.Object({
+  status: Type.Union([Type.Literal("ok"), Type.Literal("degraded"), Type.Literal("unavailable")]),
+  checks: Type.Record(Type.String(), Type.String(), {
+    description: 'per dependency (database, kv, storage): "ok", "degraded: …" or why it failed',
+  }),
+  failed: Type.Array(Type.String(), { description: "the dependencies that failed their check" }),
+});
 
 /** GET /healthz (the process is alive) and GET /readyz (its dependencies answer). */
 export function registerHealth(app: App, deps: HttpDeps): void {
   app.get(
     "/healthz",
-    { schema: { summary: "Liveness", response: { 200: Type.Object({ status: Type.Literal("ok") }) } } },
+    {
+      schema: {
+        summary: "Liveness: the process is alive (checks nothing else)",
+        response: { 200: Type.Object({ status: Type.Literal("ok") }) },
+      },
+    },
     async () => ({ status: "ok" as const }),
   );
   app.get(
     "/readyz",
     {
       schema: {
-        summary: "Readiness: database, storage (and KV) reachable",
+        summary: "Readiness: database, KV and storage answer, each within IMGUP_READY_TIMEOUT_MS",
         response: {
-          "2xx": Type.Object({ status: Type.String(), checks: Type.Record(Type.String(), Type.String()) }),
-          503: Type.Object({ status: Type.String(), checks: Type.Record(Type.String(), Type.String()) }),
+          200: { ...Readiness, description: "Ready, or degraded but serving (database breaker open)" },
+          503: { ...Readiness, description: "A dependency failed; `failed` names it" },
         },
       },
     },
     async (_request, reply) => {
       const checks = await deps.readiness();
-      const values = Object.values(checks);
       // A degraded dependency still serves (e.g. intents buffered while the database is away).
-      const ok = values.every((v) => v === "ok" || v.startsWith("degraded"));
-      const status = !ok ? "unavailable" : values.every((v) => v === "ok") ? "ok" : "degraded";
-      return reply.code(ok ? 200 : 503).send({ status, checks });
+      const failed = Object.entries(checks)
+        .filter(([, outcome]) => outcome !== "ok" && !isDegraded(outcome))
+        .map(([name]) => name);
+      const degraded = Object.values(checks).some(isDegraded);
+      const status = failed.length > 0 ? "unavailable" : degraded ? "degraded" : "ok";
+      return reply.code(failed.length > 0 ? 503 : 200).send({ status, checks, failed });
     },
   );
 }

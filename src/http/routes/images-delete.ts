@@ -1,6 +1,6 @@
 import { Type } from "typebox";
 import { authenticate, principalOf } from "../plugins/auth.ts";
-import { ImageId, ProblemSchema } from "../schemas.ts";
+import { BearerSecurity, ImageId, ProblemSchema } from "../schemas.ts";
 import type { App, HttpDeps } from "../types.ts";
 
 /** DELETE /v1/images/{id}: gone from delivery at once; its objects are removed by a job. */
@@ -11,8 +11,9 @@ export function registerDeleteImage(app: App, deps: HttpDeps): void {
       preHandler: authenticate(deps.auth),
       schema: {
         summary: "Delete an image and all its objects",
+        security: BearerSecurity,
         params: Type.Object({ id: ImageId }),
-        response: { 204: Type.Null(), "4xx": ProblemSchema },
+        response: { 204: Type.Null({ description: "Deleted" }), "4xx": ProblemSchema },
       },
     },
     async (request, reply) => {

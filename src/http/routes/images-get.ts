@@ -1,7 +1,7 @@
 import { Type } from "typebox";
 import { toImageView } from "../../services/image-view.ts";
 import { authenticate, principalOf } from "../plugins/auth.ts";
-import { ImageId, ImageViewSchema, ProblemSchema } from "../schemas.ts";
+import { BearerSecurity, ImageId, ImageViewSchema, ProblemSchema } from "../schemas.ts";
 import type { App, HttpDeps } from "../types.ts";
 
 /** GET /v1/images/{id}: the owner's view of one image. */
@@ -12,6 +12,7 @@ export function registerGetImage(app: App, deps: HttpDeps): void {
       preHandler: authenticate(deps.auth),
       schema: {
         summary: "Get an image's metadata",
+        security: BearerSecurity,
         params: Type.Object({ id: ImageId }),
         response: { 200: ImageViewSchema, "4xx": ProblemSchema },
       },

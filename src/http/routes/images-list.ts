@@ -1,7 +1,7 @@
 import { Type } from "typebox";
 import { toImageView } from "../../services/image-view.ts";
 import { authenticate, principalOf } from "../plugins/auth.ts";
-import { ImageViewSchema, ProblemSchema } from "../schemas.ts";
+import { BearerSecurity, ImageViewSchema, ProblemSchema } from "../schemas.ts";
 import type { App, HttpDeps } from "../types.ts";
 
 /** GET /v1/images: the caller's images, newest first, keyset-paginated. */
@@ -12,6 +12,7 @@ export function registerListImages(app: App, deps: HttpDeps): void {
       preHandler: authenticate(deps.auth),
       schema: {
         summary: "List the caller's images",
+        security: BearerSecurity,
         querystring: Type.Object(
           {
             limit: Type.Integer({ minimum: 1, maximum: 100, default: 20 }),

@@ -1,7 +1,7 @@
 import { Type } from "typebox";
 import { toImageView } from "../../services/image-view.ts";
 import { authenticate, principalOf } from "../plugins/auth.ts";
-import { ImageId, ImageViewSchema, ProblemSchema } from "../schemas.ts";
+import { BearerSecurity, ImageId, ImageViewSchema, ProblemSchema } from "../schemas.ts";
 import type { App, HttpDeps } from "../types.ts";
 
 /** PATCH /v1/images/{id}: change visibility. */
@@ -12,6 +12,7 @@ export function registerPatchImage(app: App, deps: HttpDeps): void {
       preHandler: authenticate(deps.auth),
       schema: {
         summary: "Change an image's visibility",
+        security: BearerSecurity,
         params: Type.Object({ id: ImageId }),
         body: Type.Object(
           { visibility: Type.Union([Type.Literal("public"), Type.Literal("private")]) },

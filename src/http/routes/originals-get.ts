@@ -2,7 +2,7 @@ import { Type } from "typebox";
 import { contentDisposition } from "../../domain/filename.ts";
 import { originalPath } from "../../services/image-view.ts";
 import { applyCacheHeaders, SANDBOX_CSP } from "../delivery-headers.ts";
-import { ImageId } from "../schemas.ts";
+import { binaryContent, ImageId, NotModified, ProblemSchema } from "../schemas.ts";
 import type { App, HttpDeps } from "../types.ts";
 
 /** GET /i/{imageId}/original: the untouched upload, with its real content type. */
@@ -17,6 +17,11 @@ export function registerGetOriginal(app: App, deps: HttpDeps): void {
           exp: Type.Optional(Type.String({ maxLength: 20 })),
           sig: Type.Optional(Type.String({ maxLength: 128 })),
         }),
+        response: {
+          200: binaryContent("The original bytes, with the type they were validated as", "image/*"),
+          304: NotModified,
+          "4xx": ProblemSchema,
+        },
       },
     },
     async (request, reply) => {

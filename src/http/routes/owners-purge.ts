@@ -3,7 +3,7 @@ import { ERRORS } from "../../domain/errors.ts";
 import type { AuthService } from "../../services/auth.ts";
 import type { OwnerPurgeService } from "../../services/owner-purge.ts";
 import { authenticate, principalOf } from "../plugins/auth.ts";
-import { ProblemSchema } from "../schemas.ts";
+import { BearerSecurity, ProblemSchema } from "../schemas.ts";
 import type { App } from "../types.ts";
 
 export interface OwnerPurgeDeps {
@@ -22,6 +22,7 @@ export function registerOwnerPurge(app: App, deps: OwnerPurgeDeps): void {
       preHandler: authenticate(deps.auth),
       schema: {
         summary: "Purge every image of an owner (admin scope)",
+        security: BearerSecurity,
         params: Type.Object({ ownerId: Type.String({ pattern: "^[A-Za-z0-9._:@|-]{1,200}$" }) }),
         response: {
           202: Type.Object({

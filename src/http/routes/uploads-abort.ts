@@ -1,6 +1,6 @@
 import { Type } from "typebox";
 import { authenticate, principalOf } from "../plugins/auth.ts";
-import { ImageId, ProblemSchema } from "../schemas.ts";
+import { BearerSecurity, ImageId, ProblemSchema } from "../schemas.ts";
 import type { App, HttpDeps } from "../types.ts";
 
 /** DELETE /v1/uploads/{id}: abandon an upload that has not finished (aborts a multipart upload). */
@@ -11,8 +11,9 @@ export function registerAbortUpload(app: App, deps: HttpDeps): void {
       preHandler: authenticate(deps.auth),
       schema: {
         summary: "Abort an upload intent",
+        security: BearerSecurity,
         params: Type.Object({ id: ImageId }),
-        response: { 204: Type.Null(), "4xx": ProblemSchema },
+        response: { 204: Type.Null({ description: "Aborted" }), "4xx": ProblemSchema },
       },
     },
     async (request, reply) => {

@@ -2,7 +2,7 @@ import { Type } from "typebox";
 import { toImageView } from "../../services/image-view.ts";
 import { authenticate, principalOf } from "../plugins/auth.ts";
 import { idempotency } from "../plugins/idempotency.ts";
-import { ImageId, ImageViewSchema, ProblemSchema } from "../schemas.ts";
+import { BearerSecurity, IdempotencyHeaders, ImageId, ImageViewSchema, ProblemSchema } from "../schemas.ts";
 import type { App, HttpDeps } from "../types.ts";
 
 const Body = Type.Object(
@@ -39,7 +39,9 @@ export function registerCompleteUpload(app: App, deps: HttpDeps): void {
       bodyLimit: 2 * 1024 * 1024,
       schema: {
         summary: "Complete an upload (multipart: with its parts); processing is queued",
+        security: BearerSecurity,
         params: Type.Object({ id: ImageId }),
+        headers: IdempotencyHeaders,
         body: Body,
         response: { 202: Type.Object({ image: ImageViewSchema }), "4xx": ProblemSchema },
       },

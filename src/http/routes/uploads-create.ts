@@ -3,7 +3,13 @@ import { toImageView } from "../../services/image-view.ts";
 import { authenticate, principalOf } from "../plugins/auth.ts";
 import { idempotency } from "../plugins/idempotency.ts";
 import { rateLimit } from "../plugins/rate-limit.ts";
-import { ImageViewSchema, ProblemSchema, SignedPart } from "../schemas.ts";
+import {
+  BearerSecurity,
+  IdempotencyHeaders,
+  ImageViewSchema,
+  ProblemSchema,
+  SignedPart,
+} from "../schemas.ts";
 import type { App, HttpDeps } from "../types.ts";
 
 const Body = Type.Object(
@@ -62,6 +68,8 @@ export function registerCreateUpload(app: App, deps: HttpDeps): void {
       onSend: idem.onSend,
       schema: {
         summary: "Create an upload intent",
+        security: BearerSecurity,
+        headers: IdempotencyHeaders,
         body: Body,
         response: {
           201: Type.Object({ image: ImageViewSchema, upload: Upload }),

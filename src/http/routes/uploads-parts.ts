@@ -1,6 +1,6 @@
 import { Type } from "typebox";
 import { authenticate, principalOf } from "../plugins/auth.ts";
-import { ImageId, ProblemSchema, SignedPart } from "../schemas.ts";
+import { BearerSecurity, ImageId, ProblemSchema, SignedPart } from "../schemas.ts";
 import type { App, HttpDeps } from "../types.ts";
 
 /** GET /v1/uploads/{id}/parts: the parts the storage has (resume) and URLs for the next missing ones. */
@@ -11,6 +11,7 @@ export function registerUploadParts(app: App, deps: HttpDeps): void {
       preHandler: authenticate(deps.auth),
       schema: {
         summary: "List uploaded parts of a multipart upload and sign the missing ones",
+        security: BearerSecurity,
         params: Type.Object({ id: ImageId }),
         response: {
           200: Type.Object({

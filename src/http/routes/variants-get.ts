@@ -3,8 +3,15 @@ import { Type } from "typebox";
 import type { Variant, VariantRequest } from "../../services/variants.ts";
 import { applyCacheHeaders } from "../delivery-headers.ts";
 import { rateLimit } from "../plugins/rate-limit.ts";
-import { ImageId } from "../schemas.ts";
+import { binaryContent, ImageId, NotModified, ProblemSchema } from "../schemas.ts";
 import type { App, HttpDeps } from "../types.ts";
+
+const VariantResponses = {
+  200: binaryContent("The variant (made on the first request, then served from the storage)", "image/*"),
+  304: NotModified,
+  "4xx": ProblemSchema,
+  503: { ...ProblemSchema, description: "The transform queue is full; retry after Retry-After" },
+};
 
 const SignedQuery = Type.Object({
   exp: Type.Optional(Type.String({ maxLength: 20 })),
@@ -49,6 +56,7 @@ export function registerGetVariants(app: App, deps: HttpDeps): void {
         summary: "A named preset variant (private images need exp and sig)",
         params: Type.Object({ imageId: ImageId, preset: Type.String({ maxLength: 64 }) }),
         querystring: SignedQuery,
+        response: VariantResponses,
       },
     },
     async (request, reply) => {
@@ -71,6 +79,7 @@ export function registerGetVariants(app: App, deps: HttpDeps): void {
           imageId: ImageId,
         }),
         querystring: SignedQuery,
+        response: VariantResponses,
       },
     },
     async (request, reply) => {
