@@ -1,0 +1,187 @@
+import type { Readable } from "node:stream";
+import type { FastifyRequest } from "fastify";
+import { Type } from "typebox";
+import { ERRORS } from "../../domain/errors.ts";
+import { toImageView } from "../../services/image-view.ts";
+import { type ProxyUploadInput, UNTYPED } from "../../services/proxy-upload.ts";
+import { FORM_OVERHEAD_BYTES, receiveMultipartFile } from "../multipart-file.ts";
+import { authenticate, principalOf } from "../plugins/auth.ts";
+import { idempotency } from "../plugins/idempotency.ts";
+import { rateLimit } from "../plugins/rate-limit.ts";
+import { type BodyDescriptor, describeBody, lingerOnClose, requestBody } from "../proxy-body.ts";
+import { BearerSecurity, IdempotencyHeaders, ImageViewSchema, ProblemSchema } from "../schemas.ts";
+import type { App, HttpDeps } from "../types.ts";
+
+const Visibility = Type.Union([Type.Literal("public"), Type.Literal("private")]);
+const Query = Type.Object(
+  {
+    filename: Type.Optional(Type.String({ minLength: 1, maxLength: 1024 })),
+    visibility: Type.Optional(Visibility),
+    sha256: Type.Optional(Type.String({ minLength: 64, maxLength: 64 })),
+  },
+  { additionalProperties: false },
+);
+type QueryValues = { filename?: string; visibility?: "public" | "private"; sha256?: string };
+
+const Headers = Type.Object({
+  ...IdempotencyHeaders.properties,
+  "x-filename": Type.Optional(
+    Type.String({ description: "the file's name (percent-encoded UTF-8 allowed)" }),
+  ),
+  "x-content-sha256": Type.Optional(
+    Type.String({ description: "SHA-256 of the body, hex; a mismatch is 422" }),
+  ),
+});
+
+// Fastify never parses this body (it is streamed to the storage), so its schema only documents it.
+const Body = Type.Unsafe<unknown>({
+  description:
+    "The image: raw bytes as image/… or application/octet-stream (the magic bytes decide), or " +
+    "multipart/form-data with the optional fields visibility, filename and sha256 before one file part named file",
+});
+const CONSUMES = ["image/*", "application/octet-stream", "multipart/form-data"];
+
+const FORM = "multipart/form-data";
+
+/**
+ * POST /v1/images: proxy upload for clients that cannot upload to the storage themselves. The body
+ * (raw `image/…` or `application/octet-stream`, or a form with a `file` part) is never parsed by
+ * Fastify: it is streamed to the storage by the proxy upload service.
+ */
+export function registerCreateImage(app: App, deps: HttpDeps): void {
+  const idem = idempotency(deps.kv, deps.metrics);
+  const limit = deps.config.rateLimit;
+  const maxBytes = deps.config.uploads.maxBytes;
+  // The body stream Fastify would have parsed, and the requests whose body reading has begun.
+  const payloads = new WeakMap<FastifyRequest, Readable>();
+  const reading = new WeakSet<FastifyRequest>();
+
+  app.register(async (scope) => {
+    // Only in this plugin's scope: every other route keeps its JSON parser and body limit.
+    scope.removeAllContentTypeParsers();
+    scope.addContentTypeParser("*", (request, payload, done) => {
+      payloads.set(request, payload);
+      done(null, describeBody(request.headers));
+    });
+    scope.addHook("onSend", async (request, reply) => {
+      if (request.raw.complete) return;
+      // Node drains an unread body before the connection's next request; a body read partway,
+      // or one too long to drain, ends the connection instead (gracefully, see lingerOnClose).
+      const length = Number(request.headers["content-length"]);
+      if (reading.has(request) || !Number.isSafeInteger(length) || length > maxBytes) {
+        reply.header("Connection", "close");
+        lingerOnClose(request.raw);
+      }
+    });
+
+    scope.post(
+      "/v1/images",
+      {
+        // As for intents: replays and in-flight duplicates are answered before they cost a token.
+        preHandler: [
+          authenticate(deps.auth),
+          idem.preHandler,
+          rateLimit(deps.kv, deps.metrics, {
+            name: "intents",
+            ratePerSecond: limit.perSecond,
+            burst: limit.burst,
+            keyOf: (request) => principalOf(request).ownerId,
+          }),
+        ],
+        onSend: idem.onSend,
+        schema: {
+          summary: "Proxy upload: the body is the image (raw, or multipart/form-data with a file part)",
+          security: BearerSecurity,
+          headers: Headers,
+          querystring: Query,
+          consumes: CONSUMES,
+          body: Body,
+          response: {
+            201: Type.Object({ image: ImageViewSchema }),
+            "4xx": ProblemSchema,
+            503: ProblemSchema,
+          },
+        },
+      },
+      async (request, reply) => {
+        const described = request.body as BodyDescriptor | undefined;
+        const payload = payloads.get(request);
+        if (!described || !payload) {
+          throw ERRORS.validation("send the image as the request body (raw, or a form with a file part)");
+        }
+        const query = request.query as QueryValues;
+        const markReading = () => reading.add(request);
+        const input =
+          described.mediaType === FORM
+            ? await formInput(request, payload, described, query, maxBytes, markReading)
+            : rawInput(payload, described, query, markReading);
+        const result = await deps.proxyUploads.upload(principalOf(request), input, request.idempotency?.key);
+        reply.header("Location", `/v1/images/${result.image.id}`);
+        if (result.kind === "existing") reply.header("Idempotent-Replayed", "true");
+        return reply.code(201).send({ image: toImageView(result.image, deps.urls) });
+      },
+    );
+  });
+}
+
+function rawInput(
+  payload: Readable,
+  described: BodyDescriptor,
+  query: QueryValues,
+  markReading: () => void,
+): ProxyUploadInput {
+  const type = described.mediaType;
+  if (!type.startsWith("image/") && type !== UNTYPED) {
+    throw ERRORS.unsupportedMediaType(
+      `send the image as image/…, ${UNTYPED} (the bytes decide) or ${FORM}; got "${type || "no Content-Type"}"`,
+    );
+  }
+  return {
+    contentType: type,
+    filename: query.filename ?? described.filename ?? undefined,
+    sha256: query.sha256 ?? described.sha256 ?? undefined,
+    visibility: query.visibility,
+    declaredLength: described.contentLength ?? undefined,
+    open: () => {
+      markReading();
+      return requestBody(payload);
+    },
+  };
+}
+
+/** Form fields win over the query and headers; the file part's own filename comes next. */
+async function formInput(
+  request: FastifyRequest,
+  payload: Readable,
+  described: BodyDescriptor,
+  query: QueryValues,
+  maxBytes: number,
+  markReading: () => void,
+): Promise<ProxyUploadInput> {
+  if (described.contentLength !== null && described.contentLength > maxBytes + FORM_OVERHEAD_BYTES) {
+    throw ERRORS.payloadTooLarge(
+      `Content-Length ${described.contentLength} exceeds the limit of ${maxBytes} bytes (plus the form's own)`,
+      { extra: { maxBytes } },
+    );
+  }
+  markReading();
+  const form = await receiveMultipartFile(payload, request.headers);
+  const visibility = form.fields.visibility ?? query.visibility;
+  if (visibility !== undefined && visibility !== "public" && visibility !== "private") {
+    form.stream.destroy();
+    throw ERRORS.validation('visibility must be "public" or "private"', { extra: { field: "visibility" } });
+  }
+  const type = form.mimeType.toLowerCase();
+  if (type !== UNTYPED && !type.startsWith("image/")) {
+    form.stream.destroy();
+    throw ERRORS.unsupportedMediaType(`the file part must be image/… or ${UNTYPED}; got "${type}"`);
+  }
+  return {
+    contentType: type,
+    filename: form.fields.filename ?? form.filename ?? query.filename ?? described.filename ?? undefined,
+    sha256: form.fields.sha256 ?? query.sha256 ?? described.sha256 ?? undefined,
+    visibility,
+    open: () => form.stream,
+    afterBody: form.rest,
+  };
+}
