@@ -1,0 +1,21 @@
+/** imgup's client SDK (`imgup/client`): browsers and Node >= 20. */
+export { createClient } from "./client.ts";
+export { ImgupError, UploadRejectedError } from "./errors.ts";
+export type {
+  ImagePage,
+  ImageStatus,
+  ImageView,
+  ImgupClient,
+  ImgupClientOptions,
+  UploadOptions,
+  UploadProgress,
+  Visibility,
+} from "./types.ts";
+export {
+  type AwsS3Part,
+  type ImgupUppyOptions,
+  type UppyAdapterOptions,
+  type UppyFileLike,
+  uppyAwsS3Options,
+} from "./uppy.ts";
+export type { PresignableRequest, PresignedResponse } from "./uppy-sign-request.ts";

@@ -1,0 +1,83 @@
+/** Public types of the imgup client SDK. Runs in browsers and in Node >= 20: no Node-only APIs. */
+
+export type Visibility = "public" | "private";
+export type ImageStatus = "pending" | "processing" | "ready" | "rejected" | "expired" | "deleted";
+
+/** An image as the API returns it (the server's ImageViewSchema). */
+export interface ImageView {
+  id: string;
+  status: ImageStatus;
+  visibility: Visibility;
+  filename: string;
+  contentType: string | null;
+  size: number | null;
+  width: number | null;
+  height: number | null;
+  format: string | null;
+  sha256: string | null;
+  /** ThumbHash, base64. */
+  placeholder: string | null;
+  rejectReason: string | null;
+  rejectDetail: string | null;
+  createdAt: string;
+  readyAt: string | null;
+  /** Only for ready images; a private image's URLs carry an expiring signature. */
+  urls: { original: string; presets: Record<string, string> } | null;
+}
+
+export interface ImgupClientOptions {
+  /** "" = same origin in a browser. */
+  baseUrl: string;
+  /** API key or JWT, sent as Bearer; a function is asked before every request (token refresh). */
+  token: string | (() => string | Promise<string>);
+  fetch?: typeof fetch;
+  /** Default 32 MiB: larger files use method "multipart". */
+  multipartThresholdBytes?: number;
+  /** Parts uploaded at once, default 4. */
+  partConcurrency?: number;
+  /** Retries per request (intent, each part, complete), default 4, exponential backoff with jitter. */
+  retries?: number;
+  /** How often to look while waiting for ready, default 400 ms. */
+  pollIntervalMs?: number;
+  /** Default 5 minutes. */
+  readyTimeoutMs?: number;
+}
+
+export interface UploadProgress {
+  phase: "hashing" | "uploading" | "processing";
+  loaded: number;
+  total: number;
+}
+
+export interface UploadOptions {
+  visibility?: Visibility;
+  onProgress?: (p: UploadProgress) => void;
+  signal?: AbortSignal;
+  /** Default: the File's name, else "upload". */
+  filename?: string;
+  /** Default: the Blob's type (required one way or the other). */
+  contentType?: string;
+  /** Default: "multipart" above multipartThresholdBytes, else "put". */
+  method?: "put" | "post" | "multipart";
+  /** Default: a random key per upload() call, reused across its retries. Reuse one to resume. */
+  idempotencyKey?: string;
+}
+
+export interface ImagePage {
+  items: ImageView[];
+  nextCursor: string | null;
+}
+
+export interface ImgupClient {
+  /** Hashes, uploads straight to the storage and resolves once the image is ready. */
+  upload(file: Blob, opts?: UploadOptions): Promise<ImageView>;
+  getImage(id: string): Promise<ImageView>;
+  listImages(opts?: { limit?: number; cursor?: string }): Promise<ImagePage>;
+  deleteImage(id: string): Promise<void>;
+  setVisibility(id: string, visibility: Visibility): Promise<ImageView>;
+  /**
+   * "original" (default), a preset name from image.urls.presets, or a transform spec such as
+   * "w_400,h_300,fit_cover" (signed by the server). Private images get freshly signed URLs.
+   */
+  url(image: ImageView, presetOrSpec?: string): Promise<string>;
+}
