@@ -1,130 +1,186 @@
 /**
- * Cached-variant delivery through the real HTTP server: one image, its thumb preset already made,
- * N concurrent keep-alive clients fetching it for S seconds. Also a cold pass (every request a
- * different signed size: the transform path end to end).
- *   npx tsx bench/cached-variant.ts [--seconds 10] [--clients 16] [--write]
+ * Cached-variant delivery: imgup (`imgup serve`, PostgreSQL + Redis, local storage) serving
+ * variants it already made, against nginx serving the very same files from imgup's storage
+ * directory, in the same run, in alternating slices; load from autocannon in this process. Also a
+ * cold pass: every request a new signed size, the transform path end to end.
+ *   npx tsx bench/cached-variant.ts [--seconds 5] [--rounds 3] [--connections 32] [--write]
  */
-import { randomBytes } from "node:crypto";
-import { mkdtemp, rm } from "node:fs/promises";
-import { createServer } from "node:net";
-import { tmpdir } from "node:os";
+import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { sql } from "kysely";
-import pino from "pino";
-import { createImgup } from "../src/app.ts";
-import { loadConfig } from "../src/config.ts";
+import { variantKey } from "../src/domain/keys.ts";
+import { canonicalSpec, DEFAULT_SPEC_LIMITS, parseSpec } from "../src/domain/transform-spec.ts";
 import { transformUrl } from "../src/services/transform-urls.ts";
 import { photoLike } from "../test/support/image-builders.ts";
-import { machineInfo, percentile, recordResults } from "./report.ts";
+import { backendUrls, checkBackends } from "./lib/backends.ts";
+import { startImgupProcess } from "./lib/imgup-process.ts";
+import { type LoadRequest, saturate, type Target } from "./lib/load.ts";
+import { cpu, LoadStats, ms, type Summary } from "./lib/load-stats.ts";
+import { findOrInstallNginx, startNginx } from "./lib/nginx.ts";
+import type { ServerProcess } from "./lib/server-process.ts";
+import { uploadUntilReady } from "./lib/upload.ts";
+import { machineInfo, recordResults } from "./report.ts";
 
 const { values } = parseArgs({
   options: {
-    seconds: { type: "string", default: "10" },
-    clients: { type: "string", default: "16" },
+    seconds: { type: "string", default: "5" },
+    rounds: { type: "string", default: "3" },
+    connections: { type: "string", default: "32" },
+    images: { type: "string", default: "20" },
     write: { type: "boolean" },
   },
 });
 const seconds = Number(values.seconds);
-const clients = Number(values.clients);
-const KEY = randomBytes(32).toString("hex");
+const rounds = Number(values.rounds);
+const connections = Number(values.connections);
+const imageCount = Number(values.images);
+const IMMUTABLE = "public, max-age=31536000, immutable";
+const THUMB = "w_200,h_200,fit_cover,f_webp"; // the default eager preset "thumb"
+const SIGNED = "w_640,h_480,fit_cover,f_webp";
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const a = s.address();
-      s.close(() => resolve(typeof a === "object" && a ? a.port : 0));
+const backends = backendUrls();
+await checkBackends(backends);
+const machine = machineInfo();
+console.log(machine);
+const nginxBin = findOrInstallNginx();
+if (nginxBin.bin === null) console.log(`nginx comparison skipped: ${nginxBin.why}`);
+
+const imgup = await startImgupProcess({ label: "delivery", role: "all", backends });
+let nginx: (ServerProcess & { version: string }) | undefined;
+const rows: string[] = [];
+const notes: string[] = [];
+try {
+  console.log(`uploading ${imageCount} images…`);
+  const photos: Buffer[] = [];
+  for (let seed = 1; seed <= 4; seed++)
+    photos.push(await (await photoLike(2000, 1333, seed)).jpeg({ quality: 90 }).toBuffer());
+  const ids: string[] = [];
+  for (let i = 0; i < imageCount; i++) {
+    const bytes = new Uint8Array(photos[i % photos.length] as Buffer);
+    const up = await uploadUntilReady(imgup.baseUrl, imgup.apiKey, bytes, {
+      contentType: "image/jpeg",
+      filename: `photo-${i}.jpg`,
     });
-  });
-}
+    ids.push(up.id);
+  }
+  const signedUrls = ids.map((id) => new URL(transformUrl(imgup.baseUrl, imgup.signingSecret, SIGNED, id)));
+  const cases = [
+    {
+      label: "preset `thumb` (200x200 WebP, eager)",
+      imgupPath: (i: number) => `/i/${ids[i]}/thumb`,
+      spec: THUMB,
+    },
+    {
+      label: `signed \`${SIGNED}\``,
+      imgupPath: (i: number) => (signedUrls[i] as URL).pathname,
+      spec: SIGNED,
+    },
+  ];
+  // Make every variant once (the signed ones are not eager) and check both servers send the same bytes.
+  const filePath = (spec: string, i: number) =>
+    variantKey(ids[i] as string, canonicalSpec(parseSpec(spec, DEFAULT_SPEC_LIMITS)), "webp");
+  for (const c of cases) {
+    for (let i = 0; i < ids.length; i++) {
+      const res = await fetch(`${imgup.baseUrl}${c.imgupPath(i)}`);
+      if (res.status !== 200) throw new Error(`${c.imgupPath(i)}: ${res.status} ${await res.text()}`);
+      const onDisk = await readFile(path.join(imgup.objectsDir, filePath(c.spec, i)));
+      if (!onDisk.equals(Buffer.from(await res.arrayBuffer())))
+        throw new Error(`${c.imgupPath(i)} differs from its file ${filePath(c.spec, i)}`);
+    }
+  }
+  if (nginxBin.bin) {
+    nginx = await startNginx({ bin: nginxBin.bin, root: imgup.objectsDir, cacheControl: IMMUTABLE });
+    const probe = await fetch(`${nginx.baseUrl}/${filePath(THUMB, 0)}`);
+    const viaImgup = await fetch(`${imgup.baseUrl}${cases[0]?.imgupPath(0)}`);
+    if (!Buffer.from(await probe.arrayBuffer()).equals(Buffer.from(await viaImgup.arrayBuffer())))
+      throw new Error("nginx and imgup serve different bytes for the same variant");
+  }
 
-/** Runs `clients` loops for `ms`, each fetching next(); returns latencies (ms) and bytes. */
-async function load(next: (i: number) => string, ms: number) {
-  const latencies: number[] = [];
-  let bytes = 0;
-  let errors = 0;
-  let n = 0;
-  const end = Date.now() + ms;
-  await Promise.all(
-    Array.from({ length: clients }, async () => {
-      while (Date.now() < end) {
-        const t0 = performance.now();
-        const res = await fetch(next(n++));
-        const body = await res.arrayBuffer();
-        latencies.push(performance.now() - t0);
-        if (res.status === 200) bytes += body.byteLength;
-        else errors++;
-      }
+  const asTarget = (s: ServerProcess): Target => ({ baseUrl: s.baseUrl, cpuMs: s.cpuMs });
+  const cycling = (pathOf: (i: number) => string) => {
+    let n = 0;
+    return (): LoadRequest => ({
+      method: "GET",
+      path: pathOf(n++ % ids.length),
+      headers: { accept: "image/webp" },
+    });
+  };
+  for (const c of cases) {
+    const targets = [{ name: "imgup", server: imgup as ServerProcess, next: cycling(c.imgupPath) }];
+    if (nginx)
+      targets.push({
+        name: nginx.version, // e.g. nginx/1.22.1
+        server: nginx,
+        next: cycling((i) => `/${filePath(c.spec, i)}`),
+      });
+    for (const t of targets) await saturate(asTarget(t.server), { connections, seconds: 1, next: t.next }); // warm-up
+    const stats = new Map(targets.map((t) => [t.name, new LoadStats()]));
+    for (let round = 0; round < rounds; round++) {
+      for (const t of round % 2 ? [...targets].reverse() : targets)
+        stats.get(t.name)?.add(await saturate(asTarget(t.server), { connections, seconds, next: t.next }));
+    }
+    const summaries = targets.map((t) => ({ name: t.name, s: (stats.get(t.name) as LoadStats).summary() }));
+    for (const { name, s } of summaries) rows.push(row(c.label, name, s));
+    const [a, b] = summaries;
+    if (a && b) notes.push(ratioLine(c.label, a.s, b.s));
+    console.log(rows.slice(-summaries.length).join("\n"));
+  }
+
+  // Cold: a new signed width per request, so every request is a transform (2000 px JPEG in).
+  let width = 0;
+  const cold = new LoadStats();
+  const coldConnections = 8;
+  cold.add(
+    await saturate(asTarget(imgup), {
+      connections: coldConnections,
+      seconds: seconds * 2,
+      next: () => {
+        const id = ids[width % ids.length] as string;
+        const url = new URL(
+          transformUrl(imgup.baseUrl, imgup.signingSecret, `w_${300 + width++},f_jpeg,q_80`, id),
+        );
+        return { method: "GET", path: url.pathname };
+      },
     }),
   );
-  return { latencies, bytes, errors, rps: latencies.length / (ms / 1000) };
-}
-
-const dataDir = await mkdtemp(path.join(tmpdir(), "imgup-bench-"));
-const port = await freePort();
-const config = loadConfig({
-  DATABASE_URL: process.env.DATABASE_URL,
-  DATABASE_SCHEMA: process.env.DATABASE_URL ? `bench_${randomBytes(4).toString("hex")}` : undefined,
-  IMGUP_DATA_DIR: dataDir,
-  PORT: String(port),
-  IMGUP_PUBLIC_URL: `http://127.0.0.1:${port}`,
-  IMGUP_DEV_KEY: "false",
-  IMGUP_SIGNING_SECRET: KEY,
-  IMGUP_TRANSFORM_MISSES_BURST: "1000000",
-  IMGUP_TRANSFORM_MISSES_PER_SEC: "1000000",
-  LOG_LEVEL: "silent",
-});
-const imgup = await createImgup(config, { logger: pino({ level: "silent" }) });
-const { key } = await imgup.auth.createKey({ ownerId: "bench" });
-await imgup.start();
-const base = `http://127.0.0.1:${port}`;
-const rows: string[] = [];
-try {
-  const jpeg = await (await photoLike(2000, 1333, 1)).jpeg({ quality: 90 }).toBuffer();
-  const intent = (await fetch(`${base}/v1/uploads`, {
-    method: "POST",
-    headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
-    body: JSON.stringify({ filename: "b.jpg", contentType: "image/jpeg", size: jpeg.length }),
-  }).then((r) => r.json())) as {
-    image: { id: string };
-    upload: { url: string; headers: Record<string, string> };
-  };
-  await fetch(intent.upload.url, { method: "PUT", headers: intent.upload.headers, body: jpeg });
-  const id = intent.image.id;
-  for (;;) {
-    const img = (await fetch(`${base}/v1/images/${id}`, { headers: { authorization: `Bearer ${key}` } }).then(
-      (r) => r.json(),
-    )) as { status: string };
-    if (img.status === "ready") break;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  const thumb = `${base}/i/${id}/thumb`;
-  await load(() => thumb, 1000); // warm-up
-  const cached = await load(() => thumb, seconds * 1000);
   rows.push(
-    `| cached preset (200x200 WebP, ${(cached.bytes / Math.max(1, cached.latencies.length) / 1024).toFixed(1)} KiB) | ${clients} | ${cached.rps.toFixed(0)} | ${percentile(cached.latencies, 50).toFixed(1)} | ${percentile(cached.latencies, 99).toFixed(1)} | ${cached.errors} |`,
-  );
-  const cold = await load(
-    (i) => transformUrl(base, KEY, `w_${200 + (i % 3000)},f_jpeg,q_80`, id),
-    seconds * 1000,
-  );
-  rows.push(
-    `| cold: new signed size per request (2000 px JPEG → ~512 px JPEG q80) | ${clients} | ${cold.rps.toFixed(1)} | ${percentile(cold.latencies, 50).toFixed(0)} | ${percentile(cold.latencies, 99).toFixed(0)} | ${cold.errors} |`,
+    row(
+      `cold: new signed width per request (→ ~300–${300 + width} px JPEG q80)`,
+      "imgup",
+      cold.summary(),
+      coldConnections,
+    ),
   );
 } finally {
-  if (config.database.url)
-    await sql`drop schema ${sql.raw(config.database.schema)} cascade`.execute(imgup.database.db);
-  await imgup.stop();
-  await rm(dataDir, { recursive: true, force: true });
+  await nginx?.stop();
+  await imgup.cleanup();
 }
+
 const table = [
-  `${config.database.url ? "PostgreSQL" : "Embedded PGlite"}, local-disk storage, HTTP/1.1 keep-alive clients in the same process, ${seconds} s per row.`,
+  `${imageCount} ready images (2000x1333 JPEG originals); requests cycle through them. imgup: \`imgup serve\` (all roles), PostgreSQL + Redis, local-disk storage; nginx: ${nginx ? `${nginx.version}, ` : "skipped, "}worker_processes = cores, sendfile, no access log, serving imgup's storage directory. Load: autocannon in a third process, keep-alive, ${connections} connections, ${rounds} alternating slices of ${seconds} s per server.`,
   "",
-  "| request | clients | req/s | p50 ms | p99 ms | non-200 |",
-  "|---|---|---|---|---|---|",
+  "| variant | server | conn. | req/s | p50 ms | p90 ms | p99 ms | non-2xx | server CPU ms/req | load gen. CPU |",
+  "|---|---|---|---|---|---|---|---|---|---|",
   ...rows,
+  "",
+  ...notes,
 ].join("\n");
-console.log(machineInfo());
-console.log(table);
-if (values.write)
-  await recordResults(`cached-variant-${config.database.url ? "postgresql" : "pglite"}`, table);
+console.log(`\n${table}\n`);
+if (values.write) await recordResults("cached-variant", table, machine);
+
+function row(label: string, server: string, s: Summary, conns = connections): string {
+  return `| ${label} | ${server} | ${conns} | ${s.perSecond.toFixed(0)} | ${ms(s.p50)} | ${ms(s.p90)} | ${ms(s.p99)} | ${s.non2xx + s.errors} | ${cpu(s.cpuPerRequestMs)} | ${s.generatorCorePercent.toFixed(0)} % |`;
+}
+
+function ratioLine(label: string, imgupS: Summary, nginxS: Summary): string {
+  const cpuRatio =
+    imgupS.cpuPerRequestMs && nginxS.cpuPerRequestMs
+      ? `; server CPU per request imgup ÷ nginx **${(imgupS.cpuPerRequestMs / nginxS.cpuPerRequestMs).toFixed(1)}**`
+      : "";
+  // One autocannon thread cannot outrun two nginx workers: then nginx's req/s is a floor.
+  const generatorBound =
+    nginxS.generatorCorePercent > 70
+      ? ` (the load generator used ${nginxS.generatorCorePercent.toFixed(0)} % of a core against nginx, so nginx's req/s and this ratio are lower bounds)`
+      : "";
+  return `${label}: req/s nginx ÷ imgup **${(nginxS.perSecond / imgupS.perSecond).toFixed(1)}**${generatorBound}${cpuRatio}.`;
+}

@@ -9,13 +9,21 @@ export function percentile(samples: number[], p: number): number {
   return sorted[idx] ?? Number.NaN;
 }
 
+/** The machine, and how busy it was: on a shared machine the load average says how far to trust absolute figures. */
 export function machineInfo(): string {
   const cpu = os.cpus()[0]?.model ?? "unknown cpu";
-  return `${new Date().toISOString().slice(0, 10)}, ${os.cpus().length} x ${cpu}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB RAM, Node ${process.version}, ${os.platform()} ${os.release()}`;
+  const load = os
+    .loadavg()
+    .map((l) => l.toFixed(1))
+    .join(" / ");
+  return `${new Date().toISOString().slice(0, 10)}, ${os.cpus().length} x ${cpu}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB RAM, Node ${process.version}, ${os.platform()} ${os.release()}, load average ${load} (1/5/15 min)`;
 }
 
-/** Replaces this benchmark's section of bench/RESULTS.md (between its markers) with fresh figures. */
-export async function recordResults(name: string, table: string): Promise<void> {
+/**
+ * Replaces this benchmark's section of bench/RESULTS.md (between its markers) with fresh figures;
+ * `machine` is machineInfo() as it was when the benchmark started.
+ */
+export async function recordResults(name: string, table: string, machine = machineInfo()): Promise<void> {
   const file = path.join(import.meta.dirname, "RESULTS.md");
   let text = "";
   try {
@@ -26,7 +34,7 @@ export async function recordResults(name: string, table: string): Promise<void> 
   }
   const start = `<!-- ${name}:start -->`;
   const end = `<!-- ${name}:end -->`;
-  const section = `${start}\n## ${name}\n\nMachine: ${machineInfo()}\n\n${table}\n${end}`;
+  const section = `${start}\n## ${name}\n\nMachine: ${machine}\n\n${table}\n${end}`;
   const re = new RegExp(`${start}[\\s\\S]*?${end}`);
   text = re.test(text) ? text.replace(re, section) : `${text.trimEnd()}\n\n${section}\n`;
   await writeFile(file, text);

@@ -14,7 +14,7 @@ import sharp from "sharp";
 import { probeImage } from "../src/imaging/probe.ts";
 import { transformImage } from "../src/imaging/transform.ts";
 import { photoLike } from "../test/support/image-builders.ts";
-import { percentile, recordResults } from "./report.ts";
+import { machineInfo, percentile, recordResults } from "./report.ts";
 
 const { values } = parseArgs({
   options: {
@@ -44,6 +44,8 @@ if (values["rss-child"]) {
 
 const seconds = Number(values.seconds);
 const clients = Number(values.clients);
+const machine = machineInfo();
+console.log(machine);
 const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MiB`;
 
 /** `clients` loops, each running `op` back to back over the images for `ms` milliseconds. */
@@ -152,7 +154,7 @@ const table = [
   `Peak RSS of this benchmark process (which built the 50 MP inputs): ${mib(await peakRss())}.`,
 ].join("\n");
 console.log(`\n${table}\n`);
-if (values.write) await recordResults("transform-throughput", table);
+if (values.write) await recordResults("transform-throughput", table, machine);
 
 /** Runs one case in a fresh process and returns its peak RSS in bytes. */
 function measureChild(file: string, which: string): number {
