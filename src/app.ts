@@ -1,7 +1,7 @@
-import { mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { SQSClient } from "@aws-sdk/client-sqs";
-import pino, { type Logger } from "pino";
+import type { Logger } from "pino";
 import sharp from "sharp";
 import type { Config } from "./config.ts";
 import { type ApiKeysRepository, KyselyApiKeysRepository } from "./db/api-keys-repository.ts";
@@ -20,6 +20,7 @@ import { PostgresJobQueue } from "./jobs/postgres-job-queue.ts";
 import type { KeyValueStore } from "./kv/kv.ts";
 import { MemoryKeyValueStore } from "./kv/memory.ts";
 import { RedisKeyValueStore } from "./kv/redis.ts";
+import { createLogger } from "./logging.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
 import { loadOrCreateSecret } from "./secrets.ts";
 import { AuthService } from "./services/auth.ts";
@@ -30,6 +31,9 @@ import { ImagesService } from "./services/images.ts";
 import { IntentBuffer } from "./services/intent-buffer.ts";
 import { createMaintenance, type Maintenance } from "./services/maintenance.ts";
 import { ProcessingService } from "./services/processing.ts";
+import { ProxyUploadService } from "./services/proxy-upload.ts";
+import { createProxyUploadMetrics } from "./services/proxy-upload-metrics.ts";
+import { checkReadiness } from "./services/readiness.ts";
 import { PROCESS_IMAGE, StorageEventsService } from "./services/storage-events.ts";
 import { UploadCompletionService } from "./services/upload-completion.ts";
 import { UploadsService } from "./services/uploads.ts";
@@ -62,7 +66,8 @@ export interface Imgup {
 }
 
 export async function createImgup(config: Config, opts: { logger?: Logger } = {}): Promise<Imgup> {
-  const logger = opts.logger ?? pino({ level: config.logLevel, base: { role: config.role } });
+  // A logger of the caller's (tests) lacks the request/job context on service lines; createLogger has it.
+  const logger = opts.logger ?? createLogger({ level: config.logLevel, role: config.role });
   const metrics = createMetrics();
   // libvips' operation cache only helps repeated identical ops; memory matters more here.
   sharp.cache(false);
@@ -116,6 +121,7 @@ export async function createImgup(config: Config, opts: { logger?: Logger } = {}
     count: () => keysRepo.count(),
   };
   const queue = new PostgresJobQueue({ db: database.db, defaultMaxAttempts: config.jobs.maxAttempts });
+  metrics.observeJobQueue(() => queue.stats());
   let runner: JobRunner | null = null;
   const jobs = wakingQueue(queue, () => runner?.wake());
 
@@ -140,7 +146,7 @@ export async function createImgup(config: Config, opts: { logger?: Logger } = {}
     metrics,
     logger,
   );
-  const processing = new ProcessingService(imagesRepo, store, config.uploads, logger, {
+  const processing = new ProcessingService(imagesRepo, store, config.uploads, logger, metrics, {
     placeholder: (original) =>
       thumbhashOf(original).catch((err) => {
         logger.warn({ err: String(err) }, "no placeholder");
@@ -173,6 +179,7 @@ export async function createImgup(config: Config, opts: { logger?: Logger } = {}
     logger,
     leaseMs: config.jobs.leaseMs,
     settings: config.maintenance,
+    metrics,
   });
   const runsScheduler = config.role === "all" || config.role === "scheduler";
 
@@ -207,29 +214,41 @@ export async function createImgup(config: Config, opts: { logger?: Logger } = {}
 
   const http =
     config.role === "all" || config.role === "api"
-      ? buildHttpServer(
+      ? await buildHttpServer(
           {
             config,
             auth,
             kv,
             metrics,
             uploads: new UploadsService(imagesRepo, store, config.uploads, metrics, intentBuffer),
+            proxyUploads: new ProxyUploadService(
+              imagesRepo,
+              store,
+              jobs,
+              config.uploads,
+              createProxyUploadMetrics(metrics.registry),
+              logger,
+            ),
             completion: new UploadCompletionService(imagesRepo, store, jobs, config.uploads.urlTtlSeconds),
-            images: new ImagesService(imagesRepo, jobs),
+            images: new ImagesService(imagesRepo, jobs, metrics),
             ownerPurge: maintenance.ownerPurge,
             delivery,
             variants,
             storageEvents,
             urls,
             localStorage: localStore,
-            readiness: async () => ({
-              database:
-                breaker.state === "open"
-                  ? "degraded: circuit open, intents are buffered"
-                  : await check(() => imagesRepo.ping()),
-              kv: await check(() => kv.ping()),
-              storage: await check(() => store.ping()),
-            }),
+            readiness: () =>
+              checkReadiness(
+                {
+                  database: async () =>
+                    breaker.state === "open"
+                      ? "degraded: circuit open, intents are buffered"
+                      : imagesRepo.ping(),
+                  kv: () => kv.ping(),
+                  storage: (signal) => store.ping(signal),
+                },
+                config.http.readyCheckTimeoutMs,
+              ),
           },
           logger,
         )
@@ -274,20 +293,21 @@ export async function createImgup(config: Config, opts: { logger?: Logger } = {}
       drainTimer = setInterval(() => void drain(), 1000);
       drainTimer.unref();
       if (!http) return null;
-      return http.listen({ host: config.host, port: config.port });
+      const address = await http.listen({ host: config.host, port: config.port });
+      logDemoPageUrl(config, logger);
+      return address;
     },
     async stop() {
       if (drainTimer) clearInterval(drainTimer);
-      if (http) {
-        // Graceful first; a client that holds a request open (a storage pushing events) must not
-        // keep the process alive past the shutdown bound.
-        const force = setTimeout(() => http.server.closeAllConnections(), config.http.shutdownTimeoutMs);
-        await http.close();
-        clearTimeout(force);
-      }
-      await maintenance.scheduler.stop();
-      await sqs?.stop();
-      await runner?.stop(config.http.shutdownTimeoutMs);
+      // Requests in flight and running jobs share most of the bound, side by side; releasing the
+      // jobs left and closing the pools get the rest.
+      const drainMs = Math.floor(config.http.shutdownTimeoutMs * 0.8);
+      await Promise.all([
+        closeHttp(http, drainMs),
+        maintenance.scheduler.stop(),
+        sqs?.stop(),
+        runner?.stop(drainMs),
+      ]);
       await store.close();
       await kv.close();
       await database.close();
@@ -312,17 +332,24 @@ function wakingQueue(queue: JobQueue, wake: () => void): JobQueue {
     complete: (j) => queue.complete(j),
     fail: (j, e, r) => queue.fail(j, e, r),
     extendLease: (j, l) => queue.extendLease(j, l),
+    release: (j) => queue.release(j),
     get: (k) => queue.get(k),
     stats: () => queue.stats(),
   };
 }
 
-async function check(fn: () => Promise<void>): Promise<string> {
+/** Stops accepting, lets requests in flight finish, and cuts the connections still open after graceMs. */
+async function closeHttp(http: App | null, graceMs: number): Promise<void> {
+  if (!http) return;
+  // A keep-alive connection whose request finishes during the close goes idle and would hold the
+  // close open until graceMs; a client holding a request open must not keep the process alive.
+  const idle = setInterval(() => http.server.closeIdleConnections(), 50);
+  const force = setTimeout(() => http.server.closeAllConnections(), graceMs);
   try {
-    await fn();
-    return "ok";
-  } catch (err) {
-    return err instanceof Error ? err.message : String(err);
+    await http.close();
+  } finally {
+    clearInterval(idle);
+    clearTimeout(force);
   }
 }
 
@@ -332,4 +359,12 @@ async function createDevKey(auth: AuthService, config: Config, logger: Logger): 
   mkdirSync(config.dataDir, { recursive: true });
   writeFileSync(file, `${key}\n`, { mode: 0o600 });
   logger.warn({ file }, `created a development API key for owner "dev": ${key}`);
+}
+
+/** The demo page reads the key from the URL fragment, which browsers never send to a server. */
+function logDemoPageUrl(config: Config, logger: Logger): void {
+  const file = path.join(config.dataDir, "dev-api-key");
+  if (!config.demoPage.enabled || !config.auth.devKey || !existsSync(file)) return;
+  const key = readFileSync(file, "utf8").trim();
+  logger.info(`demo page: ${config.publicUrl}/#key=${encodeURIComponent(key)}`);
 }

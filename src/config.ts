@@ -1,4 +1,5 @@
 import path from "node:path";
+import { fileURLToPath } from "node:url";
 import { DEFAULT_EAGER_PRESETS, DEFAULT_PRESETS, type Presets, parsePresets } from "./domain/presets.ts";
 import { DEFAULT_SPEC_LIMITS } from "./domain/transform-spec.ts";
 
@@ -94,6 +95,13 @@ export interface Config {
   http: {
     bodyLimitBytes: number;
     shutdownTimeoutMs: number;
+    /** Each /readyz check (database, KV, storage) fails after this. */
+    readyCheckTimeoutMs: number;
+  };
+  /** The demo uploader page at `/`, served from the bundle `npm run build` writes (web/build.ts). */
+  demoPage: {
+    enabled: boolean;
+    dir: string;
   };
 }
 
@@ -116,6 +124,9 @@ export class ConfigError extends Error {
 }
 
 type Env = Record<string, string | undefined>;
+
+/** Where `npm run build` puts the demo page: dist/web at the package root, wherever imgup is started from. */
+const DEFAULT_DEMO_DIR = fileURLToPath(new URL("../dist/web", import.meta.url));
 
 /** Reads and validates the configuration; throws ConfigError naming the first bad variable. */
 export function loadConfig(env: Env, overrides: { role?: Role } = {}): Config {
@@ -215,6 +226,11 @@ export function loadConfig(env: Env, overrides: { role?: Role } = {}): Config {
     http: {
       bodyLimitBytes: r.int("IMGUP_JSON_BODY_LIMIT", 64 * 1024, 1024, 16 * 1024 * 1024),
       shutdownTimeoutMs: r.int("IMGUP_SHUTDOWN_TIMEOUT_MS", 10_000, 0, 600_000),
+      readyCheckTimeoutMs: r.int("IMGUP_READY_TIMEOUT_MS", 2000, 50, 60_000),
+    },
+    demoPage: {
+      enabled: r.bool("IMGUP_DEMO_PAGE", true),
+      dir: path.resolve(r.str("IMGUP_DEMO_DIR", DEFAULT_DEMO_DIR)),
     },
   };
   if (config.storage.driver === "s3" && !config.storage.s3.bucket) {

@@ -2,13 +2,18 @@ import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import Fastify from "fastify";
 import type { Logger } from "pino";
 import { registerErrorHandling } from "./plugins/errors.ts";
+import { registerObservability } from "./plugins/observability.ts";
+import { registerDemoPage } from "./routes/demo-page.ts";
 import { registerStorageEventsWebhook } from "./routes/events-storage.ts";
 import { registerHealth } from "./routes/health.ts";
+import { registerCreateImage } from "./routes/images-create.ts";
 import { registerDeleteImage } from "./routes/images-delete.ts";
 import { registerGetImage } from "./routes/images-get.ts";
 import { registerListImages } from "./routes/images-list.ts";
 import { registerPatchImage } from "./routes/images-patch.ts";
+import { registerImageUrls } from "./routes/images-urls.ts";
 import { registerMetrics } from "./routes/metrics.ts";
+import { registerOpenApi } from "./routes/openapi.ts";
 import { registerGetOriginal } from "./routes/originals-get.ts";
 import { registerOwnerPurge } from "./routes/owners-purge.ts";
 import { registerLocalStorage } from "./routes/storage-local.ts";
@@ -22,7 +27,7 @@ import type { App, HttpDeps } from "./types.ts";
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /** Builds the Fastify app with every route; listening is the caller's business. */
-export function buildHttpServer(deps: HttpDeps, logger: Logger): App {
+export async function buildHttpServer(deps: HttpDeps, logger: Logger): Promise<App> {
   const app = Fastify({
     loggerInstance: logger,
     bodyLimit: deps.config.http.bodyLimitBytes,
@@ -45,21 +50,27 @@ export function buildHttpServer(deps: HttpDeps, logger: Logger): App {
     if (!reply.hasHeader("X-Content-Type-Options")) reply.header("X-Content-Type-Options", "nosniff");
   });
   registerErrorHandling(app);
+  registerObservability(app, deps.metrics);
 
+  // First, and loaded at once: it collects the routes added after it.
+  await registerOpenApi(app);
   registerHealth(app, deps);
   registerMetrics(app, deps);
   registerCreateUpload(app, deps);
   registerUploadParts(app, deps);
   registerCompleteUpload(app, deps);
   registerAbortUpload(app, deps);
+  registerCreateImage(app, deps);
   registerGetImage(app, deps);
   registerListImages(app, deps);
   registerPatchImage(app, deps);
   registerDeleteImage(app, deps);
+  registerImageUrls(app, deps);
   registerOwnerPurge(app, deps);
   registerGetOriginal(app, deps);
   registerGetVariants(app, deps);
   registerLocalStorage(app, deps);
   registerStorageEventsWebhook(app, deps);
+  registerDemoPage(app, deps);
   return app;
 }

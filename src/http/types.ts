@@ -14,6 +14,7 @@ import type { DeliveryService } from "../services/delivery.ts";
 import type { UrlBuilder } from "../services/image-view.ts";
 import type { ImagesService } from "../services/images.ts";
 import type { OwnerPurgeService } from "../services/owner-purge.ts";
+import type { ProxyUploadService } from "../services/proxy-upload.ts";
 import type { StorageEventsService } from "../services/storage-events.ts";
 import type { UploadCompletionService } from "../services/upload-completion.ts";
 import type { UploadsService } from "../services/uploads.ts";
@@ -33,6 +34,8 @@ export interface HttpDeps {
   config: Config;
   auth: AuthService;
   uploads: UploadsService;
+  /** POST /v1/images: the body streamed to the storage by the server. */
+  proxyUploads: ProxyUploadService;
   completion: UploadCompletionService;
   kv: KeyValueStore;
   metrics: Metrics;

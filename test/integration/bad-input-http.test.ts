@@ -56,7 +56,7 @@ describe("the bad-input corpus through the HTTP API", () => {
       if (upload.method === "post") {
         const form = new FormData();
         for (const [k, v] of Object.entries(upload.fields ?? {})) form.append(k, v);
-        form.append("file", new Blob([entry.bytes]), entry.name);
+        form.append("file", new Blob([new Uint8Array(entry.bytes)]), entry.name);
         status = (await fetch(upload.url, { method: "POST", body: form })).status;
       } else {
         status = (await putTo(upload, entry.bytes)).status;

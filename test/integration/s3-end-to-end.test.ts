@@ -76,7 +76,7 @@ describe.skipIf(!connection || !db)("end to end on S3 (Ceph RGW)", () => {
     });
     const form = new FormData();
     for (const [k, v] of Object.entries(created.body.upload.fields ?? {})) form.append(k, v);
-    form.append("file", new Blob([bytes], { type: "image/png" }), "form.png");
+    form.append("file", new Blob([new Uint8Array(bytes)], { type: "image/png" }), "form.png");
     const posted = await fetch(created.body.upload.url, { method: "POST", body: form });
     expect(posted.status).toBeLessThan(300);
     expect(await settledSlowly(created.body.image.id)).toMatchObject({ status: "ready", format: "png" });

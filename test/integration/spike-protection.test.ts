@@ -136,7 +136,7 @@ describe.each(kvEnvTargets())("idempotency keys and dedup with the $name KV", (k
     expect(created.status).toBe(201);
     const form = new FormData();
     for (const [k, v] of Object.entries(created.body.upload.fields ?? {})) form.append(k, v);
-    form.append("file", new Blob([real], { type: "image/png" }), "liar.png");
+    form.append("file", new Blob([new Uint8Array(real)], { type: "image/png" }), "liar.png");
     const posted = await fetch(created.body.upload.url, { method: "POST", body: form });
     expect(posted.status).toBe(204);
     expect(await alice.settled(created.body.image.id)).toMatchObject({

@@ -75,7 +75,7 @@ export async function putTo(
 ) {
   const headers = new Headers(upload.headers);
   for (const [name, value] of Object.entries(overrideHeaders)) headers.set(name, value);
-  const res = await fetch(url, { method: "PUT", headers, body: bytes });
+  const res = await fetch(url, { method: "PUT", headers, body: new Uint8Array(bytes) });
   const text = await res.text();
   return { status: res.status, body: text, headers: res.headers };
 }
@@ -116,7 +116,7 @@ export interface IntentResponse {
 
 /** Puts one part to its presigned URL; returns the ETag the storage answered with. */
 export async function putPart(url: string, body: Buffer): Promise<string> {
-  const res = await fetch(url, { method: "PUT", body });
+  const res = await fetch(url, { method: "PUT", body: new Uint8Array(body) });
   const text = await res.text();
   if (res.status !== 200) throw new Error(`part upload failed: ${res.status} ${text}`);
   const etag = res.headers.get("etag");
