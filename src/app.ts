@@ -1,5 +1,3 @@
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import path from "node:path";
 import { SQSClient } from "@aws-sdk/client-sqs";
 import type { Logger } from "pino";
 import sharp from "sharp";
@@ -11,12 +9,14 @@ import { GuardedImagesRepository } from "./db/guarded-images-repository.ts";
 import { KyselyImagesRepository } from "./db/images-repository.ts";
 import { DEFAULT_SPEC_LIMITS } from "./domain/transform-spec.ts";
 import { SqsEventSource } from "./events/sqs-event-source.ts";
+import { closeHttp } from "./http/close.ts";
 import { buildHttpServer } from "./http/server.ts";
 import type { App } from "./http/types.ts";
 import { thumbhashOf } from "./imaging/placeholder.ts";
 import type { JobQueue } from "./jobs/job-queue.ts";
 import { JobRunner } from "./jobs/job-runner.ts";
 import { PostgresJobQueue } from "./jobs/postgres-job-queue.ts";
+import { wakingQueue } from "./jobs/waking-queue.ts";
 import type { KeyValueStore } from "./kv/kv.ts";
 import { MemoryKeyValueStore } from "./kv/memory.ts";
 import { RedisKeyValueStore } from "./kv/redis.ts";
@@ -26,6 +26,7 @@ import { loadOrCreateSecret } from "./secrets.ts";
 import { AuthService } from "./services/auth.ts";
 import { BoundedQueue } from "./services/bounded-queue.ts";
 import { DeliveryService } from "./services/delivery.ts";
+import { createDevKey, logDemoPageUrl } from "./services/dev-key.ts";
 import type { UrlBuilder } from "./services/image-view.ts";
 import { ImagesService } from "./services/images.ts";
 import { IntentBuffer } from "./services/intent-buffer.ts";
@@ -313,58 +314,4 @@ export async function createImgup(config: Config, opts: { logger?: Logger } = {}
       await database.close();
     },
   };
-}
-
-/** Lets in-process producers wake the local worker at once instead of at its next poll. */
-function wakingQueue(queue: JobQueue, wake: () => void): JobQueue {
-  return {
-    enqueue: async (job) => {
-      const r = await queue.enqueue(job);
-      wake();
-      return r;
-    },
-    requeue: async (job) => {
-      const r = await queue.requeue(job);
-      wake();
-      return r;
-    },
-    claim: (o) => queue.claim(o),
-    complete: (j) => queue.complete(j),
-    fail: (j, e, r) => queue.fail(j, e, r),
-    extendLease: (j, l) => queue.extendLease(j, l),
-    release: (j) => queue.release(j),
-    get: (k) => queue.get(k),
-    stats: () => queue.stats(),
-  };
-}
-
-/** Stops accepting, lets requests in flight finish, and cuts the connections still open after graceMs. */
-async function closeHttp(http: App | null, graceMs: number): Promise<void> {
-  if (!http) return;
-  // A keep-alive connection whose request finishes during the close goes idle and would hold the
-  // close open until graceMs; a client holding a request open must not keep the process alive.
-  const idle = setInterval(() => http.server.closeIdleConnections(), 50);
-  const force = setTimeout(() => http.server.closeAllConnections(), graceMs);
-  try {
-    await http.close();
-  } finally {
-    clearInterval(idle);
-    clearTimeout(force);
-  }
-}
-
-async function createDevKey(auth: AuthService, config: Config, logger: Logger): Promise<void> {
-  const { key } = await auth.createKey({ ownerId: "dev", name: "development key", scopes: ["admin"] });
-  const file = path.join(config.dataDir, "dev-api-key");
-  mkdirSync(config.dataDir, { recursive: true });
-  writeFileSync(file, `${key}\n`, { mode: 0o600 });
-  logger.warn({ file }, `created a development API key for owner "dev": ${key}`);
-}
-
-/** The demo page reads the key from the URL fragment, which browsers never send to a server. */
-function logDemoPageUrl(config: Config, logger: Logger): void {
-  const file = path.join(config.dataDir, "dev-api-key");
-  if (!config.demoPage.enabled || !config.auth.devKey || !existsSync(file)) return;
-  const key = readFileSync(file, "utf8").trim();
-  logger.info(`demo page: ${config.publicUrl}/#key=${encodeURIComponent(key)}`);
 }
