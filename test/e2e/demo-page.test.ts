@@ -2,18 +2,16 @@ import { randomBytes } from "node:crypto";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { PutBucketCorsCommand } from "@aws-sdk/client-s3";
 import type { BrowserContext, Page } from "playwright-core";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createS3Client } from "../../src/storage/s3-client.ts";
-import { configureBucketWebhook } from "../../src/storage/s3-notifications.ts";
 import { buildWeb } from "../../web/build.ts";
 import { Api, type ImageJson } from "../support/api.ts";
 import { ARTIFACTS_DIR, launchChromium } from "../support/browser.ts";
-import { dbTargets, kvEnvTargets, type Running, startImgup } from "../support/harness.ts";
+import { dbTargets, type Running, startImgup } from "../support/harness.ts";
 import { photoLike } from "../support/image-builders.ts";
-import { s3Env, s3TestConnection, s3TestTarget } from "../support/s3-target.ts";
+import { startImgupOnBrowserBucket } from "../support/rgw-browser-target.ts";
+import { s3TestConnection } from "../support/s3-target.ts";
 
 const MiB = 1024 * 1024;
 const required = <T>(value: T | undefined): T => {
@@ -70,43 +68,7 @@ const embedded: Backend = {
 /** RGW with PostgreSQL and Redis when those are configured: the page uploads straight to the bucket. */
 const rgw: Backend = {
   name: "rgw",
-  start: async () => {
-    const bucket = await s3TestTarget();
-    if (!bucket || !connection) throw new Error("no S3 target");
-    const s3 = createS3Client(connection);
-    const cors = { AllowedOrigins: ["*"], AllowedMethods: ["GET", "PUT", "POST"], AllowedHeaders: ["*"] };
-    await s3.send(
-      new PutBucketCorsCommand({
-        Bucket: bucket.options.bucket,
-        CORSConfiguration: { CORSRules: [{ ...cors, ExposeHeaders: ["ETag"], MaxAgeSeconds: 600 }] },
-      }),
-    );
-    s3.destroy();
-    const kv = required(kvEnvTargets().at(-1)).make();
-    const token = randomBytes(16).toString("hex");
-    const run = await startImgup(required(dbTargets().at(-1)).make(), {
-      ...s3Env(bucket, connection),
-      ...kv.env,
-      ...LIMITS,
-      IMGUP_DEMO_DIR: webDir,
-      IMGUP_EVENTS_TOKEN: token,
-    });
-    await configureBucketWebhook({
-      ...connection,
-      bucket: bucket.options.bucket,
-      topicName: `imgup-demo-${randomBytes(4).toString("hex")}`,
-      pushEndpoint: `${run.baseUrl}/v1/events/storage?token=${token}`,
-      keySuffix: "/original",
-    });
-    return {
-      run,
-      cleanup: async () => {
-        await run.stop();
-        await bucket.cleanup();
-        await kv.flush();
-      },
-    };
-  },
+  start: () => startImgupOnBrowserBucket({ ...LIMITS, IMGUP_DEMO_DIR: webDir }, "imgup-demo"),
 };
 
 describe.each(connection ? [embedded, rgw] : [embedded])("demo page in Chromium ($name)", (backend) => {

@@ -2,17 +2,15 @@ import { randomBytes } from "node:crypto";
 import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { PutBucketCorsCommand } from "@aws-sdk/client-s3";
 import { build } from "esbuild";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createS3Client } from "../../src/storage/s3-client.ts";
-import { configureBucketWebhook } from "../../src/storage/s3-notifications.ts";
 import { Api, type ImageJson } from "../support/api.ts";
 import { ARTIFACTS_DIR, launchChromium } from "../support/browser.ts";
-import { dbTargets, eventually, kvEnvTargets, type Running, startImgup } from "../support/harness.ts";
+import { dbTargets, eventually, type Running, startImgup } from "../support/harness.ts";
 import { photoLike } from "../support/image-builders.ts";
-import { s3Env, s3TestConnection, s3TestTarget } from "../support/s3-target.ts";
+import { startImgupOnBrowserBucket } from "../support/rgw-browser-target.ts";
+import { s3TestConnection } from "../support/s3-target.ts";
 
 const MiB = 1024 * 1024;
 const required = <T>(value: T | undefined): T => {
@@ -73,41 +71,8 @@ beforeAll(async () => {
 
 afterAll(() => rm(workDir, { recursive: true, force: true }));
 
-async function startOnRgw(): Promise<{ run: Running; cleanup: () => Promise<void> }> {
-  const bucket = await s3TestTarget();
-  if (!bucket || !connection) throw new Error("no S3 target");
-  const s3 = createS3Client(connection);
-  const rule = { AllowedOrigins: ["*"], AllowedMethods: ["GET", "PUT", "POST"], AllowedHeaders: ["*"] };
-  await s3.send(
-    new PutBucketCorsCommand({
-      Bucket: bucket.options.bucket,
-      CORSConfiguration: { CORSRules: [{ ...rule, ExposeHeaders: ["ETag"], MaxAgeSeconds: 600 }] },
-    }),
-  );
-  s3.destroy();
-  const kv = required(kvEnvTargets().at(-1)).make();
-  const token = randomBytes(16).toString("hex");
-  const run = await startImgup(required(dbTargets().at(-1)).make(), {
-    ...s3Env(bucket, connection),
-    ...kv.env,
-    ...LIMITS,
-    IMGUP_EVENTS_TOKEN: token,
-  });
-  // A plain PUT through Uppy ends with nothing but the bucket's own notification.
-  await configureBucketWebhook({
-    ...connection,
-    bucket: bucket.options.bucket,
-    topicName: `imgup-uppy-${randomBytes(4).toString("hex")}`,
-    pushEndpoint: `${run.baseUrl}/v1/events/storage?token=${token}`,
-    keySuffix: "/original",
-  });
-  const cleanup = async () => {
-    await run.stop();
-    await bucket.cleanup();
-    await kv.flush();
-  };
-  return { run, cleanup };
-}
+/** A plain PUT through Uppy ends with nothing but the bucket's own notification. */
+const startOnRgw = () => startImgupOnBrowserBucket(LIMITS, "imgup-uppy");
 
 const backends = [
   {

@@ -2,6 +2,8 @@ import type { FastifyReply, FastifyRequest } from "fastify";
 import { ERRORS } from "../../domain/errors.ts";
 import type { KeyValueStore } from "../../kv/kv.ts";
 import type { Metrics } from "../../metrics.ts";
+import type { HttpDeps } from "../types.ts";
+import { principalOf } from "./auth.ts";
 
 export interface RateLimitOptions {
   name: string;
@@ -42,4 +44,14 @@ export function rateLimit(kv: KeyValueStore, metrics: Metrics, opts: RateLimitOp
       });
     }
   };
+}
+
+/** The per-owner budget intents and proxy uploads share: both start an image. */
+export function intentRateLimit(deps: Pick<HttpDeps, "kv" | "metrics" | "config">) {
+  return rateLimit(deps.kv, deps.metrics, {
+    name: "intents",
+    ratePerSecond: deps.config.rateLimit.perSecond,
+    burst: deps.config.rateLimit.burst,
+    keyOf: (request) => principalOf(request).ownerId,
+  });
 }

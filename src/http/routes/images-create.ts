@@ -7,7 +7,7 @@ import { type ProxyUploadInput, UNTYPED } from "../../services/proxy-upload.ts";
 import { FORM_OVERHEAD_BYTES, receiveMultipartFile } from "../multipart-file.ts";
 import { authenticate, principalOf } from "../plugins/auth.ts";
 import { idempotency } from "../plugins/idempotency.ts";
-import { rateLimit } from "../plugins/rate-limit.ts";
+import { intentRateLimit } from "../plugins/rate-limit.ts";
 import { type BodyDescriptor, describeBody, lingerOnClose, requestBody } from "../proxy-body.ts";
 import { BearerSecurity, IdempotencyHeaders, ImageViewSchema, ProblemSchema } from "../schemas.ts";
 import type { App, HttpDeps } from "../types.ts";
@@ -50,7 +50,6 @@ const FORM = "multipart/form-data";
  */
 export function registerCreateImage(app: App, deps: HttpDeps): void {
   const idem = idempotency(deps.kv, deps.metrics);
-  const limit = deps.config.rateLimit;
   const maxBytes = deps.config.uploads.maxBytes;
   // The body stream Fastify would have parsed, and the requests whose body reading has begun.
   const payloads = new WeakMap<FastifyRequest, Readable>();
@@ -78,16 +77,7 @@ export function registerCreateImage(app: App, deps: HttpDeps): void {
       "/v1/images",
       {
         // As for intents: replays and in-flight duplicates are answered before they cost a token.
-        preHandler: [
-          authenticate(deps.auth),
-          idem.preHandler,
-          rateLimit(deps.kv, deps.metrics, {
-            name: "intents",
-            ratePerSecond: limit.perSecond,
-            burst: limit.burst,
-            keyOf: (request) => principalOf(request).ownerId,
-          }),
-        ],
+        preHandler: [authenticate(deps.auth), idem.preHandler, intentRateLimit(deps)],
         onSend: idem.onSend,
         schema: {
           summary: "Proxy upload: the body is the image (raw, or multipart/form-data with a file part)",

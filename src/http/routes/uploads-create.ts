@@ -2,7 +2,7 @@ import { Type } from "typebox";
 import { toImageView } from "../../services/image-view.ts";
 import { authenticate, principalOf } from "../plugins/auth.ts";
 import { idempotency } from "../plugins/idempotency.ts";
-import { rateLimit } from "../plugins/rate-limit.ts";
+import { intentRateLimit } from "../plugins/rate-limit.ts";
 import {
   BearerSecurity,
   IdempotencyHeaders,
@@ -50,21 +50,11 @@ const Upload = Type.Union([
 /** POST /v1/uploads: create an upload intent and hand out a presigned upload. */
 export function registerCreateUpload(app: App, deps: HttpDeps): void {
   const idem = idempotency(deps.kv, deps.metrics);
-  const limit = deps.config.rateLimit;
   app.post(
     "/v1/uploads",
     {
       // Replays and in-flight duplicates are answered before they cost a rate-limit token.
-      preHandler: [
-        authenticate(deps.auth),
-        idem.preHandler,
-        rateLimit(deps.kv, deps.metrics, {
-          name: "intents",
-          ratePerSecond: limit.perSecond,
-          burst: limit.burst,
-          keyOf: (request) => principalOf(request).ownerId,
-        }),
-      ],
+      preHandler: [authenticate(deps.auth), idem.preHandler, intentRateLimit(deps)],
       onSend: idem.onSend,
       schema: {
         summary: "Create an upload intent",
