@@ -135,6 +135,11 @@ rgw data = $DIR/rgw
 # No "rgw dns name": with one set, any other Host (localhost, a LAN name) is taken for a bucket.
 rgw enable apis = s3, admin, notifications
 rgw thread pool size = 64
+# Deleted objects free their memstore space only when RGW's garbage collector runs (default: after
+# 2 h). Test suites write and delete gigabytes; without this the OSD fills and every write hangs.
+rgw gc obj min wait = 5
+rgw gc processor period = 5
+rgw gc processor max time = 5
 EOF
 }
 

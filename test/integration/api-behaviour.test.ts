@@ -165,9 +165,10 @@ describe.each(dbTargets())("expiry and crashed workers on $name", (target) => {
       const bytes = await makeImage("jpeg");
       const { intent } = await api.uploadBytes(bytes, { filename: "c.jpg", contentType: "image/jpeg" });
       // Worker A takes the job, starts processing, and dies: it never completes or extends the lease.
-      const [taken] = await run.imgup.jobs.claim({ kinds: [PROCESS_IMAGE], limit: 1, leaseMs: 400 });
+      // The lease is long enough that a loaded machine cannot let it lapse before the second claim.
+      const [taken] = await run.imgup.jobs.claim({ kinds: [PROCESS_IMAGE], limit: 1, leaseMs: 2_000 });
       expect(taken?.key).toBe(`process:${intent.image.id}`);
-      expect(await run.imgup.jobs.claim({ kinds: [PROCESS_IMAGE], limit: 1, leaseMs: 400 })).toEqual([]);
+      expect(await run.imgup.jobs.claim({ kinds: [PROCESS_IMAGE], limit: 1, leaseMs: 2_000 })).toEqual([]);
       const workerB = new JobRunner({
         queue: run.imgup.jobs,
         concurrency: 1,
