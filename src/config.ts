@@ -74,6 +74,29 @@ export interface Config {
     /** Transform cache misses per client IP. */
     missesPerSecond: number;
     missesBurst: number;
+    /** Transform cache misses per image owner, across all clients (one owner cannot flood the queue). */
+    ownerMissesPerSecond: number;
+    ownerMissesBurst: number;
+    /** Transforms of one owner running at once; the rest of that owner's wait behind other owners'. */
+    ownerTransformConcurrency: number;
+    /** A transform that ran out of time or memory is answered from this memory, not retried, for this long. */
+    transformFailureTtlSeconds: number;
+    /** POST /v1/images/{id}/urls per owner. */
+    signPerSecond: number;
+    signBurst: number;
+  };
+  /** Where and how long image work (decode, transform, placeholder, HEIC) may run: see imaging/sandbox. */
+  imaging: {
+    /** Child processes that run image work; 0 picks one per concurrent slot of the roles in this process. */
+    workers: number;
+    /** Hard deadline of a processing job's image work (validation decode, eager presets, placeholder). */
+    processingTimeoutMs: number;
+    /** Hard deadline of one on-the-fly transform. */
+    transformTimeoutMs: number;
+    /** A task whose process grows past this resident size is killed. */
+    taskMemoryBytes: number;
+    /** Progressive JPEGs with more scans than this are refused before decoding (too_complex). */
+    maxJpegScans: number;
   };
   /** The consistency jobs (scheduler role); see services/maintenance.ts. */
   maintenance: {
@@ -88,12 +111,27 @@ export interface Config {
   };
   jobs: {
     concurrency: number;
+    /** Processing jobs of one owner running at once across the cluster; others' jobs go first. */
+    perOwnerConcurrency: number;
     leaseMs: number;
     maxAttempts: number;
     pollIntervalMs: number;
   };
   http: {
     bodyLimitBytes: number;
+    /** A request whose body is small (JSON, forms of the API) must arrive whole within this. */
+    bodyTimeoutMs: number;
+    /** A connection with no bytes moving either way for this long is closed. */
+    idleTimeoutMs: number;
+    /** The request line and headers must arrive within this. */
+    headersTimeoutMs: number;
+    /** Outer bound on receiving any request, uploads included. */
+    requestTimeoutMs: number;
+    /** Upload bodies (/storage*, POST /v1/images) slower than this after the grace period are cut. */
+    uploadMinBytesPerSecond: number;
+    uploadRateGraceMs: number;
+    /** Open connections from one client address. */
+    maxConnectionsPerIp: number;
     shutdownTimeoutMs: number;
     /** Each /readyz check (database, KV, storage) fails after this. */
     readyCheckTimeoutMs: number;
@@ -209,6 +247,19 @@ export function loadConfig(env: Env, overrides: { role?: Role } = {}): Config {
       transformQueue: r.int("IMGUP_TRANSFORM_QUEUE", 64, 0, 100_000),
       missesPerSecond: r.int("IMGUP_TRANSFORM_MISSES_PER_SEC", 20, 1, 1_000_000),
       missesBurst: r.int("IMGUP_TRANSFORM_MISSES_BURST", 100, 1, 1_000_000),
+      ownerMissesPerSecond: r.int("IMGUP_TRANSFORM_OWNER_MISSES_PER_SEC", 10, 1, 1_000_000),
+      ownerMissesBurst: r.int("IMGUP_TRANSFORM_OWNER_MISSES_BURST", 40, 1, 1_000_000),
+      ownerTransformConcurrency: r.int("IMGUP_TRANSFORM_OWNER_CONCURRENCY", 1, 1, 64),
+      transformFailureTtlSeconds: r.int("IMGUP_TRANSFORM_FAILURE_TTL", 600, 0, 7 * 24 * 3600),
+      signPerSecond: r.int("IMGUP_SIGN_URLS_PER_SEC", 10, 1, 1_000_000),
+      signBurst: r.int("IMGUP_SIGN_URLS_BURST", 50, 1, 1_000_000),
+    },
+    imaging: {
+      workers: r.int("IMGUP_IMAGE_WORKERS", 0, 0, 64),
+      processingTimeoutMs: r.int("IMGUP_PROCESSING_TIMEOUT_MS", 30_000, 100, 3600_000),
+      transformTimeoutMs: r.int("IMGUP_TRANSFORM_TIMEOUT_MS", 20_000, 100, 600_000),
+      taskMemoryBytes: r.int("IMGUP_IMAGE_TASK_MEMORY_MB", 1024, 64, 64 * 1024) * 1024 * 1024,
+      maxJpegScans: r.int("IMGUP_MAX_JPEG_SCANS", 100, 1, 100_000),
     },
     maintenance: {
       reconcileIntervalMs: r.int("IMGUP_RECONCILE_INTERVAL_MS", 60_000, 1000, 24 * 3600_000),
@@ -219,12 +270,20 @@ export function loadConfig(env: Env, overrides: { role?: Role } = {}): Config {
     },
     jobs: {
       concurrency: r.int("IMGUP_WORKER_CONCURRENCY", 2, 1, 256),
+      perOwnerConcurrency: r.int("IMGUP_WORKER_OWNER_CONCURRENCY", 1, 1, 256),
       leaseMs: r.int("IMGUP_JOB_LEASE_MS", 60_000, 100, 24 * 3600 * 1000),
       maxAttempts: r.int("IMGUP_JOB_MAX_ATTEMPTS", 5, 1, 100),
       pollIntervalMs: r.int("IMGUP_JOB_POLL_MS", 500, 10, 60_000),
     },
     http: {
       bodyLimitBytes: r.int("IMGUP_JSON_BODY_LIMIT", 64 * 1024, 1024, 16 * 1024 * 1024),
+      bodyTimeoutMs: r.int("IMGUP_BODY_TIMEOUT_MS", 10_000, 100, 3600_000),
+      idleTimeoutMs: r.int("IMGUP_IDLE_TIMEOUT_MS", 30_000, 100, 3600_000),
+      headersTimeoutMs: r.int("IMGUP_HEADERS_TIMEOUT_MS", 10_000, 100, 600_000),
+      requestTimeoutMs: r.int("IMGUP_REQUEST_TIMEOUT_MS", 15 * 60_000, 1000, 24 * 3600_000),
+      uploadMinBytesPerSecond: r.int("IMGUP_UPLOAD_MIN_BYTES_PER_SEC", 4096, 0, 1024 ** 3),
+      uploadRateGraceMs: r.int("IMGUP_UPLOAD_RATE_GRACE_MS", 10_000, 0, 600_000),
+      maxConnectionsPerIp: r.int("IMGUP_MAX_CONNECTIONS_PER_IP", 256, 1, 1_000_000),
       shutdownTimeoutMs: r.int("IMGUP_SHUTDOWN_TIMEOUT_MS", 10_000, 0, 600_000),
       readyCheckTimeoutMs: r.int("IMGUP_READY_TIMEOUT_MS", 2000, 50, 60_000),
     },
