@@ -30,6 +30,7 @@ import { createDevKey, logDemoPageUrl } from "./services/dev-key.ts";
 import type { UrlBuilder } from "./services/image-view.ts";
 import { ImagesService } from "./services/images.ts";
 import { IntentBuffer } from "./services/intent-buffer.ts";
+import { JwtVerifier } from "./services/jwt-verifier.ts";
 import { createMaintenance, type Maintenance } from "./services/maintenance.ts";
 import { ProcessingService } from "./services/processing.ts";
 import { ProxyUploadService } from "./services/proxy-upload.ts";
@@ -126,7 +127,7 @@ export async function createImgup(config: Config, opts: { logger?: Logger } = {}
   let runner: JobRunner | null = null;
   const jobs = wakingQueue(queue, () => runner?.wake());
 
-  const auth = new AuthService(guardedKeys, config.auth.jwtSecret);
+  const auth = new AuthService(guardedKeys, JwtVerifier.create(config.auth.jwt));
   const storageEvents = new StorageEventsService(jobs, logger);
   localStore?.setObjectCreatedListener((event) => storageEvents.objectCreated(event).then(() => undefined));
   const delivery = new DeliveryService(imagesRepo, store, secret, logger);

@@ -1,3 +1,5 @@
+import { createPublicKey } from "node:crypto";
+import { readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { DEFAULT_EAGER_PRESETS, DEFAULT_PRESETS, type Presets, parsePresets } from "./domain/presets.ts";
@@ -50,7 +52,7 @@ export interface Config {
   /** HMAC key for embedded upload URLs and private delivery URLs; generated into dataDir when unset. */
   signingSecret: string | undefined;
   auth: {
-    jwtSecret: string | undefined;
+    jwt: JwtSettings;
     /** Create and print a development API key at start when no key exists (embedded mode). */
     devKey: boolean;
   };
@@ -143,6 +145,20 @@ export interface Config {
   };
 }
 
+/** How Bearer JWTs are checked; see README "Authentication". */
+export interface JwtSettings {
+  /** HS256 shared secret. */
+  secret: string | undefined;
+  /** An identity provider's public key (PEM, SPKI or X.509 certificate). */
+  publicKeyPem: string | undefined;
+  /** An identity provider's JWKS (keys picked by `kid`, refreshed on an unknown `kid`). */
+  jwksUrl: string | undefined;
+  audience: string | undefined;
+  issuer: string | undefined;
+  /** The claim and value that make a token admin; without it no token is ever admin. */
+  adminClaim: { name: string; value: string } | undefined;
+}
+
 export interface S3Config {
   bucket: string;
   region: string;
@@ -225,7 +241,14 @@ export function loadConfig(env: Env, overrides: { role?: Role } = {}): Config {
     },
     signingSecret: r.secret("IMGUP_SIGNING_SECRET"),
     auth: {
-      jwtSecret: r.secret("IMGUP_JWT_SECRET"),
+      jwt: {
+        secret: r.secret("IMGUP_JWT_SECRET"),
+        publicKeyPem: r.pem("IMGUP_JWT_PUBLIC_KEY"),
+        jwksUrl: r.optionalUrl("IMGUP_JWT_JWKS_URL"),
+        audience: r.optional("IMGUP_JWT_AUDIENCE"),
+        issuer: r.optional("IMGUP_JWT_ISSUER"),
+        adminClaim: r.parsed("IMGUP_JWT_ADMIN_CLAIM", parseAdminClaim),
+      },
       devKey: r.bool("IMGUP_DEV_KEY", env.DATABASE_URL === undefined),
     },
     uploads: {
@@ -403,6 +426,27 @@ class EnvReader {
     }
   }
 
+  /** A PEM given inline (with \\n escapes, as env files need) or as a path to a file. */
+  pem(name: string): string | undefined {
+    const raw = this.optional(name);
+    if (raw === undefined) return undefined;
+    const text = raw.includes("-----BEGIN") ? raw.replaceAll("\\n", "\n") : readFileOrFail(name, raw);
+    try {
+      createPublicKey(text);
+    } catch {
+      throw new ConfigError(name, "expected a PEM public key or certificate (inline or a file path)");
+    }
+    return text;
+  }
+
+  parsed<T>(name: string, parse: (raw: string | undefined) => T): T {
+    try {
+      return parse(this.optional(name));
+    } catch (err) {
+      throw new ConfigError(name, err instanceof Error ? err.message : String(err));
+    }
+  }
+
   optionalUrl(name: string): string | undefined {
     return this.optional(name) === undefined ? undefined : this.url(name, "");
   }
@@ -414,4 +458,20 @@ class EnvReader {
     }
     return raw;
   }
+}
+
+function readFileOrFail(name: string, file: string): string {
+  try {
+    return readFileSync(file, "utf8");
+  } catch {
+    throw new ConfigError(name, `cannot read the file "${file}"`);
+  }
+}
+
+/** Parses IMGUP_JWT_ADMIN_CLAIM ("name=value"). */
+export function parseAdminClaim(raw: string | undefined): JwtSettings["adminClaim"] {
+  if (raw === undefined) return undefined;
+  const at = raw.indexOf("=");
+  if (at <= 0 || at === raw.length - 1) throw new Error(`expected name=value, got "${raw}"`);
+  return { name: raw.slice(0, at), value: raw.slice(at + 1) };
 }

@@ -1,8 +1,8 @@
 import { createHash, randomBytes } from "node:crypto";
-import { errors as joseErrors, jwtVerify } from "jose";
 import type { ApiKeysRepository } from "../db/api-keys-repository.ts";
 import { isDatabaseUnavailable } from "../db/breaker.ts";
 import { ERRORS } from "../domain/errors.ts";
+import type { JwtVerifier } from "./jwt-verifier.ts";
 
 export interface Principal {
   ownerId: string;
@@ -22,17 +22,14 @@ export function hashApiKey(key: string): string {
   return createHash("sha256").update(key).digest("hex");
 }
 
-/** Bearer tokens: imgup API keys (stored hashed) or HS256 JWTs whose `sub` is the owner. */
+/** Bearer tokens: imgup API keys (stored hashed) or JWTs whose `sub` is the owner (jwt-verifier.ts). */
 export class AuthService {
-  private readonly jwtKey: Uint8Array | undefined;
   private readonly cache = new Map<string, { principal: Principal; at: number }>();
 
   constructor(
     private readonly keys: ApiKeysRepository,
-    jwtSecret: string | undefined,
-  ) {
-    this.jwtKey = jwtSecret ? new TextEncoder().encode(jwtSecret) : undefined;
-  }
+    private readonly jwt: JwtVerifier | null,
+  ) {}
 
   async authenticate(authorization: string | undefined): Promise<Principal> {
     if (!authorization) throw ERRORS.unauthenticated("send Authorization: Bearer <token>", CHALLENGE);
@@ -40,23 +37,9 @@ export class AuthService {
     if (!match?.[1]) throw ERRORS.invalidToken("expected Authorization: Bearer <token>", CHALLENGE);
     const token = match[1];
     if (token.startsWith(API_KEY_PREFIX)) return this.apiKey(hashApiKey(token));
-    if (!this.jwtKey) throw ERRORS.invalidToken("not an imgup API key (JWTs are not enabled)", CHALLENGE);
-    try {
-      const { payload } = await jwtVerify(token, this.jwtKey, { algorithms: ["HS256"] });
-      if (typeof payload.sub !== "string" || !OWNER_ID.test(payload.sub)) {
-        throw ERRORS.invalidToken("the JWT has no valid sub", CHALLENGE);
-      }
-      const scope = typeof payload.scope === "string" ? payload.scope.split(" ").filter(Boolean) : [];
-      return { ownerId: payload.sub, scopes: new Set(scope), via: "jwt" };
-    } catch (err) {
-      if (err instanceof joseErrors.JOSEError) {
-        throw ERRORS.invalidToken(
-          err instanceof joseErrors.JWTExpired ? "the JWT has expired" : "invalid JWT",
-          CHALLENGE,
-        );
-      }
-      throw err;
-    }
+    if (!this.jwt) throw ERRORS.invalidToken("not an imgup API key (JWTs are not enabled)", CHALLENGE);
+    const identity = await this.jwt.verify(token);
+    return { ownerId: identity.ownerId, scopes: new Set(identity.admin ? ["admin"] : []), via: "jwt" };
   }
 
   /**

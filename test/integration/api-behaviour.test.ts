@@ -34,7 +34,11 @@ describe.each(dbTargets())("API behaviour on $name", (target) => {
 
   it("accepts an HS256 JWT whose sub is the owner, and refuses an expired or foreign-signed one", async () => {
     const key = new TextEncoder().encode(JWT_SECRET);
-    const token = await new SignJWT({}).setProtectedHeader({ alg: "HS256" }).setSubject("alice").sign(key);
+    const token = await new SignJWT({})
+      .setProtectedHeader({ alg: "HS256" })
+      .setSubject("alice")
+      .setExpirationTime("1h")
+      .sign(key);
     const viaJwt = await alice.as(token).request<{ items: unknown[] }>("GET", "/v1/images");
     expect(viaJwt.status).toBe(200);
     const expired = await new SignJWT({})
@@ -46,6 +50,7 @@ describe.each(dbTargets())("API behaviour on $name", (target) => {
     const foreign = await new SignJWT({})
       .setProtectedHeader({ alg: "HS256" })
       .setSubject("alice")
+      .setExpirationTime("1h")
       .sign(new TextEncoder().encode("x".repeat(48)));
     expect((await alice.as(foreign).request("GET", "/v1/images")).status).toBe(401);
   });
