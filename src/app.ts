@@ -288,7 +288,8 @@ export async function createImgup(config: Config, opts: { logger?: Logger } = {}
       return runner;
     },
     async start() {
-      if (config.auth.devKey && !(await auth.hasAnyKey())) await createDevKey(auth, config, logger);
+      const devKey =
+        config.auth.devKey && !(await auth.hasAnyKey()) ? await createDevKey(auth, config) : null;
       runner?.start();
       sqs?.start();
       if (runsScheduler) maintenance.scheduler.start();
@@ -296,7 +297,7 @@ export async function createImgup(config: Config, opts: { logger?: Logger } = {}
       drainTimer.unref();
       if (!http) return null;
       const address = await http.listen({ host: config.host, port: config.port });
-      logDemoPageUrl(config, logger);
+      logDemoPageUrl(config, logger, devKey);
       return address;
     },
     async stop() {

@@ -6,7 +6,7 @@ import {
   type MaintenanceHandle,
   runMaintenanceCommand,
 } from "./cli-maintenance.ts";
-import { ConfigError, loadConfig, type Role } from "./config.ts";
+import { assertDeployable, ConfigError, loadConfig, type Role } from "./config.ts";
 import { migrateToLatest, openDatabase } from "./db/connect.ts";
 import { readEmbeddedSecret } from "./secrets.ts";
 import { transformUrl } from "./services/transform-urls.ts";
@@ -61,6 +61,7 @@ async function serve(args: string[]): Promise<number> {
     return 2;
   }
   const config = loadConfig(process.env, { role: values.role as Role | undefined });
+  assertDeployable(config, process.env);
   const imgup = await createImgup(config);
   const url = await imgup.start();
   imgup.logger.info({ url }, url ? `imgup listening on ${url}` : "imgup started");

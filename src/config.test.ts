@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ConfigError, loadConfig } from "./config.ts";
+import { assertDeployable, ConfigError, loadConfig } from "./config.ts";
 
 describe("loadConfig", () => {
   it("has working embedded defaults", () => {
@@ -26,5 +26,32 @@ describe("loadConfig", () => {
 
   it("lets the command line choose the role", () => {
     expect(loadConfig({ IMGUP_ROLE: "api" }, { role: "worker" }).role).toBe("worker");
+  });
+});
+
+describe("assertDeployable", () => {
+  const secret = "s".repeat(40);
+  it("lets the embedded setup start with generated secrets and an in-process KV", () => {
+    expect(() => assertDeployable(loadConfig({}), {})).not.toThrow();
+  });
+
+  it("refuses a multi-instance setup without a signing secret, naming the variable", () => {
+    expect(() => assertDeployable(loadConfig({ IMGUP_ROLE: "api" }), {})).toThrow(
+      /^IMGUP_SIGNING_SECRET: must be set/,
+    );
+    const shared = { DATABASE_URL: "postgres://db/x", IMGUP_STORAGE: "s3", S3_BUCKET: "b" };
+    expect(() => assertDeployable(loadConfig(shared), shared)).toThrow(/IMGUP_SIGNING_SECRET/);
+  });
+
+  it("refuses an API or scheduler without REDIS_URL unless told it is the only instance", () => {
+    const env = { IMGUP_SIGNING_SECRET: secret };
+    expect(() => assertDeployable(loadConfig(env, { role: "api" }), env)).toThrow(/^REDIS_URL: must be set/);
+    expect(() => assertDeployable(loadConfig(env, { role: "scheduler" }), env)).toThrow(/REDIS_URL/);
+    // Workers share only the database queue.
+    expect(() => assertDeployable(loadConfig(env, { role: "worker" }), env)).not.toThrow();
+    const single = { ...env, IMGUP_SINGLE_INSTANCE: "true" };
+    expect(() => assertDeployable(loadConfig(single, { role: "api" }), single)).not.toThrow();
+    const full = { ...env, REDIS_URL: "redis://127.0.0.1:6379" };
+    expect(() => assertDeployable(loadConfig(full, { role: "api" }), full)).not.toThrow();
   });
 });

@@ -341,6 +341,36 @@ export function loadConfig(env: Env, overrides: { role?: Role } = {}): Config {
   return config;
 }
 
+/**
+ * Several instances (separate roles, or a shared PostgreSQL with S3) must share the URL signing key
+ * and, for the roles that rate-limit, de-duplicate and elect a scheduler, the KV: with a key of its
+ * own each instance 404s the others' URLs; with an in-process KV those guarantees hold per process
+ * only. Checked by `serve`, not by loadConfig, so tests can still build one-process setups of any
+ * shape; IMGUP_SINGLE_INSTANCE=true accepts an in-process KV for a deliberately single API process.
+ */
+export function assertDeployable(config: Config, env: Env): void {
+  const why =
+    config.role !== "all"
+      ? `IMGUP_ROLE=${config.role} runs beside other instances`
+      : config.database.url && config.storage.driver === "s3"
+        ? "DATABASE_URL with S3 storage is a multi-instance setup"
+        : null;
+  if (!why) return;
+  if (!config.signingSecret) {
+    throw new ConfigError(
+      "IMGUP_SIGNING_SECRET",
+      `must be set (${why}; every instance must sign and verify URLs with the same key)`,
+    );
+  }
+  const single = new EnvReader(env).bool("IMGUP_SINGLE_INSTANCE", false);
+  if (!config.kv.redisUrl && config.role !== "worker" && !single) {
+    throw new ConfigError(
+      "REDIS_URL",
+      `must be set (${why}; rate limits, idempotency, the outage buffer and the scheduler's lock are shared through it), or IMGUP_SINGLE_INSTANCE=true for one API process`,
+    );
+  }
+}
+
 export const SUPPORTED_UPLOAD_TYPES = [
   "image/jpeg",
   "image/png",

@@ -1,22 +1,39 @@
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import type { Logger } from "pino";
 import type { Config } from "../config.ts";
 import type { AuthService } from "./auth.ts";
 
-/** Embedded mode: a first start gets an admin key for owner "dev", saved under the data dir. */
-export async function createDevKey(auth: AuthService, config: Config, logger: Logger): Promise<void> {
-  const { key } = await auth.createKey({ ownerId: "dev", name: "development key", scopes: ["admin"] });
-  const file = path.join(config.dataDir, "dev-api-key");
-  mkdirSync(config.dataDir, { recursive: true });
+/**
+ * Embedded mode: a first start gets a key for owner "dev" (an owner's scope, not admin: a key that is
+ * printed must not be able to purge anyone), saved under the data dir and printed this once.
+ */
+export async function createDevKey(auth: AuthService, config: Config): Promise<string> {
+  const { key } = await auth.createKey({ ownerId: "dev", name: "development key", scopes: [] });
+  const file = devKeyFile(config);
+  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   writeFileSync(file, `${key}\n`, { mode: 0o600 });
-  logger.warn({ file }, `created a development API key for owner "dev": ${key}`);
+  return key;
 }
 
-/** The demo page reads the key from the URL fragment, which browsers never send to a server. */
-export function logDemoPageUrl(config: Config, logger: Logger): void {
-  const file = path.join(config.dataDir, "dev-api-key");
-  if (!config.demoPage.enabled || !config.auth.devKey || !existsSync(file)) return;
-  const key = readFileSync(file, "utf8").trim();
-  logger.info(`demo page: ${config.publicUrl}/#key=${encodeURIComponent(key)}`);
+/**
+ * The demo page reads the key from the URL fragment, which browsers never send to a server. The
+ * key is in the link only right after it was created; later starts point at the file instead.
+ */
+export function logDemoPageUrl(config: Config, logger: Logger, createdKey: string | null): void {
+  const file = devKeyFile(config);
+  if (createdKey) {
+    logger.warn({ file }, `created a development API key for owner "dev" (shown once; kept in ${file})`);
+    if (config.demoPage.enabled)
+      logger.info(`demo page: ${config.publicUrl}/#key=${encodeURIComponent(createdKey)}`);
+    else logger.info(`development API key: ${createdKey}`);
+    return;
+  }
+  if (!config.demoPage.enabled) return;
+  const hint = config.auth.devKey && existsSync(file) ? ` (API key in ${file})` : "";
+  logger.info(`demo page: ${config.publicUrl}/${hint}`);
+}
+
+function devKeyFile(config: Config): string {
+  return path.join(config.dataDir, "dev-api-key");
 }

@@ -136,6 +136,7 @@ async function startServer(env: Record<string, string>): Promise<Server> {
       IMGUP_DEV_KEY: "true",
       IMGUP_SIGNING_SECRET: randomBytes(32).toString("hex"),
       IMGUP_RATE_LIMIT_BURST: "1000",
+      IMGUP_SINGLE_INSTANCE: "true",
       LOG_LEVEL: "warn",
       ...env,
     },
