@@ -67,7 +67,11 @@ export interface Imgup {
   stop(): Promise<void>;
 }
 
-export async function createImgup(config: Config, opts: { logger?: Logger } = {}): Promise<Imgup> {
+export async function createImgup(
+  config: Config,
+  /** kvClock: tests only, the KV's clock (buckets; the in-process KV's TTLs too). See RedisKeyValueStoreOptions.now. */
+  opts: { logger?: Logger; kvClock?: () => number } = {},
+): Promise<Imgup> {
   // A logger of the caller's (tests) lacks the request/job context on service lines; createLogger has it.
   const logger = opts.logger ?? createLogger({ level: config.logLevel, role: config.role });
   const metrics = createMetrics();
@@ -90,8 +94,9 @@ export async function createImgup(config: Config, opts: { logger?: Logger } = {}
         url: config.kv.redisUrl,
         keyPrefix: config.kv.keyPrefix,
         onError: (err) => logger.warn({ err: err.message }, "redis connection error"),
+        now: opts.kvClock,
       })
-    : new MemoryKeyValueStore();
+    : new MemoryKeyValueStore({ now: opts.kvClock });
 
   const localStore =
     config.storage.driver === "local"

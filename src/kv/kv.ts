@@ -18,7 +18,7 @@ export interface KeyValueStore {
   /**
    * Leaky bucket as a meter, atomically: the bucket drains at `ratePerSecond`; a request adds
    * `cost` and is refused when that would overflow `burst`. Time is the KV's own clock, so every
-   * instance agrees.
+   * instance agrees (both stores accept a clock of the caller's for tests).
    */
   leakyBucket(
     key: string,

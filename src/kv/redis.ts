@@ -10,6 +10,13 @@ export interface RedisKeyValueStoreOptions {
   commandTimeoutMs?: number;
   /** Connection errors while reconnecting in the background; without it they are dropped silently. */
   onError?: (err: Error) => void;
+  /**
+   * Tests only: the leaky bucket's clock (ms). Production leaves it unset so buckets meter by the
+   * Redis server's TIME: one clock for every instance, whereas callers' clocks skew (an instance
+   * running ahead would drain everyone's buckets early, one behind would refuse too long). A test
+   * gives every instance it starts the same clock, so no skew arises there.
+   */
+  now?: () => number;
 }
 
 // Compare-and-delete must be one step, or a lock that expired and was re-taken by someone else
@@ -21,7 +28,10 @@ end
 return 0`;
 
 // The bucket is one hash {level, ts}; ts is the server's TIME in microseconds so every API
-// instance meters against one clock. Numbers go to HSET as numbers: Redis formats those with full
+// instance meters against one clock, unless the caller passes its own time (ARGV[4], tests only;
+// see RedisKeyValueStoreOptions.now). Expiry is Redis's real time either way, so with a caller's
+// clock, which may stand still, the idle TTL is at least ARGV[5] ms: a bucket must not vanish
+// while the test's clock says it is still full. Numbers go to HSET as numbers: Redis formats those with full
 // precision, while Lua's tostring keeps 14 digits and would round a 16-digit microsecond time.
 // Redis truncates Lua numbers to integers on return, so every returned value is rounded explicitly.
 const LEAKY_BUCKET = `
@@ -29,8 +39,12 @@ if redis.replicate_commands then redis.replicate_commands() end
 local rate = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
 local cost = tonumber(ARGV[3])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local now = tonumber(ARGV[4])
+if not now then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+local minTtl = tonumber(ARGV[5]) or 0
 local state = redis.call('HMGET', KEYS[1], 'level', 'ts')
 local level = tonumber(state[1]) or 0
 local ts = tonumber(state[2]) or now
@@ -46,8 +60,11 @@ else
   retry = math.ceil((level + cost - burst) / rate * 1000)
 end
 redis.call('HSET', KEYS[1], 'level', level, 'ts', now)
-redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
+redis.call('PEXPIRE', KEYS[1], math.max(minTtl, math.ceil(burst / rate * 1000) + 1000))
 return {allowed, math.floor(burst - level), retry, math.ceil(level / rate * 1000)}`;
+
+// With a caller's clock: long enough for any test, short enough not to keep keys around for good.
+const CALLER_CLOCK_MIN_TTL_MS = 10 * 60_000;
 
 type Script = (key: string, ...args: (string | number)[]) => Promise<unknown>;
 
@@ -60,11 +77,13 @@ export class RedisKeyValueStore implements KeyValueStore {
   readonly kind = "redis" as const;
   private readonly client: Redis;
   private readonly connectTimeoutMs: number;
+  private readonly now: (() => number) | undefined;
   private wasReady = false;
   private closed = false;
 
   constructor(opts: RedisKeyValueStoreOptions) {
     this.connectTimeoutMs = opts.connectTimeoutMs ?? 1000;
+    this.now = opts.now;
     this.client = new Redis(opts.url, {
       keyPrefix: opts.keyPrefix,
       connectTimeout: this.connectTimeoutMs,
@@ -116,7 +135,16 @@ export class RedisKeyValueStore implements KeyValueStore {
   ): Promise<BucketDecision> {
     const { ratePerSecond, burst, cost } = checkBucketOptions(opts);
     await this.ready();
-    const reply = (await this.runScript("imgupLeakyBucket", key, ratePerSecond, burst, cost)) as number[];
+    // Microseconds like TIME; whole numbers, so Lua's tonumber reads them exactly.
+    const clock = this.now ? [Math.round(this.now() * 1000), CALLER_CLOCK_MIN_TTL_MS] : [];
+    const reply = (await this.runScript(
+      "imgupLeakyBucket",
+      key,
+      ratePerSecond,
+      burst,
+      cost,
+      ...clock,
+    )) as number[];
     const [allowed, remaining, retryAfterMs, resetMs] = reply.map(Number);
     return {
       allowed: allowed === 1,

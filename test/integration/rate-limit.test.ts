@@ -1,15 +1,15 @@
 import { afterAll, describe, expect, it } from "vitest";
 import { Api } from "../support/api.ts";
 import { dbTargets, type KvEnvTarget, kvEnvTargets, type Running, startImgup } from "../support/harness.ts";
+import { TestClock } from "../support/test-clock.ts";
 
 const db = dbTargets()[0];
 if (!db) throw new Error("no database target");
 const LIMITS = { IMGUP_RATE_LIMIT_PER_SEC: "2", IMGUP_RATE_LIMIT_BURST: "5" };
 const intent = { filename: "r.jpg", contentType: "image/jpeg", size: 100 };
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-/** Whole tokens a 2/s bucket can have drained since t0 (rounded up). */
-const drained = (t0: number) => Math.ceil(((Date.now() - t0) / 1000) * 2);
 
+// The buckets meter by a clock the test moves (it stands still otherwise), so the counts are exact
+// however long a loaded machine takes to answer: no refill happens unless the test advances time.
 describe.each(kvEnvTargets())("leaky-bucket rate limit on intents with the $name KV", (kvTarget) => {
   const runs: Running[] = [];
   const kvs: KvEnvTarget[] = [];
@@ -17,59 +17,64 @@ describe.each(kvEnvTargets())("leaky-bucket rate limit on intents with the $name
     for (const r of runs) await r.stop();
     for (const k of kvs) await k.flush();
   });
-  const start = async (kv: KvEnvTarget) => {
-    const run = await startImgup(db.make(), { ...kv.env, ...LIMITS });
+  const start = async (kv: KvEnvTarget, clock: TestClock) => {
+    const run = await startImgup(db.make(), { ...kv.env, ...LIMITS }, { kvClock: clock.now });
     runs.push(run);
     return run;
   };
+  const accepted = (results: { status: number }[]) => results.filter((r) => r.status === 201).length;
 
   it("lets a burst through, refuses the excess with 429 and Retry-After, and refills at the rate", async () => {
     const kv = kvTarget.make();
     kvs.push(kv);
-    const run = await start(kv);
+    const clock = new TestClock();
+    const run = await start(kv, clock);
     const api = new Api(run.baseUrl, run.alice);
-    // The bucket (burst 5) drains 2 tokens/s while requests are in flight; on a loaded machine that
-    // can be a few, so the upper bound is the burst plus what the measured time allows.
-    const t0 = Date.now();
     const results = await Promise.all(Array.from({ length: 8 }, () => api.createIntent(intent)));
-    const accepted = results.filter((r) => r.status === 201);
+    const ok = results.filter((r) => r.status === 201);
     const refused = results.filter((r) => r.status === 429);
-    expect(accepted.length).toBeGreaterThanOrEqual(5);
-    expect(accepted.length).toBeLessThanOrEqual(5 + drained(t0));
-    expect(accepted.length + refused.length).toBe(8);
-    expect(accepted[0]?.headers.get("ratelimit-limit")).toBe("5");
-    expect(Math.min(...accepted.map((r) => Number(r.headers.get("ratelimit-remaining"))))).toBe(0);
+    expect(ok).toHaveLength(5);
+    expect(refused).toHaveLength(3);
+    expect(ok[0]?.headers.get("ratelimit-limit")).toBe("5");
+    expect(ok.map((r) => Number(r.headers.get("ratelimit-remaining"))).sort()).toEqual([0, 1, 2, 3, 4]);
     expect(refused[0]?.body).toMatchObject({ code: "rate_limited", status: 429 });
-    expect(refused[0]?.headers.get("retry-after")).toBe("1");
+    // One request over a full bucket draining 2/s fits again in half a second: rounded up, 1 s.
+    expect(refused.map((r) => r.headers.get("retry-after"))).toEqual(["1", "1", "1"]);
     // Another owner has a bucket of their own.
     expect((await api.as(run.bob).createIntent(intent)).status).toBe(201);
-    // After Retry-After the bucket has drained at 2/s: about two more fit, not five.
-    const t1 = Date.now();
-    await sleep(1_100);
-    const after = await Promise.all(Array.from({ length: 8 }, () => api.createIntent(intent)));
-    const refilled = after.filter((r) => r.status === 201).length;
-    expect(refilled).toBeGreaterThanOrEqual(2);
-    expect(refilled).toBeLessThanOrEqual(drained(t1) + 1);
+    // Without time passing nothing drains, however long the requests above took.
+    expect((await api.createIntent(intent)).status).toBe(429);
+    // After Retry-After (1 s) the bucket has drained at 2/s: exactly two more fit, not five.
+    clock.advance(1_000);
+    expect(accepted(await Promise.all(Array.from({ length: 8 }, () => api.createIntent(intent))))).toBe(2);
+    // Left alone long enough, it is empty again: the full burst.
+    clock.advance(60_000);
+    expect(accepted(await Promise.all(Array.from({ length: 8 }, () => api.createIntent(intent))))).toBe(5);
   });
 
   it.skipIf(kvTarget.name === "memory")("shares one bucket between two instances", async () => {
     const kv = kvTarget.make();
     kvs.push(kv);
-    const a = await start(kv);
-    const b = await start(kv);
+    // One clock for both instances, as in production they share the Redis server's TIME.
+    const clock = new TestClock();
+    const a = await start(kv, clock);
+    const b = await start(kv, clock);
     // Same owner id on both instances (each has its own database, the bucket is keyed by owner).
     const viaA = new Api(a.baseUrl, a.alice);
     const viaB = new Api(b.baseUrl, b.alice);
-    // Separate buckets would accept 10 each; one shared bucket of 5 accepts 5 plus what drained.
-    const t0 = Date.now();
+    // Separate buckets would accept 5 each; one shared bucket of 5 accepts 5 in all.
     const results = await Promise.all([
       ...Array.from({ length: 10 }, () => viaA.createIntent(intent)),
       ...Array.from({ length: 10 }, () => viaB.createIntent(intent)),
     ]);
-    const accepted = results.filter((r) => r.status === 201).length;
-    expect(accepted).toBeGreaterThanOrEqual(5);
-    expect(accepted).toBeLessThanOrEqual(5 + drained(t0));
-    expect(results.filter((r) => r.status === 429).length).toBe(20 - accepted);
+    expect(accepted(results)).toBe(5);
+    expect(results.filter((r) => r.status === 429)).toHaveLength(15);
+    // What drains is shared too: one second frees two places, whichever instance takes them.
+    clock.advance(1_000);
+    expect((await viaA.createIntent(intent)).status).toBe(201);
+    expect((await viaB.createIntent(intent)).status).toBe(201);
+    expect((await viaA.createIntent(intent)).status).toBe(429);
+    expect((await viaB.createIntent(intent)).status).toBe(429);
   });
 });
 

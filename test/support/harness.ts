@@ -7,6 +7,7 @@ import pg from "pg";
 import pino from "pino";
 import { createImgup, type Imgup } from "../../src/app.ts";
 import { type Config, loadConfig } from "../../src/config.ts";
+import { missingBackend } from "./backends.ts";
 import { deleteByPrefix } from "./kv-targets.ts";
 
 export interface DbTarget {
@@ -15,7 +16,10 @@ export interface DbTarget {
   cleanup: () => Promise<void>;
 }
 
-/** PGlite always; the real PostgreSQL too when DATABASE_URL is set. Each target gets its own schema. */
+/**
+ * PGlite always; the real PostgreSQL too when DATABASE_URL is set (unset: a skipped test says so,
+ * and in CI it is an error). Each target gets its own schema.
+ */
 export function dbTargets(): Array<{ name: "pglite" | "postgres"; make: () => DbTarget }> {
   const targets: Array<{ name: "pglite" | "postgres"; make: () => DbTarget }> = [
     { name: "pglite", make: () => ({ name: "pglite", env: {}, cleanup: async () => {} }) },
@@ -38,7 +42,7 @@ export function dbTargets(): Array<{ name: "pglite" | "postgres"; make: () => Db
         };
       },
     });
-  }
+  } else missingBackend("postgres", "DATABASE_URL");
   return targets;
 }
 
@@ -67,7 +71,12 @@ export interface Running {
  * Starts a real imgup on a free port with its own data directory and database schema.
  * `env` overrides configuration exactly as environment variables would.
  */
-export async function startImgup(target: DbTarget, env: Record<string, string> = {}): Promise<Running> {
+export async function startImgup(
+  target: DbTarget,
+  env: Record<string, string> = {},
+  /** kvClock: the KV's clock (a TestClock's `now`), for tests that meter rate limits exactly. */
+  opts: { kvClock?: () => number } = {},
+): Promise<Running> {
   const dataDir = await mkdtemp(path.join(tmpdir(), "imgup-test-"));
   const port = await freePort();
   const config = loadConfig({
@@ -85,6 +94,7 @@ export async function startImgup(target: DbTarget, env: Record<string, string> =
   if (!target.env.DATABASE_URL) config.database.pgliteDir = "memory://";
   const imgup = await createImgup(config, {
     logger: pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" }),
+    kvClock: opts.kvClock,
   });
   const alice = (await imgup.auth.createKey({ ownerId: "alice" })).key;
   const bob = (await imgup.auth.createKey({ ownerId: "bob" })).key;
@@ -130,7 +140,10 @@ export interface KvEnvTarget {
   flush: () => Promise<void>;
 }
 
-/** The in-process KV always; Redis too when REDIS_URL is set, under a prefix of its own. */
+/**
+ * The in-process KV always; Redis too when REDIS_URL is set, under a prefix of its own (unset: a
+ * skipped test says so, and in CI it is an error).
+ */
 export function kvEnvTargets(): Array<{ name: "memory" | "redis"; make: () => KvEnvTarget }> {
   const targets: Array<{ name: "memory" | "redis"; make: () => KvEnvTarget }> = [
     { name: "memory", make: () => ({ name: "memory", env: {}, flush: async () => {} }) },
@@ -148,6 +161,6 @@ export function kvEnvTargets(): Array<{ name: "memory" | "redis"; make: () => Kv
         };
       },
     });
-  }
+  } else missingBackend("redis", "REDIS_URL");
   return targets;
 }

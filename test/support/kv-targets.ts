@@ -3,6 +3,7 @@ import { Redis } from "ioredis";
 import type { KeyValueStore } from "../../src/kv/kv.ts";
 import { MemoryKeyValueStore } from "../../src/kv/memory.ts";
 import { RedisKeyValueStore } from "../../src/kv/redis.ts";
+import { missingBackend } from "./backends.ts";
 
 export interface OpenedKv {
   kv: KeyValueStore;
@@ -20,7 +21,8 @@ export interface OpenedKv {
 
 export interface KvTarget {
   name: "memory" | "redis";
-  open: () => Promise<OpenedKv>;
+  /** `now`: the store's clock (ms) instead of the real one: every bucket decision (both stores), TTLs too (memory). */
+  open: (opts?: { now?: () => number }) => Promise<OpenedKv>;
 }
 
 /**
@@ -31,24 +33,25 @@ export function kvTargets(): KvTarget[] {
   const targets: KvTarget[] = [
     {
       name: "memory",
-      open: async () => {
-        const kv = new MemoryKeyValueStore();
+      open: async (opts = {}) => {
+        const kv = new MemoryKeyValueStore({ now: opts.now });
         return { kv, prefix: "", cleanup: () => kv.close() };
       },
     },
   ];
   const url = process.env.REDIS_URL;
-  if (url) targets.push({ name: "redis", open: () => openRedis(url) });
+  if (url) targets.push({ name: "redis", open: (opts) => openRedis(url, opts?.now) });
+  else missingBackend("redis", "REDIS_URL");
   return targets;
 }
 
-async function openRedis(url: string): Promise<OpenedKv> {
+async function openRedis(url: string, now?: () => number): Promise<OpenedKv> {
   // The Redis is shared with CI and other test files: a random prefix per open keeps runs apart,
   // and cleanup removes only what is under it.
   const prefix = `t:${randomBytes(6).toString("hex")}:`;
   const clients: KeyValueStore[] = [];
   const connect = () => {
-    const kv = new RedisKeyValueStore({ url, keyPrefix: prefix });
+    const kv = new RedisKeyValueStore({ url, keyPrefix: prefix, now });
     clients.push(kv);
     return kv;
   };

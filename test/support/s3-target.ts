@@ -10,15 +10,19 @@ import {
 } from "@aws-sdk/client-s3";
 import type { S3ObjectStoreOptions } from "../../src/storage/s3.ts";
 import { createS3Client, type S3ConnectionOptions } from "../../src/storage/s3-client.ts";
+import { missingBackend } from "./backends.ts";
 
 /**
  * The S3 server the integration tests run against, from TEST_S3_ENDPOINT, TEST_S3_REGION,
  * TEST_S3_ACCESS_KEY_ID, TEST_S3_SECRET_ACCESS_KEY (what `scripts/local-s3.sh env` prints).
- * null when TEST_S3_ENDPOINT is unset.
+ * null when TEST_S3_ENDPOINT is unset (shown as a skipped test; an error in CI: see backends.ts).
  */
 export function s3TestConnection(): S3ConnectionOptions | null {
   const endpoint = process.env.TEST_S3_ENDPOINT;
-  if (!endpoint) return null;
+  if (!endpoint) {
+    missingBackend("s3", "TEST_S3_ENDPOINT");
+    return null;
+  }
   const accessKeyId = process.env.TEST_S3_ACCESS_KEY_ID;
   const secretAccessKey = process.env.TEST_S3_SECRET_ACCESS_KEY;
   return {
