@@ -127,13 +127,21 @@ export async function createImgup(
     findByHash: (h) => breaker.execute(() => keysRepo.findByHash(h)),
     count: () => keysRepo.count(),
   };
-  const queue = new PostgresJobQueue({ db: database.db, defaultMaxAttempts: config.jobs.maxAttempts });
+  const queue = new PostgresJobQueue({
+    db: database.db,
+    defaultMaxAttempts: config.jobs.maxAttempts,
+    perGroupConcurrency: config.jobs.perOwnerConcurrency,
+  });
   metrics.observeJobQueue(() => queue.stats());
   let runner: JobRunner | null = null;
   const jobs = wakingQueue(queue, () => runner?.wake());
 
   const auth = new AuthService(guardedKeys, JwtVerifier.create(config.auth.jwt));
-  const storageEvents = new StorageEventsService(jobs, logger);
+  const storageEvents = new StorageEventsService(
+    jobs,
+    logger,
+    async (id) => (await imagesRepo.findById(id))?.ownerId ?? null,
+  );
   localStore?.setObjectCreatedListener((event) => storageEvents.objectCreated(event).then(() => undefined));
   const delivery = new DeliveryService(imagesRepo, store, secret, logger);
   const variants = new VariantsService(

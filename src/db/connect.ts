@@ -8,6 +8,7 @@ import * as m001 from "./migrations/001-initial.ts";
 import * as m002 from "./migrations/002-multipart-part-size.ts";
 import * as m003 from "./migrations/003-maintenance-indexes.ts";
 import * as m004 from "./migrations/004-placeholder.ts";
+import * as m005 from "./migrations/005-job-groups.ts";
 import type { Database, Db } from "./schema.ts";
 
 export interface DatabaseOptions {
@@ -77,6 +78,7 @@ export async function migrateToLatest(db: Db): Promise<string[]> {
         "002-multipart-part-size": m002,
         "003-maintenance-indexes": m003,
         "004-placeholder": m004,
+        "005-job-groups": m005,
       }),
     },
     migrationTableSchema: current.rows[0]?.schema,

@@ -11,6 +11,7 @@ export interface ProcessJobState {
 
 export interface LapsedPendingRow {
   id: string;
+  ownerId: string;
   objectKey: string;
   multipartUploadId: string | null;
   uploadExpiresAt: Date;
@@ -19,6 +20,7 @@ export interface LapsedPendingRow {
 
 export interface StuckProcessingRow {
   id: string;
+  ownerId: string;
   /** null: no job; "running": its lease lapsed long ago and no worker took it over. */
   job: ProcessJobState | null;
 }
@@ -57,12 +59,13 @@ export class MaintenanceRepository {
     const r = await sql<
       JobColumns & {
         id: string;
+        owner_id: string;
         object_key: string;
         multipart_upload_id: string | null;
         upload_expires_at: Date;
       }
     >`
-      select i.id, i.object_key, i.multipart_upload_id, i.upload_expires_at,
+      select i.id, i.owner_id, i.object_key, i.multipart_upload_id, i.upload_expires_at,
              j.status as job_status, j.payload as job_payload
       from images i left join jobs j on j.key = ${this.processKeyPrefix} || i.id::text
       where i.status = 'pending' and i.upload_expires_at < ${before}
@@ -73,6 +76,7 @@ export class MaintenanceRepository {
     `.execute(this.db);
     return r.rows.map((row) => ({
       id: row.id,
+      ownerId: row.owner_id,
       objectKey: row.object_key,
       multipartUploadId: row.multipart_upload_id,
       uploadExpiresAt: new Date(row.upload_expires_at),
@@ -85,8 +89,8 @@ export class MaintenanceRepository {
    * running one whose lease lapsed before `before` (no live worker reclaimed it).
    */
   async stuckProcessing(before: Date, limit: number): Promise<StuckProcessingRow[]> {
-    const r = await sql<JobColumns & { id: string }>`
-      select i.id, j.status as job_status, j.payload as job_payload
+    const r = await sql<JobColumns & { id: string; owner_id: string }>`
+      select i.id, i.owner_id, j.status as job_status, j.payload as job_payload
       from images i left join jobs j on j.key = ${this.processKeyPrefix} || i.id::text
       where i.status = 'processing' and i.updated_at < ${before}
         and (j.status is null or j.status in ('done', 'dead')
@@ -94,7 +98,7 @@ export class MaintenanceRepository {
       order by i.updated_at
       limit ${limit}
     `.execute(this.db);
-    return r.rows.map((row) => ({ id: row.id, job: jobState(row) }));
+    return r.rows.map((row) => ({ id: row.id, ownerId: row.owner_id, job: jobState(row) }));
   }
 
   /** Counts for the doctor, with the same conditions as lapsedPending and stuckProcessing. */

@@ -57,6 +57,8 @@ export interface JobsTable {
   locked_until: Timestamp | null;
   lease_token: string | null;
   last_error: string | null;
+  /** Jobs of one group (an image owner) run at most `perGroupConcurrency` at once; null: no cap. */
+  group_key: string | null;
   created_at: Timestamp;
   updated_at: Timestamp;
 }

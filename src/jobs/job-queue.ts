@@ -34,6 +34,12 @@ export interface NewJob {
   payload: Record<string, unknown>;
   runAt?: Date;
   maxAttempts?: number;
+  /**
+   * Fairness group (the image owner for processing jobs): a claim never lets more than the queue's
+   * per-group limit of one group run at once, and serves the groups with the fewest running first.
+   * Ungrouped jobs are not capped.
+   */
+  group?: string;
 }
 
 export interface ClaimedJob {

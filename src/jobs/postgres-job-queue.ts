@@ -21,10 +21,17 @@ interface ClaimedRow {
 export class PostgresJobQueue implements JobQueue {
   readonly #db: Db;
   readonly #defaultMaxAttempts: number;
+  readonly #perGroupConcurrency: number;
 
-  constructor(opts: { db: Db; defaultMaxAttempts: number }) {
+  constructor(opts: {
+    db: Db;
+    defaultMaxAttempts: number;
+    /** Jobs of one group running at once across every claimer of this table (unbounded when unset). */
+    perGroupConcurrency?: number;
+  }) {
     this.#db = opts.db;
     this.#defaultMaxAttempts = opts.defaultMaxAttempts;
+    this.#perGroupConcurrency = Math.max(1, opts.perGroupConcurrency ?? 2 ** 31 - 1);
   }
 
   #row(job: NewJob) {
@@ -35,6 +42,7 @@ export class PostgresJobQueue implements JobQueue {
       status: "queued",
       max_attempts: job.maxAttempts ?? this.#defaultMaxAttempts,
       run_at: job.runAt ?? sql<Date>`now()`,
+      group_key: job.group ?? null,
     };
   }
 
@@ -68,6 +76,7 @@ export class PostgresJobQueue implements JobQueue {
           attempts: 0,
           max_attempts: eb.ref("excluded.max_attempts"),
           run_at: eb.ref("excluded.run_at"),
+          group_key: eb.ref("excluded.group_key"),
           locked_until: null,
           lease_token: null,
           last_error: null,
@@ -81,11 +90,33 @@ export class PostgresJobQueue implements JobQueue {
 
   async claim(opts: { kinds: string[]; limit: number; leaseMs: number }): Promise<ClaimedJob[]> {
     if (opts.kinds.length === 0 || opts.limit <= 0) return [];
+    // Claims take turns cluster-wide (a transaction-scoped advisory lock, per schema): the per-group
+    // count below must include what the previous claimer just leased, which two overlapping
+    // snapshots would both miss. A claim is one short statement, so the wait is milliseconds.
+    const rows = await this.#db.transaction().execute(async (trx) => {
+      await sql`select pg_advisory_xact_lock(hashtext(current_schema() || '.jobs.claim'))`.execute(trx);
+      return (await this.#claimStatement(opts).execute(trx)).rows;
+    });
+    return rows.map((r) => ({
+      id: String(r.id),
+      kind: r.kind,
+      key: r.key,
+      payload: toPayload(r.payload),
+      attempts: r.attempts,
+      maxAttempts: r.max_attempts,
+      leaseToken: r.lease_token,
+    }));
+  }
+
+  #claimStatement(opts: { kinds: string[]; limit: number; leaseMs: number }) {
     const kinds = sql.join(opts.kinds);
     // One statement, so a crash between steps cannot strand a job. `reaped` dead-letters lapsed leases
-    // that have no attempts left (the worker probably crashed on them every time); `due` leases the rest.
-    // SKIP LOCKED lets concurrent claimers take disjoint rows instead of queueing behind each other.
-    const result = await sql<ClaimedRow>`
+    // that have no attempts left (the worker probably crashed on them every time). `busy` counts each
+    // group's jobs holding a live lease; `ranked` numbers a group's runnable jobs oldest first, so a
+    // job's `slot` is how many of its group would run if it were taken: a group at its cap is skipped,
+    // and the lowest slots go first (round-robin between groups, then oldest). An ungrouped job is
+    // its own group. SKIP LOCKED passes over rows a complete/fail/extend is updating right now.
+    return sql<ClaimedRow>`
       with reaped as (
         update jobs set
           status = 'dead',
@@ -101,13 +132,33 @@ export class PostgresJobQueue implements JobQueue {
         )
         returning id
       ),
+      busy as (
+        select group_key, count(*) as n from jobs
+        where status = 'running' and locked_until >= now() and group_key is not null
+        group by group_key
+      ),
+      ranked as (
+        select j.id, j.run_at,
+          case when j.group_key is null then 1
+            else coalesce(b.n, 0) + row_number() over (partition by j.group_key order by j.run_at, j.id)
+          end as slot
+        from jobs j left join busy b on b.group_key = j.group_key
+        where j.kind in (${kinds})
+          and ((j.status = 'queued' and j.run_at <= now())
+            or (j.status = 'running' and j.locked_until < now() and j.attempts < j.max_attempts))
+      ),
+      picked as (
+        select id from ranked
+        where slot <= ${this.#perGroupConcurrency}
+        order by slot, run_at, id
+        limit ${opts.limit}
+      ),
       due as (
+        -- Checked again on the locked row: a complete or release may have committed meanwhile.
         select id from jobs
-        where kind in (${kinds})
+        where id in (select id from picked)
           and ((status = 'queued' and run_at <= now())
             or (status = 'running' and locked_until < now() and attempts < max_attempts))
-        order by run_at, id
-        limit ${opts.limit}
         for update skip locked
       )
       update jobs j set
@@ -119,16 +170,7 @@ export class PostgresJobQueue implements JobQueue {
       from due
       where j.id = due.id
       returning j.id, j.kind, j.key, j.payload, j.attempts, j.max_attempts, j.lease_token
-    `.execute(this.#db);
-    return result.rows.map((r) => ({
-      id: String(r.id),
-      kind: r.kind,
-      key: r.key,
-      payload: toPayload(r.payload),
-      attempts: r.attempts,
-      maxAttempts: r.max_attempts,
-      leaseToken: r.lease_token,
-    }));
+    `;
   }
 
   async complete(job: ClaimedJob): Promise<boolean> {

@@ -245,6 +245,7 @@ export class ProxyUploadService {
         kind: PROCESS_IMAGE,
         key: processJobKey(image.id),
         payload: { imageId: image.id },
+        group: image.ownerId,
       });
       return (await this.images.findById(image.id)) ?? image;
     } catch (err) {

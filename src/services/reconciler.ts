@@ -111,7 +111,13 @@ export class Reconciler {
   }
 
   private async pendingOne(
-    row: { id: string; objectKey: string; multipartUploadId: string | null; job: ProcessJobState | null },
+    row: {
+      id: string;
+      ownerId: string;
+      objectKey: string;
+      multipartUploadId: string | null;
+      job: ProcessJobState | null;
+    },
     report: ReconcileReport,
     dryRun: boolean,
     signal: AbortSignal,
@@ -119,7 +125,7 @@ export class Reconciler {
     const { store } = this.deps;
     if (await store.head(row.objectKey, signal)) {
       const why = "object present, storage event lost";
-      if (await this.ensureProcessing(row.id, row.job, report, dryRun, why)) report.processingQueued++;
+      if (await this.ensureProcessing(row, row.job, report, dryRun, why)) report.processingQueued++;
       return;
     }
     if (row.multipartUploadId) {
@@ -134,7 +140,7 @@ export class Reconciler {
         // Gone already: aborted earlier, or completed since the HEAD.
         if (!aborted && (await store.head(row.objectKey, signal))) {
           const why = "multipart completed just now";
-          if (await this.ensureProcessing(row.id, row.job, report, dryRun, why)) report.processingQueued++;
+          if (await this.ensureProcessing(row, row.job, report, dryRun, why)) report.processingQueued++;
           return;
         }
       }
@@ -165,7 +171,7 @@ export class Reconciler {
             );
             return;
           }
-          if (await this.ensureProcessing(row.id, row.job, report, dryRun, "stuck in processing")) {
+          if (await this.ensureProcessing(row, row.job, report, dryRun, "stuck in processing")) {
             report.stuckRequeued++;
           }
         }),
@@ -178,12 +184,13 @@ export class Reconciler {
    * false when it gave up on the image.
    */
   private async ensureProcessing(
-    imageId: string,
+    image: { id: string; ownerId: string },
     job: ProcessJobState | null,
     report: ReconcileReport,
     dryRun: boolean,
     why: string,
   ): Promise<boolean> {
+    const imageId = image.id;
     if (job && job.repairs >= MAX_REPAIRS) {
       report.gaveUp++;
       this.deps.logger.warn(
@@ -194,13 +201,16 @@ export class Reconciler {
     }
     if (!dryRun) {
       const key = processJobKey(imageId);
+      // Grouped by owner, so one owner's repairs queue behind other owners' work like uploads do.
+      const group = image.ownerId;
       if (job)
         await this.deps.jobs.requeue({
           kind: PROCESS_IMAGE,
           key,
           payload: { imageId, repairs: job.repairs + 1 },
+          group,
         });
-      else await this.deps.jobs.enqueue({ kind: PROCESS_IMAGE, key, payload: { imageId } });
+      else await this.deps.jobs.enqueue({ kind: PROCESS_IMAGE, key, payload: { imageId }, group });
       this.deps.logger.info({ imageId, previousJob: job?.status ?? null }, `processing re-queued: ${why}`);
     }
     this.detail(report, dryRun, `queue processing of ${imageId} (${why})`);

@@ -10,6 +10,9 @@ export function processJobKey(imageId: string): string {
   return `process:${imageId}`;
 }
 
+/** The image's owner, or null when there is no such image. */
+export type OwnerLookup = (imageId: string) => Promise<string | null>;
+
 /**
  * Turns "an object was created" (from any storage, any delivery path) into one de-duplicated
  * processing job. Only originals trigger processing, so variants never loop back.
@@ -18,6 +21,11 @@ export class StorageEventsService {
   constructor(
     private readonly jobs: JobQueue,
     private readonly log: Logger,
+    /**
+     * The key carries only the image id; the job's fairness group is its owner. One primary-key
+     * read per event here is cheaper than resolving owners inside every claim.
+     */
+    private readonly ownerOf: OwnerLookup,
   ) {}
 
   async objectCreated(event: ObjectCreatedEvent): Promise<"enqueued" | "duplicate" | "ignored"> {
@@ -26,10 +34,13 @@ export class StorageEventsService {
       this.log.debug({ key: event.key, source: event.source }, "storage event ignored: not an original");
       return "ignored";
     }
+    // No row: an object nobody asked for; the job finds nothing to do, uncapped is harmless.
+    const owner = await this.ownerOf(parsed.imageId);
     const { created } = await this.jobs.enqueue({
       kind: PROCESS_IMAGE,
       key: processJobKey(parsed.imageId),
       payload: { imageId: parsed.imageId },
+      ...(owner ? { group: owner } : {}),
     });
     this.log.info({ imageId: parsed.imageId, source: event.source, created }, "object created");
     return created ? "enqueued" : "duplicate";

@@ -78,6 +78,7 @@ export class UploadCompletionService {
       kind: PROCESS_IMAGE,
       key: processJobKey(image.id),
       payload: { imageId: image.id },
+      group: image.ownerId,
     });
     return (await this.images.findById(image.id)) ?? image;
   }

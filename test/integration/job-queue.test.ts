@@ -149,6 +149,70 @@ describe.each(databaseTargets())("PostgresJobQueue on $name", ({ open }) => {
     expect(await queue.stats()).toMatchObject({ queued: 2, running: 0, dead: 1 });
   });
 
+  describe("fair claims between groups", () => {
+    let fair: PostgresJobQueue;
+    let fair2: PostgresJobQueue;
+    beforeAll(() => {
+      // Two instances on one database: two worker processes as far as the queue can tell.
+      fair = new PostgresJobQueue({ db: queueDb, defaultMaxAttempts: 5, perGroupConcurrency: 1 });
+      fair2 = new PostgresJobQueue({ db: queueDb, defaultMaxAttempts: 5, perGroupConcurrency: 1 });
+    });
+    const old = (secondsAgo: number) => new Date(Date.now() - secondsAgo * 1000);
+    const grouped = (key: string, group: string | undefined, runAt: Date) =>
+      fair.enqueue({ kind: "k", key, payload: {}, runAt, ...(group ? { group } : {}) });
+    const fairClaim = (q: PostgresJobQueue, limit: number, leaseMs = LONG_LEASE) =>
+      q.claim({ kinds: ["k"], limit, leaseMs });
+
+    it("serves an owner queued behind another's backlog among the first claims", async () => {
+      for (let i = 0; i < 20; i++) await grouped(`a${i}`, "owner-a", old(100 - i));
+      await grouped("b0", "owner-b", old(1));
+      const first = await fairClaim(fair, 2);
+      expect(first.map((j) => j.key).sort()).toEqual(["a0", "b0"]);
+      // Both groups are at their cap of one: nothing more until one finishes.
+      expect(await fairClaim(fair, 2)).toEqual([]);
+      const a0 = first.find((j) => j.key === "a0") as ClaimedJob;
+      expect(await fair.complete(a0)).toBe(true);
+      expect((await fairClaim(fair, 2)).map((j) => j.key)).toEqual(["a1"]);
+    });
+
+    it("holds the per-group cap across two queue instances claiming at once", async () => {
+      for (let i = 0; i < 10; i++) {
+        await grouped(`a${i}`, "owner-a", old(100 - i));
+        await grouped(`b${i}`, "owner-b", old(100 - i));
+      }
+      const batches = await Promise.all(
+        Array.from({ length: 8 }, (_, i) => fairClaim(i % 2 ? fair2 : fair, 2)),
+      );
+      const keys = batches.flat().map((j) => j.key);
+      expect(keys.sort()).toEqual(["a0", "b0"]);
+      const stats = await fair.stats();
+      expect(stats).toMatchObject({ running: 2, queued: 18 });
+    });
+
+    it("leaves ungrouped jobs uncapped and ranks them with the groups' first jobs", async () => {
+      await grouped("a0", "owner-a", old(30));
+      await grouped("a1", "owner-a", old(29));
+      await grouped("u0", undefined, old(20));
+      await grouped("u1", undefined, old(10));
+      const keys = (await fairClaim(fair2, 10)).map((j) => j.key).sort();
+      expect(keys).toEqual(["a0", "u0", "u1"]);
+    });
+
+    it("does not count a lapsed lease against its group, and requeue keeps the group", async () => {
+      await grouped("a0", "owner-a", old(30));
+      await grouped("a1", "owner-a", old(20));
+      const [lapsing] = await fairClaim(fair, 1, SHORT_LEASE);
+      expect(lapsing?.key).toBe("a0");
+      // Once a0's lease lapsed, a0 (the oldest runnable) is handed out again; a1 still waits.
+      const again = await waitFor(async () => (await fairClaim(fair2, 2))[0]);
+      expect(again).toMatchObject({ key: "a0", attempts: 2 });
+      expect(await fair.complete(again as ClaimedJob)).toBe(true);
+      await fair.requeue({ kind: "k", key: "a0", payload: {}, runAt: old(40), group: "owner-a" });
+      const next = await fairClaim(fair, 2);
+      expect(next.map((j) => j.key)).toEqual(["a0"]);
+    });
+  });
+
   describe("JobRunner", () => {
     const runners: JobRunner[] = [];
     const runner = (handler: JobHandler, opts: { concurrency?: number; pollIntervalMs?: number } = {}) => {
