@@ -102,6 +102,19 @@ export class UploadsService {
     }
   }
 
+  /**
+   * An Idempotency-Key replay: the image the first answer named, as it is now, with fresh upload
+   * URLs while it is still pending (the first ones may have lapsed).
+   */
+  async replay(principal: Principal, imageId: string, key: string): Promise<IntentResult> {
+    const image = await this.images.findForOwner(principal.ownerId, imageId);
+    if (!image || image.status === "deleted") throw ERRORS.imageNotFound(`image ${imageId} was deleted`);
+    // The first answer pointed at an image another request made: it was a dedup.
+    if (image.idempotencyKey !== key) return { kind: "deduplicated", image };
+    if (image.status !== "pending") return { kind: "existing", image, upload: null };
+    return { kind: "existing", image, upload: await this.reissue(image) };
+  }
+
   /** Dedup without an existence oracle: only this owner's ready images, whose hash the worker computed. */
   private async findDuplicate(principal: Principal, intent: ValidIntent): Promise<ImageRecord | null> {
     if (!intent.sha256) return null;

@@ -1,7 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Api, putTo, sha256 } from "../support/api.ts";
 import { makeImage } from "../support/fixtures.ts";
-import { dbTargets, type KvEnvTarget, kvEnvTargets, type Running, startImgup } from "../support/harness.ts";
+import {
+  dbTargets,
+  eventually,
+  type KvEnvTarget,
+  kvEnvTargets,
+  type Running,
+  startImgup,
+} from "../support/harness.ts";
 
 const db = dbTargets()[0];
 if (!db) throw new Error("no database target");
@@ -37,7 +44,11 @@ describe.each(kvEnvTargets())("idempotency keys and dedup with the $name KV", (k
     const busy = results.filter((r) => r.status === 409);
     expect(created).toHaveLength(1);
     expect(replays.length + busy.length).toBe(49);
-    for (const r of replays) expect(r.body).toEqual(created[0]?.body);
+    // A replay is re-rendered: the same image, its upload URLs signed afresh.
+    for (const r of replays) {
+      expect(r.body.image.id).toBe(created[0]?.body.image.id);
+      expect(r.body.upload.method).toBe("put");
+    }
     for (const r of busy) {
       expect(r.body.code).toBe("idempotency_request_in_progress");
       expect(r.headers.get("retry-after")).toBe("1");
@@ -46,7 +57,35 @@ describe.each(kvEnvTargets())("idempotency keys and dedup with the $name KV", (k
     const later = await owner.createIntent(body("same.jpg"), { "Idempotency-Key": "order-42" });
     expect(later.status).toBe(201);
     expect(later.headers.get("idempotent-replayed")).toBe("true");
-    expect(later.body).toEqual(created[0]?.body);
+    expect(later.body.image.id).toBe(created[0]?.body.image.id);
+  });
+
+  it("re-renders a replay with fresh upload URLs once the first ones lapsed, and the image as it is now", async () => {
+    const short = await startImgup(db.make(), { ...kv.env, IMGUP_UPLOAD_URL_TTL: "1" });
+    try {
+      const api = new Api(short.baseUrl, short.alice);
+      const bytes = await makeImage("png");
+      const intent = { filename: "late.png", contentType: "image/png", size: bytes.length };
+      const first = await api.createIntent(intent, { "Idempotency-Key": "slow-client" });
+      expect(first.status).toBe(201);
+      const lapsedAt = Date.parse(first.body.upload.expiresAt);
+      // Wait for the condition itself: the first URL has lapsed by the server's clock.
+      await eventually(async () => Date.now() > lapsedAt + 1000, 30_000);
+      expect((await putTo(first.body.upload, bytes)).status).toBe(403);
+      const sentAt = Date.now();
+      const replay = await api.createIntent(intent, { "Idempotency-Key": "slow-client" });
+      expect(replay.status).toBe(201);
+      expect(replay.headers.get("idempotent-replayed")).toBe("true");
+      expect(replay.body.image.id).toBe(first.body.image.id);
+      expect(Date.parse(replay.body.upload.expiresAt)).toBeGreaterThan(sentAt);
+      expect(replay.body.upload.url).not.toBe(first.body.upload.url);
+      // Once the image is no longer pending, a replay carries no upload at all.
+      await api.request("DELETE", `/v1/uploads/${first.body.image.id}`);
+      const gone = await api.createIntent(intent, { "Idempotency-Key": "slow-client" });
+      expect(gone.status).toBe(404);
+    } finally {
+      await short.stop();
+    }
   });
 
   it("refuses the same key with another body (422) and malformed keys (400)", async () => {
@@ -166,7 +205,9 @@ describe("Idempotency-Key on completion", () => {
       const retry = await api.request("POST", path, { headers: { "Idempotency-Key": "done-1" } });
       expect(retry.status).toBe(202);
       expect(retry.headers.get("idempotent-replayed")).toBe("true");
-      expect(retry.body).toEqual(first.body);
+      // Re-rendered from the image as it is now: the same image, maybe further along.
+      expect(retry.body.image.id).toBe(first.body.image.id);
+      expect(["processing", "ready"]).toContain(retry.body.image.status);
     } finally {
       await run.stop();
     }

@@ -16,11 +16,26 @@ interface Stored {
   status?: number;
   body?: string;
   headers?: Record<string, string>;
+  /** The image the first answer was about: a re-rendering route answers from its current state. */
+  imageId?: string;
+}
+
+/** What a route that re-renders replays is told about the first answer. */
+export interface Replay {
+  status: number;
+  imageId: string;
 }
 
 declare module "fastify" {
   interface FastifyRequest {
-    idempotency: { key: string; kvKey: string | null; lock: string; replayed: boolean } | null;
+    idempotency: {
+      key: string;
+      kvKey: string | null;
+      lock: string;
+      replayed: boolean;
+      /** Set when the route re-renders: the handler runs and answers from the image's current state. */
+      replay?: Replay;
+    } | null;
   }
 }
 
@@ -62,8 +77,12 @@ const hash = (s: string) => createHash("sha256").update(s).digest("base64url");
  * runs gets 409, the same key with another body 422. 4xx/5xx answers keep nothing, so a fixed
  * request can be sent again. If the KV is down the request runs, and the database's unique
  * (owner, key) constraint still stops a second image.
+ *
+ * With `rerender`, a replay is not the stored bytes: upload and private delivery URLs in them lapse
+ * long before the 24 h. The handler runs with `request.idempotency.replay` set and answers from the
+ * image's current state (fresh URLs, the status it has now).
  */
-export function idempotency(kv: KeyValueStore, metrics: Metrics) {
+export function idempotency(kv: KeyValueStore, metrics: Metrics, opts: { rerender?: boolean } = {}) {
   const preHandler = async (request: FastifyRequest, reply: FastifyReply) => {
     request.idempotency = null;
     const key = parseIdempotencyKey(request.headers["idempotency-key"]);
@@ -108,6 +127,17 @@ export function idempotency(kv: KeyValueStore, metrics: Metrics) {
       });
     }
     metrics.idempotencyReplays.inc();
+    if (opts.rerender && stored.imageId) {
+      request.idempotency = {
+        key,
+        kvKey,
+        lock,
+        replayed: true,
+        replay: { status: stored.status ?? 200, imageId: stored.imageId },
+      };
+      reply.header("Idempotent-Replayed", "true");
+      return;
+    }
     request.idempotency = { key, kvKey, lock, replayed: true };
     return reply
       .code(stored.status ?? 200)
@@ -130,9 +160,12 @@ export function idempotency(kv: KeyValueStore, metrics: Metrics) {
           state: "done",
           fingerprint: (JSON.parse(idem.lock) as Stored).fingerprint,
           status: reply.statusCode,
-          body: typeof payload === "string" ? payload : "",
           headers,
         };
+        const body = typeof payload === "string" ? payload : "";
+        const imageId = opts.rerender ? imageIdOf(body) : undefined;
+        if (imageId) done.imageId = imageId;
+        else done.body = body;
         await kv.set(idem.kvKey, JSON.stringify(done), KEPT_MS);
       } else {
         await kv.deleteIfEquals(idem.kvKey, idem.lock);
@@ -144,4 +177,23 @@ export function idempotency(kv: KeyValueStore, metrics: Metrics) {
   };
 
   return { preHandler, onSend };
+}
+
+/** A preHandler that a replay skips: a retry of an answered request costs no rate-limit token. */
+export function unlessReplayed(
+  hook: (request: FastifyRequest, reply: FastifyReply) => Promise<void>,
+): (request: FastifyRequest, reply: FastifyReply) => Promise<void> {
+  return async (request, reply) => {
+    if (request.idempotency?.replayed) return;
+    await hook(request, reply);
+  };
+}
+
+function imageIdOf(body: string): string | undefined {
+  try {
+    const id = (JSON.parse(body) as { image?: { id?: unknown } }).image?.id;
+    return typeof id === "string" ? id : undefined;
+  } catch {
+    return undefined;
+  }
 }

@@ -25,7 +25,7 @@ const Body = Type.Object(
 
 /** POST /v1/uploads/{id}/complete: finish a multipart upload, or hint that a PUT/POST finished. */
 export function registerCompleteUpload(app: App, deps: HttpDeps): void {
-  const idem = idempotency(deps.kv, deps.metrics);
+  const idem = idempotency(deps.kv, deps.metrics, { rerender: true });
   app.post(
     "/v1/uploads/:id/complete",
     {
@@ -47,11 +47,10 @@ export function registerCompleteUpload(app: App, deps: HttpDeps): void {
       },
     },
     async (request, reply) => {
-      const image = await deps.completion.complete(
-        principalOf(request),
-        request.params.id,
-        request.body.parts,
-      );
+      // A replay reports the image as it is now; completing it again would be a no-op anyway.
+      const image = request.idempotency?.replay
+        ? await deps.images.get(principalOf(request), request.params.id)
+        : await deps.completion.complete(principalOf(request), request.params.id, request.body.parts);
       return reply.code(202).send({ image: toImageView(image, deps.urls) });
     },
   );

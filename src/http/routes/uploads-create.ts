@@ -1,7 +1,7 @@
 import { Type } from "typebox";
 import { toImageView } from "../../services/image-view.ts";
 import { authenticate, principalOf } from "../plugins/auth.ts";
-import { idempotency } from "../plugins/idempotency.ts";
+import { idempotency, unlessReplayed } from "../plugins/idempotency.ts";
 import { intentRateLimit } from "../plugins/rate-limit.ts";
 import {
   BearerSecurity,
@@ -49,12 +49,12 @@ const Upload = Type.Union([
 
 /** POST /v1/uploads: create an upload intent and hand out a presigned upload. */
 export function registerCreateUpload(app: App, deps: HttpDeps): void {
-  const idem = idempotency(deps.kv, deps.metrics);
+  const idem = idempotency(deps.kv, deps.metrics, { rerender: true });
   app.post(
     "/v1/uploads",
     {
       // Replays and in-flight duplicates are answered before they cost a rate-limit token.
-      preHandler: [authenticate(deps.auth), idem.preHandler, intentRateLimit(deps)],
+      preHandler: [authenticate(deps.auth), idem.preHandler, unlessReplayed(intentRateLimit(deps))],
       onSend: idem.onSend,
       schema: {
         summary: "Create an upload intent",
@@ -70,11 +70,10 @@ export function registerCreateUpload(app: App, deps: HttpDeps): void {
       },
     },
     async (request, reply) => {
-      const result = await deps.uploads.createIntent(
-        principalOf(request),
-        request.body,
-        request.idempotency?.key,
-      );
+      const key = request.idempotency;
+      const result = key?.replay
+        ? await deps.uploads.replay(principalOf(request), key.replay.imageId, key.key)
+        : await deps.uploads.createIntent(principalOf(request), request.body, key?.key);
       const image = toImageView(result.image, deps.urls);
       reply.header("Location", `/v1/images/${result.image.id}`);
       if (result.kind === "existing") reply.header("Idempotent-Replayed", "true");
