@@ -141,6 +141,7 @@ export async function createImgup(
     jobs,
     logger,
     async (id) => (await imagesRepo.findById(id))?.ownerId ?? null,
+    (key) => store.logicalKey(key),
   );
   localStore?.setObjectCreatedListener((event) => storageEvents.objectCreated(event).then(() => undefined));
   const delivery = new DeliveryService(imagesRepo, store, secret, logger);

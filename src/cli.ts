@@ -10,6 +10,7 @@ import { assertDeployable, ConfigError, loadConfig, type Role } from "./config.t
 import { migrateToLatest, openDatabase } from "./db/connect.ts";
 import { readEmbeddedSecret } from "./secrets.ts";
 import { transformUrl } from "./services/transform-urls.ts";
+import { normalizeKeyPrefix } from "./storage/s3.ts";
 import { configureBucketWebhook } from "./storage/s3-notifications.ts";
 
 const USAGE = `usage: imgup <command> [options]
@@ -199,6 +200,7 @@ async function events(args: string[]): Promise<number> {
     topicName: values.topic,
     pushEndpoint: endpoint,
     keySuffix: "/original",
+    keyPrefix: normalizeKeyPrefix(config.storage.s3.keyPrefix),
   });
   console.log(`bucket ${config.storage.s3.bucket} notifies ${topicArn} -> ${endpoint}`);
   return 0;

@@ -168,6 +168,8 @@ export interface S3Config {
   secretAccessKey: string | undefined;
   /** Endpoint put in URLs handed to clients, when they reach the storage by another name. */
   presignEndpoint: string | undefined;
+  /** Every object of this deployment lives under it; the sweep and doctor never look outside. */
+  keyPrefix: string;
 }
 
 export class ConfigError extends Error {
@@ -232,6 +234,12 @@ export function loadConfig(env: Env, overrides: { role?: Role } = {}): Config {
         accessKeyId: r.optional("S3_ACCESS_KEY_ID"),
         secretAccessKey: r.optional("S3_SECRET_ACCESS_KEY"),
         presignEndpoint: r.optionalUrl("S3_PRESIGN_ENDPOINT"),
+        keyPrefix: r.match(
+          "IMGUP_S3_PREFIX",
+          /^\/*[A-Za-z0-9_-][A-Za-z0-9._-]*(\/[A-Za-z0-9_-][A-Za-z0-9._-]*)*\/*$/,
+          "",
+          "path segments of letters, digits, . _ - (not starting with a dot)",
+        ),
       },
     },
     events: {

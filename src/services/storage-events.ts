@@ -26,10 +26,13 @@ export class StorageEventsService {
      * read per event here is cheaper than resolving owners inside every claim.
      */
     private readonly ownerOf: OwnerLookup,
+    /** The storage's key to ours (an S3 key prefix is stripped); null for another deployment's. */
+    private readonly keyOf: (storageKey: string) => string | null = (key) => key,
   ) {}
 
   async objectCreated(event: ObjectCreatedEvent): Promise<"enqueued" | "duplicate" | "ignored"> {
-    const parsed = parseKey(event.key);
+    const key = this.keyOf(event.key);
+    const parsed = key === null ? null : parseKey(key);
     if (parsed?.kind !== "original") {
       this.log.debug({ key: event.key, source: event.source }, "storage event ignored: not an original");
       return "ignored";

@@ -252,6 +252,11 @@ export class LocalObjectStore implements ObjectStore {
     return listObjects(this.dirs, prefix, opts);
   }
 
+  /** The embedded storage announces its own objects by their keys: nothing to translate. */
+  logicalKey(storageKey: string): string | null {
+    return storageKey;
+  }
+
   async ping(signal?: AbortSignal): Promise<void> {
     await this.ready(signal);
     const probe = join(this.dirs.tmp, `ping-${randomUUID()}`);

@@ -41,6 +41,8 @@ export interface ObjectStore {
   /** Keys in lexicographic order, paged. */
   list(prefix: string, opts?: { cursor?: string; limit?: number; signal?: AbortSignal }): Promise<ListPage>;
 
+  /** One of our keys from a key the storage named (an event); null when it is not this deployment's. */
+  logicalKey(storageKey: string): string | null;
   /** Throws when the backend cannot be reached (readiness). */
   ping(signal?: AbortSignal): Promise<void>;
   close(): Promise<void>;

@@ -9,6 +9,8 @@ export interface BucketWebhookOptions extends S3ConnectionOptions {
   topicName: string;
   /** Only keys ending with this announce themselves, e.g. "/original" so variants never loop back. */
   keySuffix?: string;
+  /** Only keys under this deployment's prefix (IMGUP_S3_PREFIX) announce themselves. */
+  keyPrefix?: string;
   /** Queue events in the storage and retry until the endpoint accepts them (default true). */
   persistent?: boolean;
 }
@@ -56,9 +58,7 @@ export async function configureBucketWebhook(opts: BucketWebhookOptions): Promis
               Id: `${opts.topicName}-created`,
               TopicArn: topicArn,
               Events: ["s3:ObjectCreated:*"],
-              ...(opts.keySuffix
-                ? { Filter: { Key: { FilterRules: [{ Name: "suffix", Value: opts.keySuffix }] } } }
-                : {}),
+              ...keyFilter(opts),
             },
           ],
         },
@@ -69,4 +69,12 @@ export async function configureBucketWebhook(opts: BucketWebhookOptions): Promis
     sns.destroy();
     s3.destroy();
   }
+}
+
+function keyFilter(opts: BucketWebhookOptions) {
+  const rules = [
+    ...(opts.keyPrefix ? [{ Name: "prefix" as const, Value: opts.keyPrefix }] : []),
+    ...(opts.keySuffix ? [{ Name: "suffix" as const, Value: opts.keySuffix }] : []),
+  ];
+  return rules.length > 0 ? { Filter: { Key: { FilterRules: rules } } } : {};
 }

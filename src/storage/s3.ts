@@ -38,6 +38,11 @@ export interface S3ObjectStoreOptions extends S3ConnectionOptions {
   presignEndpoint?: string;
   /** Largest object a client may upload through a presigned URL. */
   maxObjectBytes: number;
+  /**
+   * Every key of this deployment lives under it (`team-a/` + `{p}/{id}/…`): callers see keys without
+   * it, listings never leave it, so deployments sharing a bucket never see each other's objects.
+   */
+  keyPrefix?: string;
 }
 
 const LIST_LIMIT = 1000;
@@ -53,6 +58,7 @@ export class S3ObjectStore implements ObjectStore {
   private readonly presigner: S3Presigner;
   private readonly bucket: string;
   private readonly maxObjectBytes: number;
+  private readonly prefix: string;
 
   constructor(opts: S3ObjectStoreOptions) {
     if (!opts.bucket) throw new Error("S3ObjectStore: bucket is required");
@@ -61,6 +67,7 @@ export class S3ObjectStore implements ObjectStore {
     }
     this.bucket = opts.bucket;
     this.maxObjectBytes = opts.maxObjectBytes;
+    this.prefix = normalizeKeyPrefix(opts.keyPrefix ?? "");
     this.client = createS3Client(opts);
     // Signs with the public endpoint: the Host header is part of the signature.
     const signer =
@@ -70,16 +77,30 @@ export class S3ObjectStore implements ObjectStore {
     this.presigner = new S3Presigner(signer, opts.bucket, opts.maxObjectBytes);
   }
 
+  /** The storage's own key of one of ours. */
+  private full(key: string): string {
+    return this.prefix + key;
+  }
+
+  /** Ours again, from a key the storage names (a listing, an event); null when outside the prefix. */
+  logicalKey(storageKey: string): string | null {
+    if (!storageKey.startsWith(this.prefix)) return null;
+    return storageKey.slice(this.prefix.length);
+  }
+
   async presignPut(input: PresignPutInput): Promise<PresignedRequest> {
-    return this.presigner.put(input);
+    validateKey(input.key);
+    return this.presigner.put({ ...input, key: this.full(input.key) });
   }
 
   async presignPost(input: PresignPostInput): Promise<PresignedRequest> {
-    return this.presigner.post(input);
+    validateKey(input.key);
+    return this.presigner.post({ ...input, key: this.full(input.key) });
   }
 
   async presignUploadPart(input: PresignPartInput): Promise<string> {
-    return this.presigner.part(input);
+    validateKey(input.key);
+    return this.presigner.part({ ...input, key: this.full(input.key) });
   }
 
   async createMultipartUpload(
@@ -90,7 +111,11 @@ export class S3ObjectStore implements ObjectStore {
     validateKey(key);
     checkContentType(contentType);
     const out = await this.client.send(
-      new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: key, ContentType: contentType }),
+      new CreateMultipartUploadCommand({
+        Bucket: this.bucket,
+        Key: this.full(key),
+        ContentType: contentType,
+      }),
       via(signal),
     );
     if (!out.UploadId) throw new Error("S3 CreateMultipartUpload returned no UploadId");
@@ -106,7 +131,7 @@ export class S3ObjectStore implements ObjectStore {
         const page = await this.client.send(
           new ListPartsCommand({
             Bucket: this.bucket,
-            Key: key,
+            Key: this.full(key),
             UploadId: uploadId,
             ...(marker ? { PartNumberMarker: marker } : {}),
           }),
@@ -141,7 +166,7 @@ export class S3ObjectStore implements ObjectStore {
       await this.client.send(
         new CompleteMultipartUploadCommand({
           Bucket: this.bucket,
-          Key: key,
+          Key: this.full(key),
           UploadId: uploadId,
           MultipartUpload: { Parts: parts.map((p) => ({ PartNumber: p.partNumber, ETag: p.etag })) },
         }),
@@ -160,7 +185,7 @@ export class S3ObjectStore implements ObjectStore {
     validateKey(key);
     try {
       await this.client.send(
-        new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId }),
+        new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: this.full(key), UploadId: uploadId }),
         via(signal),
       );
     } catch (err) {
@@ -172,7 +197,7 @@ export class S3ObjectStore implements ObjectStore {
     validateKey(key);
     try {
       const out = await this.client.send(
-        new HeadObjectCommand({ Bucket: this.bucket, Key: key, ChecksumMode: "ENABLED" }),
+        new HeadObjectCommand({ Bucket: this.bucket, Key: this.full(key), ChecksumMode: "ENABLED" }),
         via(signal),
       );
       return toHead(key, out);
@@ -186,7 +211,7 @@ export class S3ObjectStore implements ObjectStore {
     validateKey(key);
     try {
       const out = await this.client.send(
-        new GetObjectCommand({ Bucket: this.bucket, Key: key, ChecksumMode: "ENABLED" }),
+        new GetObjectCommand({ Bucket: this.bucket, Key: this.full(key), ChecksumMode: "ENABLED" }),
         via(signal),
       );
       // In Node the SDK's body is the http.IncomingMessage itself.
@@ -209,7 +234,7 @@ export class S3ObjectStore implements ObjectStore {
     if (declared !== undefined && declared > MAX_SINGLE_PUT_BYTES) throw ERRORS.entityTooLarge();
     const params = {
       Bucket: this.bucket,
-      Key: key,
+      Key: this.full(key),
       ContentType: opts.contentType,
       ...(opts.cacheControl ? { CacheControl: opts.cacheControl } : {}),
       ...(opts.ifNoneMatch ? { IfNoneMatch: "*" } : {}),
@@ -227,7 +252,10 @@ export class S3ObjectStore implements ObjectStore {
 
   async delete(key: string, signal?: AbortSignal): Promise<void> {
     validateKey(key);
-    await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }), via(signal));
+    await this.client.send(
+      new DeleteObjectCommand({ Bucket: this.bucket, Key: this.full(key) }),
+      via(signal),
+    );
   }
 
   async deletePrefix(prefix: string, signal?: AbortSignal): Promise<number> {
@@ -239,7 +267,7 @@ export class S3ObjectStore implements ObjectStore {
       const page = await this.client.send(
         new ListObjectsV2Command({
           Bucket: this.bucket,
-          Prefix: prefix,
+          Prefix: this.full(prefix),
           ...(token ? { ContinuationToken: token } : {}),
         }),
         via(signal),
@@ -274,14 +302,14 @@ export class S3ObjectStore implements ObjectStore {
     const page = await this.client.send(
       new ListObjectsV2Command({
         Bucket: this.bucket,
-        Prefix: prefix,
+        Prefix: this.full(prefix),
         MaxKeys: limit,
-        ...(opts.cursor ? { StartAfter: opts.cursor } : {}),
+        ...(opts.cursor ? { StartAfter: this.full(opts.cursor) } : {}),
       }),
       via(opts.signal),
     );
     const objects = (page.Contents ?? []).map((o) => ({
-      key: o.Key ?? "",
+      key: this.logicalKey(o.Key ?? "") ?? "",
       size: o.Size ?? 0,
       lastModified: o.LastModified ?? new Date(0),
     }));
@@ -300,6 +328,19 @@ export class S3ObjectStore implements ObjectStore {
 }
 
 const via = (signal?: AbortSignal) => (signal ? { abortSignal: signal } : {});
+
+/** "" or segments of [A-Za-z0-9._-] ending in "/": it must never make a key look like another layout. */
+export function normalizeKeyPrefix(raw: string): string {
+  const trimmed = raw.replace(/^\/+|\/+$/g, "");
+  if (trimmed === "") return "";
+  if (
+    !/^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/.test(trimmed) ||
+    trimmed.split("/").some((s) => /^\.+$/.test(s))
+  ) {
+    throw new Error(`S3 key prefix "${raw}": use letters, digits, . _ - and / between segments`);
+  }
+  return `${trimmed}/`;
+}
 
 function toHead(
   key: string,
