@@ -63,6 +63,10 @@ export function receiveForm(
       if (!received) fields.set(name.toLowerCase(), value);
     });
     parser.on("file", (name, stream) => {
+      // Destroying the parser (a refusal, a broken body) fails this stream with busboy's
+      // "Unexpected end of file"; whoever reads it sees that on their own, and an unread or
+      // abandoned part must not turn it into an unhandled 'error' that ends the process.
+      stream.on("error", () => undefined);
       if (received || name !== "file") {
         stream.resume();
         return;
@@ -78,6 +82,8 @@ export function receiveForm(
       if (!received) return fail(ERRORS.validation("The form has no file field"));
       received.then((form) => (failed ? undefined : resolve(form)), fail);
     });
+    // A body the wire limits cut (too slow) fails with their error; keep it, it names the cause.
+    body.on("error", (err) => fail(isAppError(err) ? err : ERRORS.incompleteBody(errMessage(err))));
     finished(body, (err) => {
       if (err && !failed) {
         fail(ERRORS.incompleteBody(`The request body failed: ${errMessage(err)}`));
