@@ -1,9 +1,13 @@
+import { fork } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import path from "node:path";
+import { setTimeout as delay } from "node:timers/promises";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Api, putTo } from "../support/api.ts";
 import { makeImage } from "../support/fixtures.ts";
 import { eventually, kvEnvTargets, type Running, startImgup } from "../support/harness.ts";
+import type { LoadMessage, LoadOutcome, LoadProgress } from "../support/intent-load-child.ts";
 import { TcpProxy } from "../support/tcp-proxy.ts";
 
 const url = process.env.DATABASE_URL;
@@ -43,6 +47,8 @@ describe.skipIf(!url || !kvTarget)("a database outage under load", () => {
         DATABASE_CONNECT_TIMEOUT_MS: "1000",
         IMGUP_WORKER_CONCURRENCY: "8",
         DATABASE_POOL_SIZE: "20",
+        // The generator's connections all come from 127.0.0.1; the per-address cap is not under test.
+        IMGUP_MAX_CONNECTIONS_PER_IP: "1000000",
       },
     );
   }, 60_000);
@@ -64,38 +70,33 @@ describe.skipIf(!url || !kvTarget)("a database outage under load", () => {
     const body = { filename: "o.png", contentType: "image/png", size: png.length };
     expect((await api.createIntent(body)).status).toBe(201); // warms the API-key cache
 
-    const outcomes: { status: number; id?: string; upload?: Parameters<typeof putTo>[0] }[] = [];
-    const inflight = new Set<Promise<void>>();
-    const fire = () => {
-      const p = api
-        .createIntent(body)
-        .then((r) => void outcomes.push({ status: r.status, id: r.body.image?.id, upload: r.body.upload }))
-        .catch(() => void outcomes.push({ status: 0 }));
-      inflight.add(p);
-      void p.finally(() => inflight.delete(p));
-    };
-    const phase = async (ms: number) => {
-      const started = Date.now();
-      let sent = 0;
-      while (Date.now() - started < ms) {
-        const due = Math.floor(((Date.now() - started) / 1000) * RATE);
-        for (; sent < due; sent++) fire();
-        await new Promise((r) => setTimeout(r, 5));
-      }
-    };
-
-    await phase(2_000);
-    await proxy.stop();
-    await phase(OUTAGE_SECONDS * 1000);
+    const load = startLoad(run.baseUrl, run.alice, RATE, body);
+    try {
+      // Events, not durations: the database answers under load before the cut...
+      await eventually(async () => (load.progress?.byStatus["201"] ?? 0) >= Math.min(50, RATE), 120_000);
+      load.phase("outage");
+      await proxy.stop();
+      // ...the breaker opens (reported by its gauge: 2 = open) and the buffer takes intents.
+      await eventually(async () => (await gauge(run.baseUrl, "imgup_db_breaker_state")) === 2, 120_000);
+      await eventually(async () => (await run.imgup.intentBuffer.length()) > 0, 120_000);
+      // The outage itself lasts the scenario's time: a load duration, not something waited for.
+      await delay(OUTAGE_SECONDS * 1000);
+    } finally {
+      load.stop();
+    }
+    const outcomes = await load.outcomes;
+    // Every request in flight has been answered; the database is still cut off.
     const breakerDuringOutage = run.imgup.breaker.state;
     const bufferedDuringOutage = await run.imgup.intentBuffer.length();
+    const bufferedIds = (await run.imgup.kv.streamRange("buffer:intents", bufferedDuringOutage + 1)).map(
+      (e) => (JSON.parse(e.payload) as { id: string }).id,
+    );
     await proxy.start();
     // No more load after recovery: the buffer must drain (and the breaker close) on its own.
-    await Promise.all(inflight);
+    await untilNoneLeft(() => run.imgup.intentBuffer.length(), 120_000);
 
     const ok = outcomes.filter((o) => o.status === 201 && o.id && o.upload);
     const failed = outcomes.filter((o) => o.status !== 201);
-    await eventually(async () => (await run.imgup.intentBuffer.length()) === 0, 60_000);
     const ids = ok.map((o) => o.id as string);
     const db = run.imgup.database.db;
     const inDb = await db.selectFrom("images").select("id").where("id", "in", ids).execute();
@@ -114,11 +115,22 @@ describe.skipIf(!url || !kvTarget)("a database outage under load", () => {
             .executeTakeFirstOrThrow()
         ).n,
       );
-    await eventually(async () => (await readyCount()) === ids.length, 240_000);
+    // Thousands of images on a loaded machine take what they take: fail only when progress stops.
+    await untilNoneLeft(async () => ids.length - (await readyCount()), 120_000).catch(async (err) => {
+      const byStatus = await db
+        .selectFrom("images")
+        .select(["status", (eb) => eb.fn.countAll<string>().as("n")])
+        .where("id", "in", ids)
+        .groupBy("status")
+        .execute();
+      throw new Error(`${String(err)}; images by status: ${JSON.stringify(byStatus)}`);
+    });
 
+    const acceptedDuringOutage = ok.filter((o) => o.phase === "outage").length;
     const report = {
       sent: outcomes.length,
       acknowledged: ok.length,
+      acceptedDuringOutage,
       refused: failed.length,
       refusedStatuses: [...new Set(failed.map((f) => f.status))],
       bufferedDuringOutage,
@@ -127,16 +139,82 @@ describe.skipIf(!url || !kvTarget)("a database outage under load", () => {
       ready: await readyCount(),
     };
     console.log("db outage:", JSON.stringify(report));
-    // The invariants: every acknowledged intent is in the database and becomes ready.
-    expect(inDb.length).toBe(ok.length);
+    // The invariants: every acknowledged intent is in the database (nothing lost) and becomes ready.
+    expect(new Set(inDb.map((r) => r.id))).toEqual(new Set(ids));
     expect(report.ready).toBe(ok.length);
-    // And the outage really was absorbed, not refused. The generator shares this process (and, in
-    // CI, the machine with another test file), so on a loaded machine some requests fail on the
-    // client side (status 0); the bounds are loose on purpose and the counts are reported.
+    // The buffer holds only intents the client was told about (one the client gave up on, status 0,
+    // may have been buffered too), so never more than were accepted; and it did absorb the outage.
+    const okIds = new Set(ids);
+    const unacknowledged = bufferedIds.filter((id) => !okIds.has(id)).length;
+    expect(bufferedIds).toHaveLength(bufferedDuringOutage);
+    expect(unacknowledged).toBeLessThanOrEqual(failed.filter((f) => f.status === 0).length);
+    expect(bufferedDuringOutage).toBeGreaterThan(0);
+    expect(acceptedDuringOutage).toBeGreaterThan(0);
     // Open, or half-open while the drainer's once-a-second probe is in flight; never closed.
     expect(["open", "half-open"]).toContain(breakerDuringOutage);
-    expect(bufferedDuringOutage).toBeGreaterThan(RATE * OUTAGE_SECONDS * 0.25);
-    expect(ok.length).toBeGreaterThan(outcomes.length * 0.5);
+    // A request is buffered or refused with 503, never anything else (0: the client gave up).
     expect(failed.every((f) => f.status === 0 || f.status === 503)).toBe(true);
-  }, 600_000);
+  }, 900_000);
 });
+
+interface Load {
+  progress: LoadProgress | undefined;
+  phase: (name: string) => void;
+  stop: () => void;
+  outcomes: Promise<LoadOutcome[]>;
+}
+
+/** The load generator runs in a child process (see intent-load-child.ts). */
+function startLoad(baseUrl: string, key: string, rate: number, body: object): Load {
+  const child = fork(
+    path.resolve("test/support/intent-load-child.ts"),
+    [baseUrl, key, String(rate), JSON.stringify(body)],
+    { execArgv: ["--import", "tsx"], stdio: ["ignore", "inherit", "inherit", "ipc"] },
+  );
+  const load: Load = {
+    progress: undefined,
+    phase: (name) => child.send({ phase: name }),
+    stop: () => {
+      if (child.connected) child.send({ stop: true });
+    },
+    outcomes: new Promise((resolve, reject) => {
+      child.on("message", (m: LoadMessage) => {
+        if ("progress" in m) load.progress = m.progress;
+        else {
+          resolve(m.outcomes);
+          child.kill();
+        }
+      });
+      child.once("error", reject);
+      child.once("exit", (code) => reject(new Error(`load generator exited (${code}) without outcomes`)));
+    }),
+  };
+  return load;
+}
+
+/**
+ * Waits until remaining() is 0. However long a loaded machine takes, only a stall fails it: no
+ * decrease for stallMs.
+ */
+async function untilNoneLeft(remaining: () => Promise<number>, stallMs: number): Promise<void> {
+  let least = Number.POSITIVE_INFINITY;
+  let movedAt = Date.now();
+  for (;;) {
+    const n = await remaining();
+    if (n === 0) return;
+    if (n < least) {
+      least = n;
+      movedAt = Date.now();
+    } else if (Date.now() - movedAt > stallMs) {
+      throw new Error(`stuck with ${n} left for ${stallMs} ms`);
+    }
+    await delay(250);
+  }
+}
+
+/** One unlabelled sample from /metrics. */
+async function gauge(baseUrl: string, name: string): Promise<number | undefined> {
+  const text = await (await fetch(`${baseUrl}/metrics`)).text();
+  const line = text.split("\n").find((l) => l.startsWith(`${name} `));
+  return line === undefined ? undefined : Number(line.split(" ")[1]);
+}
