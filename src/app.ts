@@ -12,7 +12,8 @@ import { SqsEventSource } from "./events/sqs-event-source.ts";
 import { closeHttp } from "./http/close.ts";
 import { buildHttpServer } from "./http/server.ts";
 import type { App } from "./http/types.ts";
-import { thumbhashOf } from "./imaging/placeholder.ts";
+import { type ImageWork, sandboxedImageWork } from "./imaging/image-work.ts";
+import { createImagePool } from "./imaging/sandbox/setup.ts";
 import type { JobQueue } from "./jobs/job-queue.ts";
 import { JobRunner } from "./jobs/job-runner.ts";
 import { PostgresJobQueue } from "./jobs/postgres-job-queue.ts";
@@ -32,7 +33,7 @@ import { ImagesService } from "./services/images.ts";
 import { IntentBuffer } from "./services/intent-buffer.ts";
 import { JwtVerifier } from "./services/jwt-verifier.ts";
 import { createMaintenance, type Maintenance } from "./services/maintenance.ts";
-import { ProcessingService } from "./services/processing.ts";
+import { ProcessingService, processingDerivatives } from "./services/processing.ts";
 import { ProxyUploadService } from "./services/proxy-upload.ts";
 import { createProxyUploadMetrics } from "./services/proxy-upload-metrics.ts";
 import { checkReadiness } from "./services/readiness.ts";
@@ -70,7 +71,7 @@ export interface Imgup {
 export async function createImgup(
   config: Config,
   /** kvClock: tests only, the KV's clock (buckets; the in-process KV's TTLs too). See RedisKeyValueStoreOptions.now. */
-  opts: { logger?: Logger; kvClock?: () => number } = {},
+  opts: { logger?: Logger; kvClock?: () => number; imageWork?: ImageWork } = {},
 ): Promise<Imgup> {
   // A logger of the caller's (tests) lacks the request/job context on service lines; createLogger has it.
   const logger = opts.logger ?? createLogger({ level: config.logLevel, role: config.role });
@@ -145,6 +146,10 @@ export async function createImgup(
   );
   localStore?.setObjectCreatedListener((event) => storageEvents.objectCreated(event).then(() => undefined));
   const delivery = new DeliveryService(imagesRepo, store, secret, logger);
+  // Every decode and encode runs in killable child processes (imageWork: tests may gate it).
+  const imagePool = createImagePool(config, logger);
+  const imageWork = opts.imageWork ?? sandboxedImageWork(imagePool);
+  const decodeLimits = { maxPixels: config.uploads.maxPixels, maxJpegScans: config.imaging.maxJpegScans };
   const variants = new VariantsService(
     delivery,
     store,
@@ -158,26 +163,31 @@ export async function createImgup(
       animated: config.delivery.animated,
       specLimits: DEFAULT_SPEC_LIMITS,
       signingKeys: config.delivery.urlSigningKeys ?? [secret],
+      timeoutMs: config.imaging.transformTimeoutMs,
+      maxJpegScans: config.imaging.maxJpegScans,
+      failureTtlSeconds: config.delivery.transformFailureTtlSeconds,
     },
     metrics,
     logger,
+    imageWork,
+    kv,
   );
-  const processing = new ProcessingService(imagesRepo, store, config.uploads, logger, metrics, {
-    placeholder: (original) =>
-      thumbhashOf(original).catch((err) => {
-        logger.warn({ err: String(err) }, "no placeholder");
-        return null;
-      }),
-    eager: async (image, original) => {
-      for (const name of config.delivery.eagerPresets) {
-        const spec = config.delivery.presets[name];
-        if (!spec) continue;
-        // f_auto is negotiated per request; WebP is what nearly every browser will ask for.
-        const format = spec.format === "auto" ? "webp" : spec.format;
-        await variants.generate(image, original, spec, format);
-      }
-    },
-  });
+  const processing = new ProcessingService(
+    imagesRepo,
+    store,
+    { ...config.uploads, ...decodeLimits, timeoutMs: config.imaging.processingTimeoutMs },
+    imageWork,
+    logger,
+    metrics,
+    processingDerivatives({
+      variants,
+      work: imageWork,
+      presets: config.delivery.presets,
+      eagerPresets: config.delivery.eagerPresets,
+      limits: decodeLimits,
+      log: logger,
+    }),
+  );
   const intentBuffer = new IntentBuffer(kv, imagesRepo, metrics, logger);
   const urls: UrlBuilder = {
     publicUrl: config.publicUrl,
@@ -325,6 +335,8 @@ export async function createImgup(
         sqs?.stop(),
         runner?.stop(drainMs),
       ]);
+      // After the drain: what still runs in a child is abandoned with its request or job.
+      await imagePool.stop();
       await store.close();
       await kv.close();
       await database.close();

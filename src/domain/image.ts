@@ -10,6 +10,10 @@ export const REJECT_REASONS = [
   "too_large",
   "hash_mismatch",
   "corrupt",
+  /** Structurally legal but too costly to decode (JPEG scan count, memory over the task bound). */
+  "too_complex",
+  /** The image work ran past its deadline. */
+  "timeout",
 ] as const;
 export type RejectReason = (typeof REJECT_REASONS)[number];
 

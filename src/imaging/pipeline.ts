@@ -26,6 +26,8 @@ export interface TransformContext {
   readonly input: Buffer;
   readonly spec: ResolvedSpec;
   readonly maxPixels: number;
+  /** Progressive JPEGs with more scans are refused before decoding (too_complex). */
+  readonly maxJpegScans?: number;
   /** Keep every frame of an animation when the output format can carry it. */
   readonly animated: boolean;
   readonly deadline: number;

@@ -39,11 +39,15 @@ const STEPS: readonly Step[] = [load, orient, resize, colour, rgba];
  * A base64 ThumbHash (~25-35 bytes) of any image the pipeline decodes, HEIC included: a blurred
  * placeholder, with alpha and aspect ratio, that a client renders before the real image arrives.
  */
-export async function thumbhashOf(input: Buffer, opts: { maxPixels?: number } = {}): Promise<string> {
+export async function thumbhashOf(
+  input: Buffer,
+  opts: { maxPixels?: number; maxJpegScans?: number } = {},
+): Promise<string> {
   const ctx: TransformContext = {
     input,
     spec: THUMB,
     maxPixels: opts.maxPixels ?? DEFAULT_MAX_PIXELS,
+    maxJpegScans: opts.maxJpegScans,
     animated: false,
     deadline: Date.now() + 30_000,
     signal: undefined,

@@ -2,9 +2,12 @@ import sharp, { type Metadata } from "sharp";
 import type { RejectReason } from "../domain/image.ts";
 import { SNIFF_BYTES, sniff } from "../domain/sniff.ts";
 import { decodeHeic } from "./heic.ts";
+import { jpegScansOver } from "./jpeg-scans.ts";
 
 export interface ProbeLimits {
   maxPixels: number;
+  /** Progressive JPEGs with more scans are refused before decoding (too_complex). */
+  maxJpegScans?: number;
 }
 
 export type ProbeResult =
@@ -56,6 +59,10 @@ export async function probeImage(input: Buffer, limits: ProbeLimits): Promise<Pr
     };
   }
   if (formatName(meta) === "heic") return probeHeic(input, limits);
+  if (meta.format === "jpeg") {
+    const scans = jpegScansOver(input, limits.maxJpegScans);
+    if (scans) return { ok: false, reason: "too_complex", detail: scans };
+  }
   try {
     await sharp(input, {
       limitInputPixels: limits.maxPixels,

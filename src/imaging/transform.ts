@@ -18,6 +18,8 @@ export interface TransformOptions {
   /** Keep every frame of an animated input when the output is GIF or WebP; default first frame only. */
   animated?: boolean;
   signal?: AbortSignal;
+  /** JPEGs with more scans than this are refused before decoding (too_complex). */
+  maxJpegScans?: number;
   /** The whole transform, decode to encode; default 30 s. */
   timeoutMs?: number;
 }
@@ -44,6 +46,7 @@ export async function transformImage(
     input,
     spec,
     maxPixels: opts.maxPixels,
+    maxJpegScans: opts.maxJpegScans,
     animated: opts.animated ?? false,
     deadline: Date.now() + (opts.timeoutMs ?? DEFAULT_TRANSFORM_TIMEOUT_MS),
     signal: opts.signal,

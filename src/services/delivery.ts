@@ -33,6 +33,12 @@ export class DeliveryService {
     return { image, privateTtlSeconds: Number(query.exp) - nowS };
   }
 
+  /** Whether the image may still be served at all (a transform checks it again before storing). */
+  async isDeliverable(imageId: string): Promise<boolean> {
+    const image = await this.images.findById(imageId);
+    return image?.status === "ready";
+  }
+
   /** Opens the original's bytes of an authorized image. */
   async openOriginal(image: ImageRecord): Promise<{ head: ObjectHead; body: Readable }> {
     const obj = await this.store.getStream(image.objectKey);

@@ -2,21 +2,39 @@ import { createHash } from "node:crypto";
 import type { Logger } from "pino";
 import type { ImagesRepository } from "../db/images-repository.ts";
 import type { ImageRecord, RejectReason } from "../domain/image.ts";
+import type { Presets } from "../domain/presets.ts";
 import { SNIFF_BYTES, sniff } from "../domain/sniff.ts";
-import { probeImage } from "../imaging/probe.ts";
+import { type ImageWork, imageVerdict, isResourceVerdict } from "../imaging/image-work.ts";
 import type { Metrics } from "../metrics.ts";
 import type { ObjectStore } from "../storage/object-store.ts";
+import type { VariantsService } from "./variants.ts";
 
 export interface ProcessingPolicy {
   maxBytes: number;
   maxPixels: number;
   allowedTypes: readonly string[];
+  /** Hard deadline of all the image work of one job (decode, eager presets, placeholder). */
+  timeoutMs: number;
+  maxJpegScans: number;
 }
 
-/** Work done on a valid original before it turns ready: eager presets and the placeholder. */
+/**
+ * The image work of one job shares one deadline, counted in time the tasks actually ran: starting
+ * a child process (a second or more on a loaded machine) is not charged to the upload.
+ */
+export interface WorkBudget {
+  timeoutMs: number;
+  usedMs: number;
+  signal?: AbortSignal;
+}
+
+/**
+ * Work done on a valid original before it turns ready: eager presets and the placeholder. An
+ * image-work verdict they throw (unprocessable_image with a reason) rejects the upload.
+ */
 export interface Derivatives {
-  placeholder(original: Buffer): Promise<string | null>;
-  eager(image: ImageRecord, original: Buffer): Promise<void>;
+  placeholder(original: Buffer, budget: WorkBudget): Promise<string | null>;
+  eager(image: ImageRecord, original: Buffer, budget: WorkBudget): Promise<void>;
 }
 
 export type ProcessOutcome = "ready" | "rejected" | "skipped";
@@ -36,6 +54,7 @@ export class ProcessingService {
     private readonly images: ImagesRepository,
     private readonly store: ObjectStore,
     private readonly policy: ProcessingPolicy,
+    private readonly work: ImageWork,
     private readonly log: Logger,
     private readonly metrics: Pick<Metrics, "imagesFinalized" | "processingSeconds"> | null = null,
     private readonly derivatives: Derivatives | null = null,
@@ -104,21 +123,31 @@ export class ProcessingService {
       );
     }
 
-    // Between image operations, which cannot be interrupted once started: an aborted job (lease lost,
-    // shutdown) stops at the next boundary instead of decoding on.
+    // The image work runs in killable processes with one deadline for the whole job; an abort (lease
+    // lost, shutdown) kills the task and the job is released, not judged. A verdict of the image work
+    // (over the deadline or memory bound included) rejects the upload: it is never retried, because
+    // the same bytes would cost the same again.
     signal?.throwIfAborted();
-    const probe = await probeImage(bytes, { maxPixels: this.policy.maxPixels });
-    if (!probe.ok) return this.reject(image, probe.reason, probe.detail, signal);
-
-    // Variants come before "ready", so the first page view after it finds the thumbnail made.
+    const budget: WorkBudget = { timeoutMs: this.policy.timeoutMs, usedMs: 0, signal };
+    let probe: Awaited<ReturnType<ImageWork["probe"]>>;
     let placeholder: string | null = null;
-    if (this.derivatives) {
-      signal?.throwIfAborted();
-      await this.derivatives.eager(image, bytes);
-      signal?.throwIfAborted();
-      placeholder = await this.derivatives.placeholder(bytes);
-      signal?.throwIfAborted();
+    try {
+      const limits = { maxPixels: this.policy.maxPixels, maxJpegScans: this.policy.maxJpegScans };
+      probe = await this.work.probe(bytes, limits, taskOptions(budget));
+      if (!probe.ok) return this.reject(image, probe.reason, probe.detail, signal);
+      // Variants come before "ready", so the first page view after it finds the thumbnail made.
+      if (this.derivatives) {
+        await this.derivatives.eager(image, bytes, budget);
+        placeholder = await this.derivatives.placeholder(bytes, budget);
+      }
+    } catch (err) {
+      const reason = signal?.aborted ? null : imageVerdict(err);
+      if (!reason) throw err;
+      const detail = err instanceof Error ? err.message : String(err);
+      if (isResourceVerdict(err)) this.log.warn({ imageId: image.id, reason, detail }, "image work stopped");
+      return this.reject(image, reason, detail, signal);
     }
+    signal?.throwIfAborted();
     const ready = await this.images.transition(image.id, ["processing"], "ready", {
       placeholder,
       contentType: sniffed.mime,
@@ -172,4 +201,52 @@ export class ProcessingService {
     }
     return Buffer.concat(chunks, total);
   }
+}
+
+/** The next task's share of a job's budget: what is left (at least 1 ms, so an exhausted budget fails as a timeout). */
+export function taskOptions(budget: WorkBudget) {
+  return {
+    timeoutMs: Math.max(1, budget.timeoutMs - budget.usedMs),
+    signal: budget.signal,
+    onRan: (ms: number) => {
+      budget.usedMs += ms;
+    },
+  };
+}
+
+/**
+ * The derivatives of a processing job: eager presets through the variants service and the
+ * ThumbHash, both in the image sandbox within the job's budget. A placeholder that fails on its
+ * content is left out (null); one over the deadline or memory bound rejects the upload like any
+ * other step of the same decode.
+ */
+export function processingDerivatives(opts: {
+  variants: Pick<VariantsService, "generate">;
+  work: ImageWork;
+  presets: Presets;
+  eagerPresets: readonly string[];
+  limits: { maxPixels: number; maxJpegScans: number };
+  log: Logger;
+}): Derivatives {
+  const { variants, work, presets, limits, log } = opts;
+  return {
+    async placeholder(original, budget) {
+      try {
+        return await work.thumbhash(original, limits, taskOptions(budget));
+      } catch (err) {
+        if (budget.signal?.aborted || isResourceVerdict(err) || !imageVerdict(err)) throw err;
+        log.warn({ err: String(err) }, "no placeholder");
+        return null;
+      }
+    },
+    async eager(image, original, budget) {
+      for (const name of opts.eagerPresets) {
+        const spec = Object.hasOwn(presets, name) ? presets[name] : undefined;
+        if (!spec) continue;
+        // f_auto is negotiated per request; WebP is what nearly every browser will ask for.
+        const format = spec.format === "auto" ? "webp" : spec.format;
+        await variants.generate(image, original, spec, format, taskOptions(budget));
+      }
+    },
+  };
 }

@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import type { Readable } from "node:stream";
 import type { Logger } from "pino";
-import { ERRORS } from "../domain/errors.ts";
+import { type AppError, ERRORS } from "../domain/errors.ts";
 import type { ImageRecord } from "../domain/image.ts";
 import { variantKey } from "../domain/keys.ts";
 import type { Presets } from "../domain/presets.ts";
@@ -13,8 +13,9 @@ import {
   type TransformSpec,
 } from "../domain/transform-spec.ts";
 import { verifyTransformSignature } from "../domain/url-signature.ts";
+import { type ImageWork, isResourceVerdict, type WorkOptions } from "../imaging/image-work.ts";
 import { negotiateFormat } from "../imaging/negotiate.ts";
-import { transformImage } from "../imaging/transform.ts";
+import type { KeyValueStore } from "../kv/kv.ts";
 import type { Metrics } from "../metrics.ts";
 import type { ObjectStore } from "../storage/object-store.ts";
 import type { BoundedQueue } from "./bounded-queue.ts";
@@ -46,6 +47,11 @@ export interface VariantPolicy {
   specLimits: SpecLimits;
   /** HMAC keys of transform URLs; the first signs, all verify. */
   signingKeys: readonly string[];
+  /** Hard deadline of one on-the-fly transform. */
+  timeoutMs: number;
+  maxJpegScans: number;
+  /** A variant that ran out of time or memory is refused from memory, not retried, this long. */
+  failureTtlSeconds: number;
 }
 
 const EXT: Record<OutputFormat, string> = { jpeg: "jpg", png: "png", webp: "webp", avif: "avif", gif: "gif" };
@@ -72,6 +78,9 @@ export class VariantsService {
     private readonly policy: VariantPolicy,
     private readonly metrics: Metrics,
     private readonly log: Logger,
+    private readonly work: ImageWork,
+    /** Shared by instances: remembers variants whose transform ran out of time or memory. */
+    private readonly kv: KeyValueStore,
   ) {}
 
   async preset(name: string, req: VariantRequest, beforeTransform: () => Promise<void>): Promise<Variant> {
@@ -93,16 +102,20 @@ export class VariantsService {
     return this.variant(spec, req, beforeTransform);
   }
 
-  /** Worker side: generate a variant ahead of the first request (eager presets). */
+  /**
+   * Worker side: generate a variant ahead of the first request (eager presets), within the
+   * processing job's deadline. A verdict (unprocessable_image) is thrown for the job to judge.
+   */
   async generate(
     image: ImageRecord,
     original: Buffer,
     spec: TransformSpec,
     format: OutputFormat,
+    budget: WorkOptions,
   ): Promise<void> {
     const key = this.keyOf(image.id, spec, format);
     if (await this.store.head(key)) return;
-    const out = await transformImage(original, { ...spec, format }, this.transformOptions());
+    const out = await this.work.transform(original, { ...spec, format }, this.limits(), budget);
     await this.store.put(key, out.data, { contentType: out.contentType, contentLength: out.data.length });
   }
 
@@ -123,6 +136,9 @@ export class VariantsService {
         return { body: hit.body, size: hit.head.size };
       }
       this.metrics.variantRequests.inc({ result: "miss" });
+      // Answered from memory, before any token or queue slot: the same bytes would fail the same way.
+      const failed = await this.rememberedFailure(key);
+      if (failed) throw failed;
       const data = await this.singleFlight(key, async () => {
         await beforeTransform();
         return this.queue.run(() => this.transformAndStore(image, spec, format, key));
@@ -160,21 +176,65 @@ export class VariantsService {
     if (!obj) throw ERRORS.imageNotFound();
     const original = await streamToBuffer(obj.body, this.policy.maxBytes);
     const end = this.metrics.transformSeconds.startTimer({ format });
-    const out = await transformImage(original, { ...spec, format }, this.transformOptions());
+    let out: Awaited<ReturnType<ImageWork["transform"]>>;
+    try {
+      out = await this.work.transform(original, { ...spec, format }, this.limits(), {
+        timeoutMs: this.policy.timeoutMs,
+      });
+    } catch (err) {
+      if (isResourceVerdict(err)) await this.rememberFailure(image.id, key, err as AppError);
+      throw err;
+    }
     end();
     this.metrics.transforms.inc({ format });
+    // The image may have been deleted while it was transformed: no variant may outlive it. Checked
+    // before the write, and again after it, since the delete job may have run in between.
+    if (!(await this.delivery.isDeliverable(image.id))) throw ERRORS.imageNotFound();
     await this.store.put(key, out.data, { contentType: out.contentType, contentLength: out.data.length });
+    if (!(await this.delivery.isDeliverable(image.id))) {
+      await this.store.delete(key);
+      this.log.info({ imageId: image.id, key }, "image deleted during its transform; variant discarded");
+      throw ERRORS.imageNotFound();
+    }
     this.log.debug({ imageId: image.id, key, bytes: out.data.length }, "variant generated");
     return out.data;
   }
 
-  private transformOptions() {
-    return { maxPixels: this.policy.maxPixels, animated: this.policy.animated };
+  private limits() {
+    const { maxPixels, animated, maxJpegScans } = this.policy;
+    return { maxPixels, animated, maxJpegScans };
+  }
+
+  private async rememberFailure(imageId: string, key: string, err: AppError): Promise<void> {
+    this.log.warn({ imageId, key, reason: err.extra.reason, detail: err.message }, "transform stopped");
+    if (this.policy.failureTtlSeconds <= 0) return;
+    const value = JSON.stringify({ reason: err.extra.reason, detail: err.message });
+    await this.kv
+      .set(failureKey(key), value, this.policy.failureTtlSeconds * 1000)
+      .catch((e) => this.log.warn({ err: String(e) }, "could not remember a failed transform"));
+  }
+
+  private async rememberedFailure(key: string): Promise<AppError | null> {
+    if (this.policy.failureTtlSeconds <= 0) return null;
+    const raw = await this.kv.get(failureKey(key)).catch(() => null);
+    if (!raw) return null;
+    let seen: { reason?: unknown; detail?: unknown };
+    try {
+      seen = JSON.parse(raw);
+    } catch {
+      return null;
+    }
+    const detail = `${typeof seen.detail === "string" ? seen.detail : "the transform failed"} (not retried for now)`;
+    return ERRORS.unprocessableImage(detail, { extra: { reason: seen.reason } });
   }
 
   private keyOf(imageId: string, spec: TransformSpec, format: OutputFormat): string {
     return variantKey(imageId, canonicalSpec({ ...spec, format }), EXT[format]);
   }
+}
+
+function failureKey(variant: string): string {
+  return `transform-failed:${variant}`;
 }
 
 async function streamToBuffer(body: Readable, limit = Number.POSITIVE_INFINITY): Promise<Buffer> {

@@ -1,11 +1,18 @@
 import { createHash } from "node:crypto";
-import { beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isAppError } from "../../src/domain/errors.ts";
 import { SNIFF_BYTES, sniff } from "../../src/domain/sniff.ts";
 import { DEFAULT_SPEC_LIMITS, parseSpec } from "../../src/domain/transform-spec.ts";
-import { probeImage } from "../../src/imaging/probe.ts";
+import { imageVerdict, sandboxedImageWork } from "../../src/imaging/image-work.ts";
+import { ImagePool } from "../../src/imaging/sandbox/pool.ts";
 import { transformImage } from "../../src/imaging/transform.ts";
 import { ABSURD_SPECS, CORPUS_POLICY, type CorpusEntry, imageCorpus } from "../support/image-corpus.ts";
+
+/** IMGUP_PROCESSING_TIMEOUT_MS's default; only a real hang can exceed this bound. */
+const DEADLINE_MS = 30_000;
+const BOUND_MS = DEADLINE_MS * 3 + 10_000;
+const pool = new ImagePool({ size: 2, taskMemoryBytes: 1024 ** 3 });
+const work = sandboxedImageWork(pool);
 
 /** The worker's checks, in its order (services/processing.ts), on bytes already read. */
 async function workerVerdict(entry: CorpusEntry): Promise<string> {
@@ -18,13 +25,22 @@ async function workerVerdict(entry: CorpusEntry): Promise<string> {
   if (sniffed.mime !== entry.declaredType) return "rejected:type_mismatch";
   const sha256 = createHash("sha256").update(bytes).digest("hex");
   if (entry.declaredSha256 && entry.declaredSha256 !== sha256) return "rejected:hash_mismatch";
-  const probe = await probeImage(bytes, { maxPixels: CORPUS_POLICY.maxPixels });
-  return probe.ok ? "ready" : `rejected:${probe.reason}`;
+  const limits = { maxPixels: CORPUS_POLICY.maxPixels, maxJpegScans: CORPUS_POLICY.maxJpegScans };
+  try {
+    // In the image sandbox, as the worker does it: a deadline and a memory bound it cannot pass.
+    const probe = await work.probe(bytes, limits, { timeoutMs: DEADLINE_MS });
+    return probe.ok ? "ready" : `rejected:${probe.reason}`;
+  } catch (err) {
+    const reason = imageVerdict(err);
+    if (!reason) throw err;
+    return `rejected:${reason}`;
+  }
 }
 
 const corpus = await imageCorpus();
 
 describe("the bad-input corpus", () => {
+  afterAll(() => pool.stop());
   beforeAll(() => {
     expect(corpus.length).toBeGreaterThanOrEqual(30);
     expect(new Set(corpus.map((e) => e.name)).size).toBe(corpus.length);
@@ -36,9 +52,15 @@ describe("the bad-input corpus", () => {
     }
   });
 
-  it.each(corpus.map((e) => [e.name, e] as const))("%s: the worker's verdict", async (_name, entry) => {
-    expect(await workerVerdict(entry)).toBe(entry.expect);
-  });
+  it.each(corpus.map((e) => [e.name, e] as const))(
+    "%s: the worker's verdict, within its deadline",
+    async (_name, entry) => {
+      const started = Date.now();
+      expect(await workerVerdict(entry)).toBe(entry.expect);
+      expect(Date.now() - started).toBeLessThan(BOUND_MS);
+    },
+    BOUND_MS + 5000,
+  );
 
   it.each(corpus.map((e) => [e.name, e] as const))(
     "%s: a transform succeeds or is unprocessable_image",
@@ -48,6 +70,7 @@ describe("the bad-input corpus", () => {
         try {
           const out = await transformImage(entry.bytes, spec, {
             maxPixels: CORPUS_POLICY.maxPixels,
+            maxJpegScans: CORPUS_POLICY.maxJpegScans,
             animated,
           });
           expect(out.data.length).toBeGreaterThan(0);

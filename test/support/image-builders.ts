@@ -218,3 +218,47 @@ export const spec = (s: Partial<TransformSpec> & { format: OutputFormat }) => ({
   dpr: 1,
   ...s,
 });
+
+/**
+ * A valid grayscale progressive JPEG whose cost is all in its scans: DQT, SOF2 of `size`x`size`,
+ * one Huffman table per class with one code each, a DC scan (one bit per block), then AC scans
+ * that each code one long EOB run (~55 bytes apiece) yet make libjpeg visit every block of the
+ * frame. The progression is legal (each coefficient k, successive approximation 13..0) up to
+ * 63x14 AC scans; beyond that, scans repeat (libjpeg only warns). At 7000x7000 a few hundred
+ * scans take seconds to decode, from about 100 KB.
+ */
+export function scanBombJpeg(scans: number, size = 7000): Buffer {
+  const blocks = Math.ceil(size / 8) ** 2;
+  const seg = (marker: number, body: Buffer) =>
+    b([0xff, marker, (body.length + 2) >> 8, (body.length + 2) & 0xff], body);
+  const dqt = seg(0xdb, b([0x00], Buffer.alloc(64, 1)));
+  const sof2 = seg(0xc2, b([8, size >> 8, size & 0xff, size >> 8, size & 0xff, 1, 1, 0x11, 0]));
+  // DC table 0: one 1-bit code for category 0. AC table 0: one 1-bit code for EOB14 (0xE0).
+  const counts = (symbol: number) => b([1], Buffer.alloc(15), [symbol]);
+  const dht = seg(0xc4, b([0x00], counts(0x00), [0x10], counts(0xe0)));
+  const sos = (ss: number, se: number, ah: number, al: number) =>
+    seg(0xda, b([1, 1, 0x00, ss, se, (ah << 4) | al]));
+  // DC first scan: category 0 (bit 0) for every block, padded with ones.
+  const dcBits = Buffer.alloc(Math.ceil(blocks / 8));
+  if (blocks % 8) dcBits[dcBits.length - 1] = 0xff >> (blocks % 8);
+  // An AC scan: EOB14 with 14 extra one-bits = a run of 32767 blocks, enough of them for the frame.
+  const bits: number[] = [];
+  for (let covered = 0; covered < blocks; covered += 32767) bits.push(0, ...Array(14).fill(1));
+  while (bits.length % 8) bits.push(1);
+  const ac: number[] = [];
+  for (let i = 0; i < bits.length; i += 8) {
+    const byte = bits.slice(i, i + 8).reduce((acc, bit) => (acc << 1) | bit, 0);
+    ac.push(byte);
+    if (byte === 0xff) ac.push(0x00);
+  }
+  const acData = Buffer.from(ac);
+  const parts: Buffer[] = [b([0xff, 0xd8]), dqt, sof2, dht, sos(0, 0, 0, 0), dcBits];
+  for (let n = 0; n < scans; n++) {
+    const legal = n % (63 * 14);
+    const k = 1 + Math.floor(legal / 14);
+    const al = 13 - (legal % 14);
+    parts.push(sos(k, k, al === 13 ? 0 : al + 1, al), acData);
+  }
+  parts.push(b([0xff, 0xd9]));
+  return Buffer.concat(parts);
+}

@@ -17,6 +17,7 @@ import {
   photo,
   pngClaiming,
   repeatLastGifFrame,
+  scanBombJpeg,
   webpClaiming,
   zeroPng,
 } from "./image-builders.ts";
@@ -36,6 +37,8 @@ export const CORPUS_POLICY = Object.freeze({
   maxBytes: 20 * 1024 * 1024,
   maxPixels: 50_000_000,
   allowedTypes: ["image/jpeg", "image/png", "image/webp", "image/avif", "image/gif", "image/heic"],
+  /** IMGUP_MAX_JPEG_SCANS's default. */
+  maxJpegScans: 100,
 });
 
 /** Transform specs that must be refused with invalid_spec. */
@@ -111,6 +114,15 @@ async function build(): Promise<CorpusEntry[]> {
     13 + ((gif[10] ?? 0) & 0x80 ? 3 * 2 ** (((gif[10] ?? 0) & 7) + 1) : 0),
   );
   for (const at of [6, 8, descriptor + 5, descriptor + 7]) gifHuge.writeUInt16LE(65535, at);
+  // 49 MP of one colour: ~100 KB of PNG that is a full-size decode for whoever opens it.
+  const flatPng = await sharp({ create: { width: 7000, height: 7000, channels: 3, background: "#3a6" } })
+    .png({ compressionLevel: 9 })
+    .toBuffer();
+  // The container's ispe claims 7000x7000 for a 320x240 HEVC stream.
+  const heicLying = Buffer.from(heic);
+  const ispe = heicLying.indexOf("ispe", 0, "latin1");
+  heicLying.writeUInt32BE(7000, ispe + 8);
+  heicLying.writeUInt32BE(7000, ispe + 12);
 
   const E = (
     name: string,
@@ -148,6 +160,11 @@ async function build(): Promise<CorpusEntry[]> {
     E("png-bomb-10000x10000-zeros", zeroPng(10_000, 10_000), "image/png", "rejected:too_many_pixels"),
     E("jpeg-header-60mp", jpegClaiming(jpeg, 10_000, 6_000), "image/jpeg", "rejected:too_many_pixels"),
     E("gif-10000-frames", repeatLastGifFrame(gif2, 10_000), "image/gif", "rejected:too_many_pixels"),
+    // Cost bombs: legal files whose decode costs far more than their size (issue 12). Refused by
+    // structure before decoding, or bounded by the sandbox's deadline and memory limit.
+    E("jpeg-scan-bomb-7000x7000-882-scans", scanBombJpeg(882), "image/jpeg", "rejected:too_complex"),
+    E("png-flat-7000x7000", flatPng, "image/png", "ready"),
+    E("heic-ispe-claims-7000x7000", heicLying, "image/heic", "rejected:corrupt"),
     E("gif-65535x65535-screen", gifHuge, "image/gif", "rejected:too_many_pixels"),
     E("webp-16383x16383-header", webpClaiming(webp, 16383, 16383), "image/webp", "rejected:too_many_pixels"),
 

@@ -3,6 +3,7 @@ import { ERRORS } from "../../domain/errors.ts";
 import { SNIFF_BYTES, sniff } from "../../domain/sniff.ts";
 import { CAN_ANIMATE, DECODABLE } from "../formats.ts";
 import { decodeHeic } from "../heic.ts";
+import { checkJpegScans } from "../jpeg-scans.ts";
 import { type Step, sharpMessage, type TransformContext } from "../pipeline.ts";
 
 /**
@@ -21,6 +22,7 @@ export const load: Step = {
       });
     }
     if (sniffed.format === "heic") return loadHeic(ctx);
+    if (sniffed.format === "jpeg") checkJpegScans(ctx.input, ctx.maxJpegScans);
     let meta: Metadata;
     try {
       meta = await sharp(ctx.input, { limitInputPixels: false }).metadata();
