@@ -8,6 +8,7 @@ import {
 } from "./cli-maintenance.ts";
 import { assertDeployable, ConfigError, loadConfig, type Role } from "./config.ts";
 import { migrateToLatest, openDatabase } from "./db/connect.ts";
+import { installCrashGuard } from "./http/plugins/errors.ts";
 import { readEmbeddedSecret } from "./secrets.ts";
 import { transformUrl } from "./services/transform-urls.ts";
 import { normalizeKeyPrefix } from "./storage/s3.ts";
@@ -64,6 +65,7 @@ async function serve(args: string[]): Promise<number> {
   const config = loadConfig(process.env, { role: values.role as Role | undefined });
   assertDeployable(config, process.env);
   const imgup = await createImgup(config);
+  installCrashGuard(imgup.logger);
   const url = await imgup.start();
   imgup.logger.info({ url }, url ? `imgup listening on ${url}` : "imgup started");
   const signal = await new Promise<NodeJS.Signals>((resolve) => {

@@ -81,6 +81,8 @@ export const ERRORS = {
   objectExists: make(409, "object_exists", "An object already exists at this key"),
   checksumMismatch: make(400, "checksum_mismatch", "The body does not match the signed checksum"),
   incompleteBody: make(400, "incomplete_body", "The body ended before Content-Length bytes"),
+  bodyTimeout: make(408, "body_timeout", "The request body did not arrive in time"),
+  bodyTooSlow: make(408, "body_too_slow", "The request body arrived too slowly"),
   entityTooLarge: make(400, "entity_too_large", "The upload is larger than the maximum allowed size"),
   entityTooSmall: make(400, "entity_too_small", "The upload is smaller than the minimum allowed size"),
   policyConditionFailed: make(403, "policy_condition_failed", "The form does not satisfy the signed policy"),

@@ -1,7 +1,7 @@
 import type { IncomingHttpHeaders } from "node:http";
 import type { Readable } from "node:stream";
 import busboy from "busboy";
-import { type AppError, ERRORS } from "../domain/errors.ts";
+import { type AppError, ERRORS, isAppError } from "../domain/errors.ts";
 
 export const FORM_FIELDS = ["visibility", "filename", "sha256"] as const;
 export type FormField = (typeof FORM_FIELDS)[number];
@@ -107,6 +107,10 @@ export function receiveMultipartFile(body: Readable, headers: IncomingHttpHeader
     body.once("end", () => {
       ended = true;
     });
+    // A body the wire limits cut (too slow, too large) fails with their error, which names the cause.
+    body.on("error", (err) =>
+      fail(isAppError(err) ? err : ERRORS.incompleteBody(`the body failed: ${err.message}`)),
+    );
     body.once("close", () => {
       if (!ended) fail(ERRORS.incompleteBody("the client went away before the body ended"));
     });

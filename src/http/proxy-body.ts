@@ -52,6 +52,8 @@ export function requestBody(payload: Readable): Readable {
   payload.once("end", () => {
     ended = true;
   });
+  // A body the wire limits cut (too slow) fails with their error, which names the cause.
+  payload.on("error", (err) => body.destroy(err));
   payload.once("close", () => {
     if (!ended) body.destroy(ERRORS.incompleteBody("the client went away before the body ended"));
   });

@@ -3,6 +3,10 @@ import Fastify from "fastify";
 import type { Logger } from "pino";
 import { registerErrorHandling } from "./plugins/errors.ts";
 import { registerObservability } from "./plugins/observability.ts";
+import { registerWireLimits, serverTimeouts } from "./plugins/wire-limits.ts";
+import { registerCreateApiKey } from "./routes/admin-keys-create.ts";
+import { registerListApiKeys } from "./routes/admin-keys-list.ts";
+import { registerRevokeApiKey } from "./routes/admin-keys-revoke.ts";
 import { registerDemoPage } from "./routes/demo-page.ts";
 import { registerStorageEventsWebhook } from "./routes/events-storage.ts";
 import { registerHealth } from "./routes/health.ts";
@@ -40,6 +44,7 @@ export async function buildHttpServer(deps: HttpDeps, logger: Logger): Promise<A
       // Unknown JSON fields are an error, not silently dropped.
       customOptions: { removeAdditional: false, coerceTypes: "array", useDefaults: true, allErrors: false },
     },
+    ...serverTimeouts(deps.config.http),
     return503OnClosing: true,
     forceCloseConnections: "idle",
   }).withTypeProvider<TypeBoxTypeProvider>();
@@ -51,6 +56,7 @@ export async function buildHttpServer(deps: HttpDeps, logger: Logger): Promise<A
   });
   registerErrorHandling(app);
   registerObservability(app, deps.metrics);
+  registerWireLimits(app, deps.config.http);
 
   // First, and loaded at once: it collects the routes added after it.
   await registerOpenApi(app);
@@ -67,6 +73,9 @@ export async function buildHttpServer(deps: HttpDeps, logger: Logger): Promise<A
   registerDeleteImage(app, deps);
   registerImageUrls(app, deps);
   registerOwnerPurge(app, deps);
+  registerCreateApiKey(app, deps);
+  registerListApiKeys(app, deps);
+  registerRevokeApiKey(app, deps);
   registerGetOriginal(app, deps);
   registerGetVariants(app, deps);
   registerLocalStorage(app, deps);

@@ -1,4 +1,6 @@
-import type { FastifyError, FastifyReply } from "fastify";
+import { AsyncLocalStorage } from "node:async_hooks";
+import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
+import type { Logger } from "pino";
 import { AppError, ERRORS } from "../../domain/errors.ts";
 import type { App } from "../types.ts";
 
@@ -61,10 +63,56 @@ function toAppError(err: FastifyError): AppError {
       detail: err.message,
     });
   }
-  return new AppError({ status: 500, code: "internal_error", title: "Internal server error", cause: err });
+  return internalError(err);
+}
+
+const internalError = (cause: unknown) =>
+  new AppError({ status: 500, code: "internal_error", title: "Internal server error", cause });
+
+/** The request being served, wherever its work continues (callbacks, timers, the body's events). */
+const serving = new AsyncLocalStorage<{ request: FastifyRequest; reply: FastifyReply }>();
+
+/**
+ * The last line of defence against a crash a client could cause: an exception nothing caught (an
+ * 'error' event with no listener, a throw in a stream callback) that was raised while a request
+ * was served answers that request 500 and closes its connection; the process keeps serving. It
+ * knows the request from the async context: `enterWith` in the first onRequest hook binds the
+ * request to the connection's HTTP parser resource, so the body's events and everything the
+ * handlers start carry it. An exception outside any request (a job, a timer of the process) is
+ * not the client's doing and may have left shared state broken: that still logs fatal and exits.
+ * Installed by `imgup serve` only: in tests and embedders the host process decides.
+ */
+export function installCrashGuard(logger: Logger, exit: (code: number) => void = process.exit): void {
+  process.on("uncaughtException", (err, origin) => {
+    const current = serving.getStore();
+    if (!current || origin !== "uncaughtException") {
+      logger.fatal({ err, origin }, "uncaught exception outside any request: exiting");
+      exit(1);
+      return;
+    }
+    const { request, reply } = current;
+    request.log.error({ err }, "uncaught exception while serving the request: answered 500");
+    const socket = request.raw.socket;
+    if (reply.sent || reply.raw.headersSent) {
+      socket?.destroy();
+      return;
+    }
+    try {
+      reply.header("Connection", "close");
+      reply.raw.once("finish", () => socket?.destroy());
+      sendProblem(reply, internalError(err));
+    } catch {
+      socket?.destroy();
+    }
+  });
 }
 
 export function registerErrorHandling(app: App): void {
+  // First of all hooks, run synchronously from the 'request' event: see installCrashGuard.
+  app.addHook("onRequest", (request, reply, done) => {
+    serving.enterWith({ request, reply });
+    done();
+  });
   app.setErrorHandler((err: FastifyError, request, reply) => {
     const appErr = toAppError(err);
     if (appErr.status >= 500) request.log.error({ err }, "request failed");

@@ -1,4 +1,4 @@
-import type { Readable } from "node:stream";
+import { type Readable, Transform } from "node:stream";
 import type { FastifyRequest } from "fastify";
 import { Type } from "typebox";
 import { ERRORS } from "../../domain/errors.ts";
@@ -155,7 +155,7 @@ async function formInput(
     );
   }
   markReading();
-  const form = await receiveMultipartFile(payload, request.headers);
+  const form = await receiveMultipartFile(capped(payload, maxBytes + FORM_OVERHEAD_BYTES), request.headers);
   const visibility = form.fields.visibility ?? query.visibility;
   if (visibility !== undefined && visibility !== "public" && visibility !== "private") {
     form.stream.destroy();
@@ -174,4 +174,38 @@ async function formInput(
     open: () => form.stream,
     afterBody: form.rest,
   };
+}
+
+/**
+ * Every byte of a form counts toward the limit, not only the file's: a preamble, an epilogue or
+ * parts the parser skips would otherwise be read without bound (a chunked body has no
+ * Content-Length to refuse up front).
+ */
+function capped(payload: Readable, limit: number): Readable {
+  let seen = 0;
+  const counter = new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      seen += chunk.length;
+      if (seen > limit) {
+        done(
+          ERRORS.payloadTooLarge(
+            `the form is larger than the limit of ${limit} bytes (file and form together)`,
+            {
+              extra: { maxBytes: limit },
+            },
+          ),
+        );
+        payload.unpipe(counter);
+        return;
+      }
+      done(null, chunk);
+    },
+  });
+  // The form reader learns of every failure through this stream's 'error' and 'close'.
+  payload.on("error", (err) => counter.destroy(err));
+  payload.once("close", () => {
+    if (!payload.readableEnded) counter.destroy();
+  });
+  payload.pipe(counter);
+  return counter;
 }

@@ -1,0 +1,158 @@
+import type { Server, ServerOptions } from "node:http";
+import type { Socket } from "node:net";
+import { Transform, type TransformCallback } from "node:stream";
+import type { FastifyRequest } from "fastify";
+import type { Config } from "../../config.ts";
+import { type AppError, ERRORS } from "../../domain/errors.ts";
+import type { App } from "../types.ts";
+
+type HttpLimits = Config["http"];
+
+/** Routes whose bodies are uploads (large, streamed): a minimum rate instead of a deadline. */
+const UPLOAD_ROUTES = new Set(["PUT /storage/*", "POST /storage-post", "POST /v1/images"]);
+
+/**
+ * Fastify's and Node's own timeouts from the config. Fastify's defaults (0) would also switch off
+ * Node's 300 s request limit: a client trickling a body could hold a connection forever.
+ */
+export function serverTimeouts(limits: HttpLimits): {
+  connectionTimeout: number;
+  requestTimeout: number;
+  keepAliveTimeout: number;
+  http: ServerOptions;
+} {
+  const headersTimeout = Math.min(limits.headersTimeoutMs, limits.requestTimeoutMs);
+  return {
+    // The socket's inactivity timeout: nothing moving either way for this long closes it.
+    connectionTimeout: limits.idleTimeoutMs,
+    requestTimeout: limits.requestTimeoutMs,
+    keepAliveTimeout: Math.min(limits.idleTimeoutMs, 72_000),
+    http: {
+      headersTimeout,
+      requestTimeout: limits.requestTimeoutMs,
+      // Node checks the two above only this often (30 s by default): a fraction of the shortest.
+      connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(headersTimeout / 4))),
+    },
+  };
+}
+
+/**
+ * Over the cap, a client address's new connection is closed before a byte of it is read: one
+ * address cannot hold every socket (and file descriptor) the process has.
+ */
+export function capConnectionsPerAddress(server: Server, max: number): void {
+  const open = new Map<string, number>();
+  server.on("connection", (socket: Socket) => {
+    const address = socket.remoteAddress ?? "unknown";
+    const count = (open.get(address) ?? 0) + 1;
+    if (count > max) {
+      socket.destroy();
+      return;
+    }
+    open.set(address, count);
+    socket.once("close", () => {
+      const left = (open.get(address) ?? 1) - 1;
+      if (left <= 0) open.delete(address);
+      else open.set(address, left);
+    });
+  });
+}
+
+/**
+ * A request body's clock: small (JSON) bodies must arrive whole within `bodyTimeoutMs`; upload
+ * bodies must keep up `uploadMinBytesPerSecond` over every window of `uploadRateGraceMs` (the first
+ * window is the grace). A body that falls behind fails with a 408 AppError, which the route's
+ * reader reports as its error; the socket is closed once that answer is out.
+ */
+class BodyClock extends Transform {
+  private timer: NodeJS.Timeout | undefined;
+  private windowBytes = 0;
+
+  constructor(
+    mode: { kind: "deadline"; ms: number } | { kind: "rate"; minPerSec: number; windowMs: number },
+  ) {
+    super();
+    if (mode.kind === "deadline") {
+      this.timer = setTimeout(
+        () => this.cut(ERRORS.bodyTimeout(`the body did not arrive within ${mode.ms} ms`)),
+        mode.ms,
+      );
+    } else if (mode.minPerSec > 0) {
+      const needed = (mode.minPerSec * mode.windowMs) / 1000;
+      this.timer = setInterval(() => {
+        if (this.windowBytes < needed) {
+          this.cut(ERRORS.bodyTooSlow(`the body arrived slower than ${mode.minPerSec} bytes per second`));
+        }
+        this.windowBytes = 0;
+      }, mode.windowMs);
+    }
+    this.timer?.unref();
+    // The reader handles the failure (it is how it learns of it); this keeps an early one handled.
+    this.on("error", () => undefined);
+  }
+
+  private cut(err: AppError): void {
+    this.stop();
+    this.destroy(err);
+  }
+
+  private stop(): void {
+    clearTimeout(this.timer);
+    clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    this.windowBytes += chunk.length;
+    done(null, chunk);
+  }
+
+  override _flush(done: TransformCallback): void {
+    this.stop();
+    done();
+  }
+
+  override _destroy(err: Error | null, done: (error?: Error | null) => void): void {
+    this.stop();
+    done(err);
+  }
+}
+
+const cutRequests = new WeakSet<FastifyRequest>();
+
+/** Starts every request body's clock, and closes the connection of a body it cut. */
+export function registerWireLimits(app: App, limits: HttpLimits): void {
+  capConnectionsPerAddress(app.server, limits.maxConnectionsPerIp);
+
+  app.addHook("preParsing", (request, _reply, payload, done) => {
+    const headers = request.headers;
+    const hasBody =
+      headers["transfer-encoding"] !== undefined ||
+      (headers["content-length"] !== undefined && headers["content-length"] !== "0");
+    if (!hasBody) return done(null, payload);
+    const isUpload = UPLOAD_ROUTES.has(`${request.method} ${request.routeOptions.url}`);
+    const clock = new BodyClock(
+      isUpload
+        ? {
+            kind: "rate",
+            minPerSec: limits.uploadMinBytesPerSecond,
+            windowMs: limits.uploadRateGraceMs || 1000,
+          }
+        : { kind: "deadline", ms: limits.bodyTimeoutMs },
+    );
+    clock.once("error", () => {
+      cutRequests.add(request);
+      // The client's remaining bytes are not wanted; the reader was told through the error.
+      payload.unpipe(clock);
+    });
+    payload.pipe(clock);
+    done(null, clock);
+  });
+
+  app.addHook("onSend", async (request, reply) => {
+    if (!cutRequests.has(request)) return;
+    reply.header("Connection", "close");
+    // No lingering for a client this slow: the socket goes once the answer is written.
+    reply.raw.once("finish", () => request.raw.socket.destroy());
+  });
+}
