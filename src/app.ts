@@ -32,6 +32,7 @@ import type { UrlBuilder } from "./services/image-view.ts";
 import { ImagesService } from "./services/images.ts";
 import { IntentBuffer } from "./services/intent-buffer.ts";
 import { JwtVerifier } from "./services/jwt-verifier.ts";
+import { publishLocalAdmin } from "./services/local-admin.ts";
 import { createMaintenance, type Maintenance } from "./services/maintenance.ts";
 import { ProcessingService, processingDerivatives } from "./services/processing.ts";
 import { ProxyUploadService } from "./services/proxy-upload.ts";
@@ -127,6 +128,8 @@ export async function createImgup(
     insert: (k) => keysRepo.insert(k),
     findByHash: (h) => breaker.execute(() => keysRepo.findByHash(h)),
     count: () => keysRepo.count(),
+    list: (opts) => breaker.execute(() => keysRepo.list(opts)),
+    revoke: (id) => breaker.execute(() => keysRepo.revoke(id)),
   };
   const queue = new PostgresJobQueue({
     db: database.db,
@@ -282,6 +285,7 @@ export async function createImgup(
 
   // Replays intents buffered during a database outage, from any instance (a KV lock picks one).
   let drainTimer: NodeJS.Timeout | null = null;
+  let localAdmin: { withdraw(): void } | null = null;
   // The drain's own insert is what probes a half-open breaker: with no other traffic, skipping
   // while "open" would leave the breaker (and the buffer) stuck forever.
   const drain = async () => {
@@ -321,11 +325,16 @@ export async function createImgup(
       drainTimer.unref();
       if (!http) return null;
       const address = await http.listen({ host: config.host, port: config.port });
+      // Only the embedded database needs it: with PostgreSQL the CLI opens the database itself.
+      if (!config.database.url && config.database.pgliteDir !== "memory://") {
+        localAdmin = publishLocalAdmin(config.dataDir, address, auth);
+      }
       logDemoPageUrl(config, logger, devKey);
       return address;
     },
     async stop() {
       if (drainTimer) clearInterval(drainTimer);
+      localAdmin?.withdraw();
       // Requests in flight and running jobs share most of the bound, side by side; releasing the
       // jobs left and closing the pools get the rest.
       const drainMs = Math.floor(config.http.shutdownTimeoutMs * 0.8);

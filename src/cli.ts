@@ -1,5 +1,6 @@
 import { parseArgs } from "node:util";
 import { createImgup, type Imgup } from "./app.ts";
+import { keysCommand } from "./cli-keys.ts";
 import {
   isMaintenanceCommand,
   MAINTENANCE_USAGE,
@@ -8,6 +9,7 @@ import {
 } from "./cli-maintenance.ts";
 import { assertDeployable, ConfigError, loadConfig, type Role } from "./config.ts";
 import { migrateToLatest, openDatabase } from "./db/connect.ts";
+import { EmbeddedDatabaseLockedError } from "./db/embedded-lock.ts";
 import { installCrashGuard } from "./http/plugins/errors.ts";
 import { readEmbeddedSecret } from "./secrets.ts";
 import { transformUrl } from "./services/transform-urls.ts";
@@ -21,6 +23,8 @@ commands:
   migrate                                   apply database migrations and exit
   keys create --owner ID [--name N] [--scope admin]
                                             create an API key (printed once)
+  keys list [--owner ID] [--json]           list active API keys
+  keys revoke KEY_ID                        revoke an API key
   sign-url --image ID --spec w_400,h_300,fit_cover,f_auto
                                             print a signed on-the-fly variant URL
   events ceph-webhook --push-endpoint URL [--topic NAME]
@@ -130,36 +134,7 @@ async function migrate(): Promise<number> {
 }
 
 async function keys(args: string[]): Promise<number> {
-  const [sub, ...rest] = args;
-  if (sub !== "create") {
-    console.error("usage: imgup keys create --owner ID [--name NAME] [--scope admin]");
-    return 2;
-  }
-  const { values } = parseArgs({
-    args: rest,
-    options: {
-      owner: { type: "string" },
-      name: { type: "string" },
-      scope: { type: "string", multiple: true },
-    },
-  });
-  if (!values.owner) {
-    console.error("--owner is required");
-    return 2;
-  }
-  const config = loadConfig(process.env, { role: "api" });
-  const imgup = await createImgup({ ...config, auth: { ...config.auth, devKey: false } });
-  try {
-    const { id, key } = await imgup.auth.createKey({
-      ownerId: values.owner,
-      name: values.name,
-      scopes: values.scope,
-    });
-    console.log(`created API key ${id} for owner ${values.owner} (shown once, store it now):\n${key}`);
-  } finally {
-    await imgup.stop();
-  }
-  return 0;
+  return keysCommand(args, loadConfig(process.env, { role: "api" }));
 }
 
 async function signUrlCommand(args: string[]): Promise<number> {
@@ -212,6 +187,7 @@ main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err) => {
     if (err instanceof ConfigError) console.error(`configuration error: ${err.message}`);
+    else if (err instanceof EmbeddedDatabaseLockedError) console.error(err.message);
     else console.error(err);
     process.exit(1);
   },

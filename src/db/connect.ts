@@ -1,9 +1,11 @@
 import { mkdirSync } from "node:fs";
+import path from "node:path";
 import { PGlite } from "@electric-sql/pglite";
 import { Kysely, PGliteDialect, PostgresDialect, sql } from "kysely";
 // kysely 0.29 moved the migrator out of the root entry point.
 import { Migrator } from "kysely/migration";
 import pg from "pg";
+import { acquireEmbeddedLock } from "./embedded-lock.ts";
 import * as m001 from "./migrations/001-initial.ts";
 import * as m002 from "./migrations/002-multipart-part-size.ts";
 import * as m003 from "./migrations/003-maintenance-indexes.ts";
@@ -54,8 +56,21 @@ export async function openDatabase(opts: DatabaseOptions): Promise<DatabaseHandl
     await sql`create schema if not exists ${sql.raw(schema)}`.execute(db);
     return { db, dialect: "postgres", close: () => db.destroy() };
   }
-  if (opts.pgliteDir !== "memory://") mkdirSync(opts.pgliteDir, { recursive: true });
-  const pglite = new PGlite(opts.pgliteDir);
+  let lock: { release(): void } | null = null;
+  if (opts.pgliteDir !== "memory://") {
+    mkdirSync(opts.pgliteDir, { recursive: true, mode: 0o700 });
+    lock = acquireEmbeddedLock(
+      path.join(path.dirname(opts.pgliteDir), `${path.basename(opts.pgliteDir)}.lock`),
+    );
+  }
+  let pglite: PGlite;
+  try {
+    pglite = new PGlite(opts.pgliteDir);
+    await pglite.waitReady;
+  } catch (err) {
+    lock?.release();
+    throw err;
+  }
   // Kysely's runtime driver holds one connection mutex, so overlapping transactions on the single
   // PGlite session are serialized instead of interleaving (see test/integration/database.test.ts).
   const db = new Kysely<Database>({ dialect: new PGliteDialect({ pglite }) });
@@ -63,7 +78,17 @@ export async function openDatabase(opts: DatabaseOptions): Promise<DatabaseHandl
     await sql`create schema if not exists ${sql.raw(quoteIdent(opts.schema))}`.execute(db);
     await sql`set search_path to ${sql.raw(quoteIdent(opts.schema))}`.execute(db);
   }
-  return { db, dialect: "pglite", close: () => db.destroy() };
+  return {
+    db,
+    dialect: "pglite",
+    close: async () => {
+      try {
+        await db.destroy();
+      } finally {
+        lock?.release();
+      }
+    },
+  };
 }
 
 export async function migrateToLatest(db: Db): Promise<string[]> {

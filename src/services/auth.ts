@@ -1,5 +1,5 @@
-import { createHash, randomBytes } from "node:crypto";
-import type { ApiKeysRepository } from "../db/api-keys-repository.ts";
+import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import type { ApiKeyRecord, ApiKeysRepository } from "../db/api-keys-repository.ts";
 import { isDatabaseUnavailable } from "../db/breaker.ts";
 import { ERRORS } from "../domain/errors.ts";
 import type { JwtVerifier } from "./jwt-verifier.ts";
@@ -24,18 +24,34 @@ export function hashApiKey(key: string): string {
 
 /** Bearer tokens: imgup API keys (stored hashed) or JWTs whose `sub` is the owner (jwt-verifier.ts). */
 export class AuthService {
-  private readonly cache = new Map<string, { principal: Principal; at: number }>();
+  private readonly cache = new Map<string, { principal: Principal; at: number; id: string }>();
+  private localAdminHash: Buffer | null = null;
 
   constructor(
     private readonly keys: ApiKeysRepository,
     private readonly jwt: JwtVerifier | null,
   ) {}
 
+  /**
+   * Embedded mode: a token in a 0600 file under the data dir lets the `imgup` command on the same
+   * machine manage keys through the running server (which holds the database). Reading the file is
+   * the authority, as with a Unix socket.
+   */
+  enableLocalAdmin(token: string): void {
+    this.localAdminHash = createHash("sha256").update(token).digest();
+  }
+
   async authenticate(authorization: string | undefined): Promise<Principal> {
     if (!authorization) throw ERRORS.unauthenticated("send Authorization: Bearer <token>", CHALLENGE);
     const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
     if (!match?.[1]) throw ERRORS.invalidToken("expected Authorization: Bearer <token>", CHALLENGE);
     const token = match[1];
+    if (
+      this.localAdminHash &&
+      timingSafeEqual(createHash("sha256").update(token).digest(), this.localAdminHash)
+    ) {
+      return { ownerId: "local-admin", scopes: new Set(["admin"]), via: "api_key" };
+    }
     if (token.startsWith(API_KEY_PREFIX)) return this.apiKey(hashApiKey(token));
     if (!this.jwt) throw ERRORS.invalidToken("not an imgup API key (JWTs are not enabled)", CHALLENGE);
     const identity = await this.jwt.verify(token);
@@ -65,7 +81,7 @@ export class AuthService {
     }
     const principal: Principal = { ownerId: key.ownerId, scopes: new Set(key.scopes), via: "api_key" };
     if (this.cache.size >= KEY_CACHE_SIZE) this.cache.delete(this.cache.keys().next().value as string);
-    this.cache.set(keyHash, { principal, at: now });
+    this.cache.set(keyHash, { principal, at: now, id: key.id });
     return principal;
   }
 
@@ -87,6 +103,19 @@ export class AuthService {
       scopes: opts.scopes ?? [],
     });
     return { id, key };
+  }
+
+  async listKeys(opts: { ownerId?: string; limit?: number } = {}): Promise<ApiKeyRecord[]> {
+    return this.keys.list({ ...opts, limit: Math.min(Math.max(opts.limit ?? 100, 1), 1000) });
+  }
+
+  /**
+   * Revoked at once on this instance; other instances stop accepting it within KEY_CACHE_MS.
+   * Throws not_found when there is no such active key.
+   */
+  async revokeKey(id: string): Promise<void> {
+    if (!(await this.keys.revoke(id))) throw ERRORS.notFound(`no active API key ${id}`);
+    for (const [hash, entry] of this.cache) if (entry.id === id) this.cache.delete(hash);
   }
 
   async hasAnyKey(): Promise<boolean> {

@@ -4,22 +4,9 @@ import path from "node:path";
 import pino from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import { loadConfig } from "../config.ts";
-import type { ApiKeysRepository } from "../db/api-keys-repository.ts";
+import { memoryApiKeys } from "../db/memory-api-keys.test-support.ts";
 import { AuthService } from "./auth.ts";
 import { createDevKey, logDemoPageUrl } from "./dev-key.ts";
-
-function memoryKeys(): ApiKeysRepository & { scopesOf: (hash: string) => string[] | undefined } {
-  const rows = new Map<string, { ownerId: string; scopes: string[]; id: string; name: string }>();
-  return {
-    insert: async (k) => void rows.set(k.keyHash, k),
-    findByHash: async (h) => {
-      const row = rows.get(h);
-      return row ? { ...row, createdAt: new Date() } : null;
-    },
-    count: async () => rows.size,
-    scopesOf: (h) => rows.get(h)?.scopes,
-  };
-}
 
 function captureLogger() {
   const lines: string[] = [];
@@ -34,7 +21,7 @@ describe("the development key", () => {
   it("is an owner key, not admin, saved 0600 and shown only when it is created", async () => {
     dir = await mkdtemp(path.join(tmpdir(), "imgup-devkey-"));
     const config = loadConfig({ IMGUP_DATA_DIR: dir });
-    const keys = memoryKeys();
+    const keys = memoryApiKeys();
     const auth = new AuthService(keys, null);
     const key = await createDevKey(auth, config);
     const principal = await auth.authenticate(`Bearer ${key}`);

@@ -3,6 +3,7 @@ import type { AddressInfo } from "node:net";
 import { exportJWK, exportSPKI, generateKeyPair, type JWTPayload, SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type JwtSettings, parseAdminClaim } from "../config.ts";
+import { memoryApiKeys } from "../db/memory-api-keys.test-support.ts";
 import { isAppError } from "../domain/errors.ts";
 import { AuthService } from "./auth.ts";
 import { JwtVerifier } from "./jwt-verifier.ts";
@@ -16,7 +17,7 @@ const NONE: JwtSettings = {
   issuer: undefined,
   adminClaim: undefined,
 };
-const noKeys = { insert: async () => {}, findByHash: async () => null, count: async () => 0 };
+const noKeys = memoryApiKeys();
 const inAnHour = () => Math.floor(Date.now() / 1000) + 3600;
 
 function hs256(claims: JWTPayload, opts: { exp?: number | null } = {}) {

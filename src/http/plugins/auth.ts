@@ -13,3 +13,8 @@ export function principalOf(request: FastifyRequest): Principal {
   if (!request.principal) throw ERRORS.unauthenticated();
   return request.principal;
 }
+
+/** For the admin routes, after authenticate: 403 for anyone without the admin scope. */
+export async function requireAdmin(request: FastifyRequest): Promise<void> {
+  if (!principalOf(request).scopes.has("admin")) throw ERRORS.forbidden("this needs the admin scope");
+}

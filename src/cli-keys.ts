@@ -1,0 +1,154 @@
+import { parseArgs } from "node:util";
+import type { Config } from "./config.ts";
+import { KyselyApiKeysRepository } from "./db/api-keys-repository.ts";
+import { migrateToLatest, openDatabase } from "./db/connect.ts";
+import { EmbeddedDatabaseLockedError } from "./db/embedded-lock.ts";
+import { AuthService } from "./services/auth.ts";
+import { readLocalAdmin } from "./services/local-admin.ts";
+
+export const KEYS_USAGE = `usage:
+  imgup keys create --owner ID [--name NAME] [--scope admin]   create a key (printed once)
+  imgup keys list [--owner ID] [--json]                         active keys (never the keys themselves)
+  imgup keys revoke KEY_ID                                      revoke a key`;
+
+interface KeyView {
+  id: string;
+  ownerId: string;
+  name: string;
+  scopes: string[];
+  createdAt: string;
+}
+
+/** Where the keys live: the database directly, or the running embedded server that holds it. */
+interface KeysBackend {
+  create(input: { ownerId: string; name?: string; scopes: string[] }): Promise<{ id: string; key: string }>;
+  list(ownerId: string | undefined): Promise<KeyView[]>;
+  revoke(id: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function keysCommand(args: string[], config: Config): Promise<number> {
+  const [sub, ...rest] = args;
+  if (sub !== "create" && sub !== "list" && sub !== "revoke") {
+    console.error(KEYS_USAGE);
+    return 2;
+  }
+  let parsed: ReturnType<typeof parse>;
+  try {
+    parsed = parse(rest);
+  } catch (err) {
+    console.error(`${(err as Error).message}\n\n${KEYS_USAGE}`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  if (sub === "create" && !values.owner) {
+    console.error(`--owner is required\n\n${KEYS_USAGE}`);
+    return 2;
+  }
+  if (sub === "revoke" && positionals.length !== 1) {
+    console.error(`name the key to revoke (its id, key_…)\n\n${KEYS_USAGE}`);
+    return 2;
+  }
+  const backend = await openBackend(config);
+  try {
+    if (sub === "create") {
+      const { id, key } = await backend.create({
+        ownerId: values.owner as string,
+        ...(values.name ? { name: values.name } : {}),
+        scopes: values.scope ?? [],
+      });
+      console.log(`created API key ${id} for owner ${values.owner} (shown once, store it now):\n${key}`);
+    } else if (sub === "list") {
+      const keys = await backend.list(values.owner);
+      if (values.json) console.log(JSON.stringify(keys, null, 2));
+      else if (keys.length === 0) console.log("no active API keys");
+      else
+        for (const k of keys)
+          console.log(`${k.id}  ${k.ownerId}  ${k.scopes.join(",") || "-"}  ${k.createdAt}  ${k.name}`);
+    } else {
+      await backend.revoke(positionals[0] as string);
+      console.log(`revoked ${positionals[0]}`);
+    }
+  } finally {
+    await backend.close();
+  }
+  return 0;
+}
+
+function parse(args: string[]) {
+  return parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      owner: { type: "string" },
+      name: { type: "string" },
+      scope: { type: "string", multiple: true },
+      json: { type: "boolean" },
+    },
+  });
+}
+
+async function openBackend(config: Config): Promise<KeysBackend> {
+  if (!config.database.url) {
+    const server = readLocalAdmin(config.dataDir);
+    if (server) return viaServer(server.url, server.token);
+  }
+  let handle: Awaited<ReturnType<typeof openDatabase>>;
+  try {
+    handle = await openDatabase(config.database);
+  } catch (err) {
+    // The server started between our look and the open: one more look at its file.
+    const server = err instanceof EmbeddedDatabaseLockedError ? readLocalAdmin(config.dataDir) : null;
+    if (server) return viaServer(server.url, server.token);
+    throw err;
+  }
+  await migrateToLatest(handle.db);
+  const auth = new AuthService(new KyselyApiKeysRepository(handle.db), null);
+  return {
+    create: (input) => auth.createKey(input),
+    list: async (ownerId) =>
+      (await auth.listKeys(ownerId ? { ownerId, limit: 1000 } : { limit: 1000 })).map((k) => ({
+        ...k,
+        createdAt: k.createdAt.toISOString(),
+      })),
+    revoke: (id) => auth.revokeKey(id),
+    close: () => handle.close(),
+  };
+}
+
+function viaServer(url: string, token: string): KeysBackend {
+  const call = async <T>(method: string, path: string, body?: unknown): Promise<T> => {
+    const res = await fetch(`${url}${path}`, {
+      method,
+      headers: {
+        authorization: `Bearer ${token}`,
+        ...(body === undefined ? {} : { "content-type": "application/json" }),
+      },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+    const text = await res.text();
+    if (!res.ok) {
+      const detail = (() => {
+        try {
+          return (JSON.parse(text) as { detail?: string }).detail ?? text;
+        } catch {
+          return text;
+        }
+      })();
+      throw new Error(`the running imgup at ${url} answered ${res.status}: ${detail}`);
+    }
+    return (text ? JSON.parse(text) : undefined) as T;
+  };
+  return {
+    create: (input) => call("POST", "/v1/admin/keys", input),
+    list: async (ownerId) =>
+      (
+        await call<{ items: KeyView[] }>(
+          "GET",
+          `/v1/admin/keys${ownerId ? `?owner=${encodeURIComponent(ownerId)}` : ""}`,
+        )
+      ).items,
+    revoke: (id) => call("DELETE", `/v1/admin/keys/${encodeURIComponent(id)}`),
+    close: async () => {},
+  };
+}
