@@ -12,16 +12,27 @@ export interface RateLimitOptions {
   keyOf: (request: FastifyRequest) => string;
 }
 
+export interface KeyedRateLimitOptions extends Omit<RateLimitOptions, "keyOf"> {
+  /** Send the RateLimit-* headers of this limit (a route with two limits shows one). Default true. */
+  headers?: boolean;
+}
+
 /**
  * Leaky-bucket limit shared by every instance through the KV. Answers carry the IETF draft
  * RateLimit-* headers; a refusal is 429 with Retry-After. If the KV is unreachable the request
  * passes (counted): a rate limiter must never take the API down with it.
  */
 export function rateLimit(kv: KeyValueStore, metrics: Metrics, opts: RateLimitOptions) {
-  return async (request: FastifyRequest, reply: FastifyReply) => {
+  const limit = keyedRateLimit(kv, metrics, opts);
+  return (request: FastifyRequest, reply: FastifyReply) => limit(opts.keyOf(request), request, reply);
+}
+
+/** The same limit for a key the request does not carry (e.g. the owner of the image it asks for). */
+export function keyedRateLimit(kv: KeyValueStore, metrics: Metrics, opts: KeyedRateLimitOptions) {
+  return async (key: string, request: FastifyRequest, reply: FastifyReply) => {
     let decision: Awaited<ReturnType<KeyValueStore["leakyBucket"]>>;
     try {
-      decision = await kv.leakyBucket(`rl:${opts.name}:${opts.keyOf(request)}`, {
+      decision = await kv.leakyBucket(`rl:${opts.name}:${key}`, {
         ratePerSecond: opts.ratePerSecond,
         burst: opts.burst,
       });
@@ -33,9 +44,11 @@ export function rateLimit(kv: KeyValueStore, metrics: Metrics, opts: RateLimitOp
       );
       return;
     }
-    reply.header("RateLimit-Limit", String(opts.burst));
-    reply.header("RateLimit-Remaining", String(decision.remaining));
-    reply.header("RateLimit-Reset", String(Math.ceil(decision.resetMs / 1000)));
+    if (opts.headers !== false) {
+      reply.header("RateLimit-Limit", String(opts.burst));
+      reply.header("RateLimit-Remaining", String(decision.remaining));
+      reply.header("RateLimit-Reset", String(Math.ceil(decision.resetMs / 1000)));
+    }
     if (!decision.allowed) {
       metrics.rateLimited.inc({ limit: opts.name });
       const retryAfter = Math.max(1, Math.ceil(decision.retryAfterMs / 1000));

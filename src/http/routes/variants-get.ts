@@ -2,7 +2,7 @@ import type { FastifyReply, FastifyRequest } from "fastify";
 import { Type } from "typebox";
 import type { Variant, VariantRequest } from "../../services/variants.ts";
 import { applyCacheHeaders } from "../delivery-headers.ts";
-import { rateLimit } from "../plugins/rate-limit.ts";
+import { keyedRateLimit, rateLimit } from "../plugins/rate-limit.ts";
 import { binaryContent, ImageId, NotModified, ProblemSchema } from "../schemas.ts";
 import type { App, HttpDeps } from "../types.ts";
 
@@ -10,6 +10,10 @@ const VariantResponses = {
   200: binaryContent("The variant (made on the first request, then served from the storage)", "image/*"),
   304: NotModified,
   "4xx": ProblemSchema,
+  429: {
+    ...ProblemSchema,
+    description: "Too many transforms for this client or this image owner; retry after Retry-After",
+  },
   503: { ...ProblemSchema, description: "The transform queue is full; retry after Retry-After" },
 };
 
@@ -31,6 +35,25 @@ export function registerGetVariants(app: App, deps: HttpDeps): void {
     burst: deps.config.delivery.missesBurst,
     keyOf: (request) => request.ip,
   });
+  // The image owner's budget, whoever asks: many clients cannot make one owner's images take every
+  // transform slot. The client's headers are the ones shown; a refusal still says Retry-After.
+  const ownerMissLimit = keyedRateLimit(deps.kv, deps.metrics, {
+    name: "transform_owner_misses",
+    ratePerSecond: deps.config.delivery.ownerMissesPerSecond,
+    burst: deps.config.delivery.ownerMissesBurst,
+    headers: false,
+  });
+  /**
+   * The cost of a miss. The owner is known only once the variant was authorized, which is before
+   * `open()` can call this back, so the callback reads the variant it belongs to.
+   */
+  const chargeMiss =
+    (request: FastifyRequest, reply: FastifyReply, variant: () => Variant | undefined) => async () => {
+      await missLimit(request, reply);
+      const owner = variant()?.auth.image.ownerId;
+      if (!owner) throw new Error("a transform was requested before its variant was authorized");
+      await ownerMissLimit(owner, request, reply);
+    };
   const toRequest = (
     request: FastifyRequest,
     imageId: string,
@@ -61,8 +84,11 @@ export function registerGetVariants(app: App, deps: HttpDeps): void {
     },
     async (request, reply) => {
       const { imageId, preset } = request.params;
-      const v = await variants.preset(preset, toRequest(request, imageId, request.query), () =>
-        missLimit(request, reply),
+      let v: Variant | undefined;
+      v = await variants.preset(
+        preset,
+        toRequest(request, imageId, request.query),
+        chargeMiss(request, reply, () => v),
       );
       return send(request, reply, v);
     },
@@ -84,8 +110,12 @@ export function registerGetVariants(app: App, deps: HttpDeps): void {
     },
     async (request, reply) => {
       const { signature, spec, imageId } = request.params;
-      const v = await variants.signed(signature, spec, toRequest(request, imageId, request.query), () =>
-        missLimit(request, reply),
+      let v: Variant | undefined;
+      v = await variants.signed(
+        signature,
+        spec,
+        toRequest(request, imageId, request.query),
+        chargeMiss(request, reply, () => v),
       );
       return send(request, reply, v);
     },
