@@ -3,8 +3,10 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     include: ["src/**/*.test.ts", "client/**/*.test.ts", "test/**/*.test.ts"],
-    testTimeout: 30_000,
-    hookTimeout: 60_000,
+    // Only hangs should hit these: on a loaded 2-core CI machine starting an instance (migrations
+    // included) or processing a few images takes minutes where an idle one takes seconds.
+    testTimeout: 300_000,
+    hookTimeout: 300_000,
     pool: "forks",
     // Many suites wait on I/O (RGW notifications, an outage under load, child workers): two files
     // at a time halve the wall time on a 2-core CI machine (the default would be one).

@@ -49,8 +49,8 @@ export class Api {
     return this.request<ImageJson>("GET", `/v1/images/${id}`);
   }
 
-  /** Waits until the image leaves pending/processing. */
-  async settled(id: string, timeoutMs = 10_000): Promise<ImageJson> {
+  /** Waits until the image leaves pending/processing (generous: processing on a loaded machine is slow). */
+  async settled(id: string, timeoutMs = 120_000): Promise<ImageJson> {
     return eventually(async () => {
       const r = await this.getImage(id);
       return r.status === 200 && !["pending", "processing"].includes(r.body.status) ? r.body : undefined;

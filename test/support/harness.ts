@@ -113,10 +113,14 @@ export async function startImgup(
   };
 }
 
-/** Polls until fn returns a value, or fails after timeoutMs. */
+/**
+ * Polls until fn returns a value, or fails after timeoutMs. The default is generous on purpose: on
+ * a loaded 2-core CI machine a condition that holds in 1 s unloaded can take far longer, and only
+ * a condition that never holds should fail.
+ */
 export async function eventually<T>(
   fn: () => Promise<T | undefined | null | false>,
-  timeoutMs = 10_000,
+  timeoutMs = 60_000,
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
