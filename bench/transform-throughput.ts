@@ -1,7 +1,9 @@
 /**
  * Transform throughput, the imgproxy benchmark workload: ~2000-px photos fit into 512x512 JPEG q80
- * by 2 concurrent clients, through transformImage and, in the same run, through a bare sharp loop
- * (the overhead ratio). Also: a 1280-px AVIF encode (the effort setting), and the peak RSS of one
+ * by 2 concurrent clients, through transformImage in this process, through the image sandbox (a
+ * pool of child processes with deadlines, which is what the server runs) and, in the same run,
+ * through a bare sharp loop (the overhead ratios). Also: the server-side RSS while a 49 MP AVIF
+ * encode runs in the sandbox and is killed at its deadline. Also: a 1280-px AVIF encode (the effort setting), and the peak RSS of one
  * 50 MP transform and probe, each in a child process of its own so the figures are not mixed.
  *   npx tsx bench/transform-throughput.ts [--seconds 10] [--clients 2] [--write]
  */
@@ -11,9 +13,12 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import sharp from "sharp";
+import { sandboxedImageWork } from "../src/imaging/image-work.ts";
 import { probeImage } from "../src/imaging/probe.ts";
+import { ImagePool } from "../src/imaging/sandbox/pool.ts";
+import { readRss } from "../src/imaging/sandbox/rss.ts";
 import { transformImage } from "../src/imaging/transform.ts";
-import { photoLike } from "../test/support/image-builders.ts";
+import { photo, photoLike } from "../test/support/image-builders.ts";
 import { machineInfo, percentile, recordResults } from "./report.ts";
 
 const { values } = parseArgs({
@@ -84,6 +89,15 @@ for (let seed = 1; seed <= 4; seed++)
   photos.push(await (await photoLike(2000, 1333, seed)).jpeg({ quality: 90 }).toBuffer());
 
 const pipeline = (input: Buffer) => transformImage(input, fit512, { maxPixels: MAX_PIXELS });
+// As the app wires it: one child per concurrent slot, the app's libvips threads in each.
+const pool = new ImagePool({
+  size: clients,
+  taskMemoryBytes: 1024 ** 3,
+  vipsConcurrency: sharp.concurrency(),
+});
+const work = sandboxedImageWork(pool);
+const limits = { maxPixels: MAX_PIXELS, animated: false };
+const sandboxed = (input: Buffer) => work.transform(input, fit512, limits, { timeoutMs: 20_000 });
 const bare = (input: Buffer) =>
   sharp(input).resize(512, 512, { fit: "inside" }).jpeg({ quality: 80, progressive: true }).toBuffer();
 
@@ -91,19 +105,47 @@ const bare = (input: Buffer) =>
 for (const input of photos) {
   await pipeline(input);
   await bare(input);
+  await Promise.all([sandboxed(input), sandboxed(input)]);
 }
 console.log(`running ${seconds} s per path, ${clients} clients, sharp concurrency ${sharp.concurrency()}…`);
 // Alternating slices, so that load from elsewhere on the machine falls on both paths alike.
 const ROUNDS = 5;
 const pipelineRun: Run = { samples: [], elapsed: 0 };
 const bareRun: Run = { samples: [], elapsed: 0 };
+const sandboxRun: Run = { samples: [], elapsed: 0 };
 for (let round = 0; round < ROUNDS; round++) {
   await drive(photos, pipeline, (seconds * 1000) / ROUNDS, pipelineRun);
+  await drive(photos, sandboxed, (seconds * 1000) / ROUNDS, sandboxRun);
   await drive(photos, bare, (seconds * 1000) / ROUNDS, bareRun);
 }
 const viaPipeline = summary(pipelineRun);
+const viaSandbox = summary(sandboxRun);
 const viaSharp = summary(bareRun);
 const overhead = viaSharp.perSecond / viaPipeline.perSecond;
+const sandboxVsBare = viaSandbox.perSecond / viaSharp.perSecond;
+const perTransformMs = viaSandbox.p50 - viaPipeline.p50;
+
+console.log("49 MP AVIF q100 in the sandbox, killed at a 5 s deadline…");
+const huge = await photo(7000, 7000).jpeg({ quality: 85 }).toBuffer();
+const parentBefore = readRss(process.pid) ?? 0;
+let parentPeak = parentBefore;
+let childPeak = 0;
+const sampler = setInterval(() => {
+  parentPeak = Math.max(parentPeak, readRss(process.pid) ?? 0);
+  for (const pid of pool.pids) childPeak = Math.max(childPeak, readRss(pid) ?? 0);
+}, 50);
+const avifBombStart = performance.now();
+const avifBomb = await work
+  .transform(huge, { width: 7000, fit: "inside", format: "avif", quality: 100, dpr: 1 }, limits, {
+    timeoutMs: 5000,
+  })
+  .then(
+    () => "finished",
+    (err: Error & { extra?: { reason?: string } }) => err.extra?.reason ?? err.message,
+  );
+const avifBombMs = performance.now() - avifBombStart;
+clearInterval(sampler);
+await pool.stop();
 
 const avifInput = await (await photoLike(1280, 853, 9)).jpeg({ quality: 90 }).toBuffer();
 const avifTimes: number[] = [];
@@ -135,10 +177,14 @@ const table = [
   "",
   "| path | ops | images/s | p50 ms | p95 ms |",
   "|---|---|---|---|---|",
-  row("transformImage (pipeline)", viaPipeline),
+  row("transformImage (pipeline, in process)", viaPipeline),
+  row("image sandbox (child processes, as served)", viaSandbox),
   row("bare sharp loop", viaSharp),
   "",
   `Overhead ratio (bare images/s ÷ pipeline images/s): **${overhead.toFixed(2)}**.`,
+  `Sandbox throughput ÷ bare sharp: **${sandboxVsBare.toFixed(2)}**; sandbox cost per transform (p50 sandbox − p50 in-process): **${perTransformMs.toFixed(1)} ms**.`,
+  "",
+  `49 MP (7000x7000) JPEG → AVIF q100 in the sandbox with a 5 s deadline: ${avifBomb} after ${avifBombMs.toFixed(0)} ms; server process RSS ${mib(parentBefore)} before, ${mib(parentPeak)} peak; the child peaked at ${mib(childPeak)} before it was killed.`,
   "",
   `1280x853 photo-like → AVIF q63 (effort 2, 4:2:0) through transformImage, 5 runs: p50 ${percentile(avifTimes, 50).toFixed(0)} ms, max ${Math.max(...avifTimes).toFixed(0)} ms.`,
   "",

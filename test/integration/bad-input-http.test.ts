@@ -4,11 +4,14 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { transformUrl } from "../../src/services/transform-urls.ts";
 import { Api, putTo } from "../support/api.ts";
 import { dbTargets, type Running, startImgup } from "../support/harness.ts";
-import { ABSURD_SPECS, type CorpusEntry, imageCorpus } from "../support/image-corpus.ts";
+import { ABSURD_SPECS, CORPUS_POLICY, type CorpusEntry, imageCorpus } from "../support/image-corpus.ts";
 
 const db = dbTargets()[0];
 if (!db) throw new Error("no database target");
 const KEY = "bad-input-signing-key-0123456789abcdefgh";
+/** IMGUP_PROCESSING_TIMEOUT_MS here; a verdict later than deadline x 3 + 10 s is a hang. */
+const DEADLINE_MS = 20_000;
+const BOUND_MS = DEADLINE_MS * 3 + 10_000;
 
 /**
  * Every file of the bad-input corpus through the real API: a clear 4xx at the intent or on the
@@ -25,6 +28,8 @@ describe("the bad-input corpus through the HTTP API", () => {
       IMGUP_URL_SIGNING_KEYS: KEY,
       IMGUP_RATE_LIMIT_BURST: "10000",
       IMGUP_WORKER_CONCURRENCY: "2",
+      IMGUP_PROCESSING_TIMEOUT_MS: String(DEADLINE_MS),
+      IMGUP_IMAGE_TASK_MEMORY_MB: String(CORPUS_POLICY.taskMemoryBytes / 2 ** 20),
     });
     api = new Api(run.baseUrl, run.alice);
   }, 60_000);
@@ -66,7 +71,7 @@ describe("the bad-input corpus through the HTTP API", () => {
         verdicts[entry.name] = `upload ${status}`;
         continue;
       }
-      const image = await owner.settled(intent.body.image.id, 30_000);
+      const image = await owner.settled(intent.body.image.id, BOUND_MS);
       verdicts[entry.name] = image.status === "rejected" ? `rejected:${image.rejectReason}` : image.status;
     }
     for (const entry of corpus) {
@@ -75,7 +80,7 @@ describe("the bad-input corpus through the HTTP API", () => {
       expect(got, entry.name).toBe(entry.expect);
     }
     expect((await api.request("GET", "/healthz")).status).toBe(200);
-  }, 240_000);
+  }, 600_000);
 
   it("serves a HEIC upload's variants as JPEG/WebP/AVIF and keeps the original HEIC", async () => {
     const heic = readFileSync(new URL("../fixtures/images/quadrants.heic", import.meta.url));

@@ -4,13 +4,15 @@
  * deadline is a 422 that the next request gets at once. Time bounds are the configured deadline
  * with generous slack: only a hang fails them.
  */
+
+import { readFileSync } from "node:fs";
 import { afterEach, describe, expect, it } from "vitest";
 import { readRss } from "../../src/imaging/sandbox/rss.ts";
 import { processJobKey } from "../../src/services/storage-events.ts";
 import { transformUrl } from "../../src/services/transform-urls.ts";
 import { Api } from "../support/api.ts";
 import { dbTargets, eventually, type Running, startImgup } from "../support/harness.ts";
-import { photo, scanBombJpeg } from "../support/image-builders.ts";
+import { heicGridBomb, photo, scanBombJpeg } from "../support/image-builders.ts";
 
 const db = dbTargets()[0];
 if (!db) throw new Error("no database target");
@@ -63,6 +65,32 @@ describe("image work under hard deadlines, through the API", () => {
       expect(job).toMatchObject({ status: "done", attempts: 1 });
     }
   }, 120_000);
+
+  it("rejects a 30 KB HEIC that decodes to 7000x7000 by the memory bound; the server's RSS stays flat", async () => {
+    run = await startImgup(db.make(), {
+      IMGUP_IMAGE_TASK_MEMORY_MB: "384",
+      IMGUP_RATE_LIMIT_BURST: "1000",
+    });
+    const api = new Api(run.baseUrl, run.alice);
+    const heic = readFileSync(new URL("../fixtures/images/quadrants.heic", import.meta.url));
+    const bomb = heicGridBomb(heic, 7000, 7000);
+    expect(bomb.length).toBeLessThan(64 * 1024);
+    const rssBefore = readRss(process.pid) ?? 0;
+    let rssPeak = rssBefore;
+    const sampler = setInterval(() => {
+      rssPeak = Math.max(rssPeak, readRss(process.pid) ?? 0);
+    }, 50);
+    try {
+      const { intent } = await api.uploadBytes(bomb, { filename: "bomb.heic", contentType: "image/heic" });
+      const image = await api.settled(intent.image.id, bound(run.config.imaging.processingTimeoutMs));
+      expect(image).toMatchObject({ status: "rejected", rejectReason: "too_complex" });
+    } finally {
+      clearInterval(sampler);
+    }
+    console.log(`parent RSS around the HEIC bomb: ${mib(rssBefore)} -> peak ${mib(rssPeak)} MiB`);
+    // The decoder's ~300 MiB and the 196 MB frame were the child's, which was killed.
+    expect(rssPeak - rssBefore).toBeLessThan(150 * 2 ** 20);
+  }, 180_000);
 
   it("answers 422 timeout to an AVIF transform over its deadline, then at once from memory; the server's RSS stays flat", async () => {
     const deadline = 1000;

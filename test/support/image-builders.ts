@@ -262,3 +262,82 @@ export function scanBombJpeg(scans: number, size = 7000): Buffer {
   parts.push(b([0xff, 0xd9]));
   return Buffer.concat(parts);
 }
+
+/**
+ * A HEIC whose primary image is a `grid` of `width`x`height` made of one small HEVC tile repeated:
+ * every tile item points at the same coded bytes, so ~30 KB of file decode into width*height*4
+ * bytes of RGBA (and more inside libheif). Built from a single-image HEIC (one hvc1 item whose
+ * properties are hvcC, ispe, pixi, as test/fixtures/images/quadrants.heic is).
+ */
+export function heicGridBomb(heic: Buffer, width: number, height: number): Buffer {
+  const box = (type: string, ...body: Buffer[]) => {
+    const content = Buffer.concat(body);
+    const head = Buffer.alloc(8);
+    head.writeUInt32BE(content.length + 8);
+    head.write(type, 4, "latin1");
+    return Buffer.concat([head, content]);
+  };
+  const u16 = (n: number) => Buffer.from([n >> 8, n & 0xff]);
+  const u32 = (n: number) => Buffer.from([n >>> 24, (n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff]);
+  const full = Buffer.alloc(4);
+  const find = (type: string, from = 0) => heic.indexOf(type, from, "latin1") - 4;
+  const slice = (at: number) => heic.subarray(at, at + heic.readUInt32BE(at));
+  const ftyp = slice(0);
+  const hdlr = slice(find("hdlr"));
+  const ipcoAt = find("ipco");
+  const ipcoBody = slice(ipcoAt).subarray(8);
+  const tileW = heic.readUInt32BE(find("ispe") + 12);
+  const tileH = heic.readUInt32BE(find("ispe") + 16);
+  // The coded tile: the one extent of the one item (iloc version 0, 4-byte base offset, offsets
+  // and lengths: sizes, count, id, data reference, base offset, extent count, offset, length).
+  const iloc = find("iloc");
+  const tileOffset = heic.readUInt32BE(iloc + 20) + heic.readUInt32BE(iloc + 26);
+  const tileLength = heic.readUInt32BE(iloc + 30);
+  const tile = heic.subarray(tileOffset, tileOffset + tileLength);
+
+  const cols = Math.ceil(width / tileW);
+  const rows = Math.ceil(height / tileH);
+  const tiles = Array.from({ length: cols * rows }, (_, i) => i + 1);
+  const GRID = tiles.length + 1;
+  const grid = Buffer.from([0, 0, rows - 1, cols - 1, width >> 8, width & 0xff, height >> 8, height & 0xff]);
+  const infe = (id: number, type: string) =>
+    box("infe", Buffer.from([2, 0, 0, 0]), u16(id), u16(0), Buffer.from(type, "latin1"), Buffer.from([0]));
+  const iinf = box(
+    "iinf",
+    full,
+    u16(tiles.length + 1),
+    ...tiles.map((id) => infe(id, "hvc1")),
+    infe(GRID, "grid"),
+  );
+  const iref = box("iref", full, box("dimg", u16(GRID), u16(tiles.length), ...tiles.map(u16)));
+  const ispe = box("ispe", full, u32(width), u32(height));
+  // Properties 1-3 as in the source (hvcC, ispe, pixi), 4 the grid's own size.
+  const iprp = box(
+    "iprp",
+    box("ipco", ipcoBody, ispe),
+    box(
+      "ipma",
+      full,
+      u32(tiles.length + 1),
+      ...tiles.map((id) => Buffer.concat([u16(id), Buffer.from([3, 0x81, 0x02, 0x83])])),
+      u16(GRID),
+      Buffer.from([1, 0x04]),
+    ),
+  );
+  const pitm = box("pitm", full, u16(GRID));
+  const ilocOf = (tileAt: number, gridAt: number) =>
+    box(
+      "iloc",
+      full,
+      Buffer.from([0x44, 0x00]),
+      u16(tiles.length + 1),
+      ...tiles.map((id) => Buffer.concat([u16(id), u16(0), u16(1), u32(tileAt), u32(tile.length)])),
+      Buffer.concat([u16(GRID), u16(0), u16(1), u32(gridAt), u32(grid.length)]),
+    );
+  const meta = (tileAt: number, gridAt: number) =>
+    box("meta", full, hdlr, pitm, ilocOf(tileAt, gridAt), iinf, iref, iprp);
+  const metaLength = meta(0, 0).length;
+  const mdatAt = ftyp.length + metaLength;
+  const tileAt = mdatAt + 8;
+  return Buffer.concat([ftyp, meta(tileAt, tileAt + tile.length), box("mdat", tile, grid)]);
+}

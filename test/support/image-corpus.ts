@@ -13,6 +13,7 @@ import {
   b,
   bmp,
   garbage,
+  heicGridBomb,
   jpegClaiming,
   photo,
   pngClaiming,
@@ -39,6 +40,11 @@ export const CORPUS_POLICY = Object.freeze({
   allowedTypes: ["image/jpeg", "image/png", "image/webp", "image/avif", "image/gif", "image/heic"],
   /** IMGUP_MAX_JPEG_SCANS's default. */
   maxJpegScans: 100,
+  /**
+   * IMGUP_IMAGE_TASK_MEMORY_MB for the corpus: an image child idles at ~150 MiB and every valid
+   * entry stays far below this, while the HEIC grid bomb's decode needs ~300 MiB more.
+   */
+  taskMemoryBytes: 384 * 2 ** 20,
 });
 
 /** Transform specs that must be refused with invalid_spec. */
@@ -165,6 +171,8 @@ async function build(): Promise<CorpusEntry[]> {
     E("jpeg-scan-bomb-7000x7000-882-scans", scanBombJpeg(882), "image/jpeg", "rejected:too_complex"),
     E("png-flat-7000x7000", flatPng, "image/png", "ready"),
     E("heic-ispe-claims-7000x7000", heicLying, "image/heic", "rejected:corrupt"),
+    // ~30 KB: a 7000x7000 grid of one 320x240 tile, repeated (~12 s and ~300 MiB of libheif WASM).
+    E("heic-grid-bomb-7000x7000", heicGridBomb(heic, 7000, 7000), "image/heic", "rejected:too_complex"),
     E("gif-65535x65535-screen", gifHuge, "image/gif", "rejected:too_many_pixels"),
     E("webp-16383x16383-header", webpClaiming(webp, 16383, 16383), "image/webp", "rejected:too_many_pixels"),
 
