@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { isAppError } from "../../src/domain/errors.ts";
 import { ImagePool } from "../../src/imaging/sandbox/pool.ts";
 import { readRss } from "../../src/imaging/sandbox/rss.ts";
+import { eventually } from "../support/harness.ts";
 import { photo, scanBombJpeg } from "../support/image-builders.ts";
 
 const DEADLINE_MS = 1500;
@@ -53,7 +54,8 @@ describe("the image pool", () => {
     );
     expect(Date.now() - started).toBeLessThan(BOUND_MS);
     expect(pool.stats.killed.timeout).toBe(1);
-    expect(victim && readRss(victim)).toBeNull();
+    // Killed: the process goes away (SIGKILL is delivered asynchronously, so wait for it).
+    await eventually(async () => victim !== undefined && readRss(victim) === null);
     const again = await pool.run("probe", { limits: LIMITS }, jpeg, { timeoutMs: 30_000 });
     expect(again.result).toMatchObject({ ok: true });
     expect(pool.stats.started).toBe(2);

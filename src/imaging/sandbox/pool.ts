@@ -161,7 +161,8 @@ export class ImagePool {
       execArgv: ["--import", TSX_LOADER],
       serialization: "advanced",
       stdio: ["ignore", "inherit", "inherit", "ipc"],
-      env: { ...process.env, IMGUP_VIPS_CONCURRENCY: String(this.opts.vipsConcurrency ?? 1) },
+      // Not the server's environment: a child that an exploit took over finds no secrets there.
+      env: { ...childEnv(), IMGUP_VIPS_CONCURRENCY: String(this.opts.vipsConcurrency ?? 1) },
     });
     this.stats.started++;
     const slot: Slot = { proc, ready: Promise.resolve(), task: null, idleTimer: null, finish: null };
@@ -321,4 +322,11 @@ export class ImagePool {
     this.dir ??= mkdtempSync(path.join(tmpdir(), "imgup-work-"));
     return this.dir;
   }
+}
+
+/** What a child needs of the environment: paths, locale, and libvips/sharp/Node tuning. */
+function childEnv(): NodeJS.ProcessEnv {
+  const keep =
+    /^(PATH|HOME|TMPDIR|TMP|TEMP|LANG|LC_[A-Z]+|TZ|NODE_ENV|NODE_OPTIONS|VIPS_[A-Z_]+|SHARP_[A-Z_]+|TSX_[A-Z_]+)$/;
+  return Object.fromEntries(Object.entries(process.env).filter(([k]) => keep.test(k)));
 }
