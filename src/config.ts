@@ -134,6 +134,11 @@ export interface Config {
     uploadRateGraceMs: number;
     /** Open connections from one client address. */
     maxConnectionsPerIp: number;
+    /**
+     * Bearer token for /metrics and for /readyz's failure details. Unset: /metrics is open, and
+     * /readyz shows why a dependency failed only in embedded mode (no DATABASE_URL).
+     */
+    opsToken: string | undefined;
     shutdownTimeoutMs: number;
     /** Each /readyz check (database, KV, storage) fails after this. */
     readyCheckTimeoutMs: number;
@@ -315,6 +320,7 @@ export function loadConfig(env: Env, overrides: { role?: Role } = {}): Config {
       uploadMinBytesPerSecond: r.int("IMGUP_UPLOAD_MIN_BYTES_PER_SEC", 4096, 0, 1024 ** 3),
       uploadRateGraceMs: r.int("IMGUP_UPLOAD_RATE_GRACE_MS", 10_000, 0, 600_000),
       maxConnectionsPerIp: r.int("IMGUP_MAX_CONNECTIONS_PER_IP", 256, 1, 1_000_000),
+      opsToken: r.secret("IMGUP_OPS_TOKEN", 16),
       shutdownTimeoutMs: r.int("IMGUP_SHUTDOWN_TIMEOUT_MS", 10_000, 0, 600_000),
       readyCheckTimeoutMs: r.int("IMGUP_READY_TIMEOUT_MS", 2000, 50, 60_000),
     },

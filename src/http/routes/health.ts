@@ -1,17 +1,20 @@
 import { Type } from "typebox";
 import { isDegraded } from "../../services/readiness.ts";
+import { opsAccess } from "../plugins/ops-token.ts";
 import type { App, HttpDeps } from "../types.ts";
 
 const Readiness = Type.Object({
   status: Type.Union([Type.Literal("ok"), Type.Literal("degraded"), Type.Literal("unavailable")]),
   checks: Type.Record(Type.String(), Type.String(), {
-    description: 'per dependency (database, kv, storage): "ok", "degraded: …" or why it failed',
+    description:
+      'per dependency (database, kv, storage): "ok", "degraded: …" or why it failed (only "failed" without IMGUP_OPS_TOKEN outside embedded mode)',
   }),
   failed: Type.Array(Type.String(), { description: "the dependencies that failed their check" }),
 });
 
 /** GET /healthz (the process is alive) and GET /readyz (its dependencies answer). */
 export function registerHealth(app: App, deps: HttpDeps): void {
+  const access = opsAccess(deps.config);
   app.get(
     "/healthz",
     {
@@ -33,7 +36,7 @@ export function registerHealth(app: App, deps: HttpDeps): void {
         },
       },
     },
-    async (_request, reply) => {
+    async (request, reply) => {
       const checks = await deps.readiness();
       // A degraded dependency still serves (e.g. intents buffered while the database is away).
       const failed = Object.entries(checks)
@@ -41,7 +44,18 @@ export function registerHealth(app: App, deps: HttpDeps): void {
         .map(([name]) => name);
       const degraded = Object.values(checks).some(isDegraded);
       const status = failed.length > 0 ? "unavailable" : degraded ? "degraded" : "ok";
-      return reply.code(failed.length > 0 ? 503 : 200).send({ status, checks, failed });
+      if (failed.length > 0) request.log.warn({ checks }, "not ready");
+      const shown = access.readyDetails(request) ? checks : redact(checks);
+      return reply.code(failed.length > 0 ? 503 : 200).send({ status, checks: shown, failed });
     },
+  );
+}
+
+function redact(checks: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(checks).map(([name, outcome]) => [
+      name,
+      outcome === "ok" ? "ok" : isDegraded(outcome) ? "degraded" : "failed",
+    ]),
   );
 }

@@ -1,7 +1,11 @@
+import { ERRORS } from "../../domain/errors.ts";
+import { opsAccess } from "../plugins/ops-token.ts";
+import { ProblemSchema } from "../schemas.ts";
 import type { App, HttpDeps } from "../types.ts";
 
 /** GET /metrics: Prometheus text format. */
 export function registerMetrics(app: App, deps: HttpDeps): void {
+  const access = opsAccess(deps.config);
   app.get(
     "/metrics",
     {
@@ -12,10 +16,16 @@ export function registerMetrics(app: App, deps: HttpDeps): void {
             description: "Every imgup_* metric and the process defaults",
             content: { "text/plain": { schema: { type: "string" } } },
           },
+          401: ProblemSchema,
         },
       },
     },
-    async (_request, reply) => {
+    async (request, reply) => {
+      if (!access.metrics(request)) {
+        throw ERRORS.unauthenticated("send Authorization: Bearer <IMGUP_OPS_TOKEN>", {
+          headers: { "WWW-Authenticate": 'Bearer realm="imgup-ops"' },
+        });
+      }
       const body = await deps.metrics.registry.metrics();
       return reply.type(deps.metrics.registry.contentType).send(body);
     },
