@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders } from "node:http";
-import type { Readable } from "node:stream";
+import { PassThrough, type Readable } from "node:stream";
 import busboy from "busboy";
 import { type AppError, ERRORS, isAppError } from "../domain/errors.ts";
 
@@ -79,17 +79,29 @@ export function receiveMultipartFile(body: Readable, headers: IncomingHttpHeader
       if (info.valueTruncated) return fail(ERRORS.validation(`the form field "${name}" is too long`));
       fields[name as FormField] = value;
     });
-    parser.on("file", (name, stream, info) => {
+    parser.on("file", (name, part, info) => {
       // Destroying the parser fails its file stream; the consumer, if any, sees that on its own.
-      stream.on("error", () => undefined);
+      part.on("error", () => undefined);
       if (name !== "file") {
-        stream.resume();
+        part.resume();
         return fail(ERRORS.validation(`unexpected file part "${name}": send the image as the part "file"`));
       }
+      // The consumer reads this copy: busboy fails its own stream with a bare Error (a form cut
+      // short) before the parser reports it, and the consumer must see a 400, not an error of ours.
+      const stream = new PassThrough();
+      stream.on("error", () => undefined);
+      part.on("error", (err: Error) =>
+        fail(isAppError(err) ? err : ERRORS.validation(`malformed multipart body: ${err.message}`)),
+      );
+      part.pipe(stream);
       file = { fields, filename: info.filename, mimeType: info.mimeType, stream, rest: () => rest };
       // The consumer gave up on the file (limit, hash, storage failure): stop reading the form.
       stream.once("close", () => {
-        if (!stream.readableEnded) stopReading();
+        if (!stream.readableEnded) {
+          part.unpipe(stream);
+          part.resume();
+          stopReading();
+        }
       });
       resolve(file);
     });

@@ -1,7 +1,7 @@
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import Fastify from "fastify";
 import type { Logger } from "pino";
-import { registerErrorHandling } from "./plugins/errors.ts";
+import { frameworkErrors, registerErrorHandling } from "./plugins/errors.ts";
 import { registerObservability } from "./plugins/observability.ts";
 import { registerWireLimits, serverTimeouts } from "./plugins/wire-limits.ts";
 import { registerCreateApiKey } from "./routes/admin-keys-create.ts";
@@ -45,6 +45,7 @@ export async function buildHttpServer(deps: HttpDeps, logger: Logger): Promise<A
       customOptions: { removeAdditional: false, coerceTypes: "array", useDefaults: true, allErrors: false },
     },
     ...serverTimeouts(deps.config.http),
+    frameworkErrors,
     return503OnClosing: true,
     forceCloseConnections: "idle",
   }).withTypeProvider<TypeBoxTypeProvider>();

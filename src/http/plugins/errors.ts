@@ -107,6 +107,16 @@ export function installCrashGuard(logger: Logger, exit: (code: number) => void =
   });
 }
 
+/**
+ * Fastify's `frameworkErrors`: errors raised before routing (a malformed URL, a path parameter
+ * longer than maxParamLength) leave as problems too, not as Fastify's own JSON.
+ */
+export function frameworkErrors(err: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  const appErr = toAppError(err);
+  request.log.info({ code: appErr.code, status: appErr.status }, appErr.message);
+  sendProblem(reply, appErr);
+}
+
 export function registerErrorHandling(app: App): void {
   // First of all hooks, run synchronously from the 'request' event: see installCrashGuard.
   app.addHook("onRequest", (request, reply, done) => {
