@@ -157,9 +157,12 @@ export async function createImgup(
     delivery,
     store,
     config.delivery.presets,
-    new BoundedQueue(config.delivery.transformConcurrency, config.delivery.transformQueue, (depth) =>
-      metrics.transformQueueLength.set(depth),
-    ),
+    new BoundedQueue({
+      concurrency: config.delivery.transformConcurrency,
+      maxQueued: config.delivery.transformQueue,
+      perOwnerConcurrency: config.delivery.ownerTransformConcurrency,
+      onDepth: (depth) => metrics.transformQueueLength.set(depth),
+    }),
     {
       maxPixels: config.uploads.maxPixels,
       maxBytes: config.uploads.maxBytes,
