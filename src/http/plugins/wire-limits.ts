@@ -124,7 +124,7 @@ const cutRequests = new WeakSet<FastifyRequest>();
 export function registerWireLimits(app: App, limits: HttpLimits): void {
   capConnectionsPerAddress(app.server, limits.maxConnectionsPerIp);
 
-  app.addHook("preParsing", (request, _reply, payload, done) => {
+  app.addHook("preParsing", (request, reply, payload, done) => {
     const headers = request.headers;
     const hasBody =
       headers["transfer-encoding"] !== undefined ||
@@ -146,6 +146,14 @@ export function registerWireLimits(app: App, limits: HttpLimits): void {
       payload.unpipe(clock);
     });
     payload.pipe(clock);
+    // Answered before the body was read to its end (a refusal, a cut): the raw body must flow
+    // again, as Node's own drain or lingerOnClose expect; a full clock would hold it paused.
+    reply.raw.once("finish", () => {
+      if (request.raw.complete) return;
+      payload.unpipe(clock);
+      clock.destroy();
+      payload.resume();
+    });
     done(null, clock);
   });
 

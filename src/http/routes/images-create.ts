@@ -42,6 +42,11 @@ const Body = Type.Unsafe<unknown>({
 const CONSUMES = ["image/*", "application/octet-stream", "multipart/form-data"];
 
 const FORM = "multipart/form-data";
+/**
+ * What the streams between the form cap and the file's meter may hold: a file over the limit is
+ * reported by its own meter (with what was read of it), not by the cap on the whole form.
+ */
+const FORM_SLACK_BYTES = 1024 * 1024;
 
 /**
  * POST /v1/images: proxy upload for clients that cannot upload to the storage themselves. The body
@@ -155,7 +160,10 @@ async function formInput(
     );
   }
   markReading();
-  const form = await receiveMultipartFile(capped(payload, maxBytes + FORM_OVERHEAD_BYTES), request.headers);
+  const form = await receiveMultipartFile(
+    capped(payload, maxBytes + FORM_OVERHEAD_BYTES + FORM_SLACK_BYTES),
+    request.headers,
+  );
   const visibility = form.fields.visibility ?? query.visibility;
   if (visibility !== undefined && visibility !== "public" && visibility !== "private") {
     form.stream.destroy();
@@ -201,7 +209,9 @@ function capped(payload: Readable, limit: number): Readable {
       done(null, chunk);
     },
   });
-  // The form reader learns of every failure through this stream's 'error' and 'close'.
+  // The form reader learns of every failure through this stream's 'error' and 'close' (and one
+  // that never got to read it, a malformed Content-Type, must not leave the 'error' unhandled).
+  counter.on("error", () => undefined);
   payload.on("error", (err) => counter.destroy(err));
   payload.once("close", () => {
     if (!payload.readableEnded) counter.destroy();
