@@ -8,6 +8,7 @@ import { Readable } from "node:stream";
 import { afterEach, describe, expect, it } from "vitest";
 import { LocalObjectStore, type LocalObjectStoreOptions } from "../../src/storage/local.ts";
 import type { ObjectCreatedEvent } from "../../src/storage/object-store.ts";
+import { eventually } from "../support/harness.ts";
 import { type LocalStorageServer, startLocalStorageServer } from "../support/local-storage-server.ts";
 import { runObjectStoreContract } from "../support/object-store-contract.ts";
 import { httpUpload } from "../support/presigned-upload.ts";
@@ -147,10 +148,12 @@ describe("local driver", () => {
 
   /** Sends the start of a request announcing more bytes than it sends, then drops the connection. */
   async function abortMidBody(url: string, method: string, headers: Record<string, string>, start: Buffer) {
+    const before = local.server.started();
     const req = request(url, { method, headers });
     req.on("error", () => {});
     req.write(start);
-    await new Promise((r) => setTimeout(r, 200));
+    // Drop it once the server is handling it (mid-body), however long a loaded machine takes.
+    await eventually(async () => local.server.started() > before);
     req.destroy();
     await local.server.waitForResults(1);
   }

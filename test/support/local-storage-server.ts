@@ -19,6 +19,8 @@ export interface LocalStorageServer {
   results: ServedResult[];
   /** Resolves once at least n requests have been answered (or failed). */
   waitForResults(n: number, timeoutMs?: number): Promise<void>;
+  /** Requests whose headers reached the handler (to act mid-request on an event, not after a sleep). */
+  readonly started: () => number;
   close(): Promise<void>;
 }
 
@@ -29,6 +31,7 @@ export interface LocalStorageServer {
 export async function startLocalStorageServer(): Promise<LocalStorageServer> {
   let store: LocalObjectStore | undefined;
   const results: ServedResult[] = [];
+  let started = 0;
 
   const route = async (req: IncomingMessage): Promise<LocalUploadResponse> => {
     if (!store) throw new Error("no store attached");
@@ -49,6 +52,7 @@ export async function startLocalStorageServer(): Promise<LocalStorageServer> {
   };
 
   const server = createServer((req, res) => {
+    started++;
     route(req).then(
       (result) => {
         results.push({ method: req.method ?? "", status: result.status });
@@ -73,7 +77,9 @@ export async function startLocalStorageServer(): Promise<LocalStorageServer> {
       store = s;
     },
     results,
-    async waitForResults(n, timeoutMs = 5000) {
+    started: () => started,
+    // Generous: only a request that never finishes should fail it, however loaded the machine.
+    async waitForResults(n, timeoutMs = 60_000) {
       const deadline = Date.now() + timeoutMs;
       while (results.length < n) {
         if (Date.now() > deadline)
