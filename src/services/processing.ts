@@ -141,7 +141,9 @@ export class ProcessingService {
         placeholder = await this.derivatives.placeholder(bytes, budget);
       }
     } catch (err) {
-      const reason = signal?.aborted ? null : imageVerdict(err);
+      // A killed task of an aborted job says nothing about the image.
+      signal?.throwIfAborted();
+      const reason = imageVerdict(err);
       if (!reason) throw err;
       const detail = err instanceof Error ? err.message : String(err);
       if (isResourceVerdict(err)) this.log.warn({ imageId: image.id, reason, detail }, "image work stopped");
