@@ -71,8 +71,12 @@ export interface Imgup {
 
 export async function createImgup(
   config: Config,
-  /** kvClock: tests only, the KV's clock (buckets; the in-process KV's TTLs too). See RedisKeyValueStoreOptions.now. */
-  opts: { logger?: Logger; kvClock?: () => number; imageWork?: ImageWork } = {},
+  /**
+   * Tests only: kvClock, the KV's clock (buckets; the in-process KV's TTLs too), see
+   * RedisKeyValueStoreOptions.now; kvCommandTimeoutMs, so a loaded test machine's slow Redis
+   * replies do not turn into fail-open decisions.
+   */
+  opts: { logger?: Logger; kvClock?: () => number; kvCommandTimeoutMs?: number; imageWork?: ImageWork } = {},
 ): Promise<Imgup> {
   // A logger of the caller's (tests) lacks the request/job context on service lines; createLogger has it.
   const logger = opts.logger ?? createLogger({ level: config.logLevel, role: config.role });
@@ -97,6 +101,7 @@ export async function createImgup(
         keyPrefix: config.kv.keyPrefix,
         onError: (err) => logger.warn({ err: err.message }, "redis connection error"),
         now: opts.kvClock,
+        commandTimeoutMs: opts.kvCommandTimeoutMs,
       })
     : new MemoryKeyValueStore({ now: opts.kvClock });
 

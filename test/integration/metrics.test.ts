@@ -69,7 +69,7 @@ describe.each(targets)("/metrics after a small workload on $name", (target) => {
         IMGUP_PENDING_GRACE_MS: "0",
       },
       // The rate-limit buckets stand still (no refill) unless the test moves this clock.
-      { kvClock: new TestClock().now },
+      { kvClock: new TestClock().now, kvCommandTimeoutMs: SLOW },
     );
     // The scheduler's first reconcile comes at a random moment within a minute of start: landing
     // between the abandoned intent's expiry and the test's own run, it expired the intent first and

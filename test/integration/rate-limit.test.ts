@@ -21,7 +21,11 @@ describe.each(kvEnvTargets())("leaky-bucket rate limit on intents with the $name
     for (const k of kvs) await k.flush();
   }, SLOW);
   const start = async (kv: KvEnvTarget, clock: TestClock) => {
-    const run = await startImgup(db.make(), { ...kv.env, ...LIMITS }, { kvClock: clock.now });
+    const run = await startImgup(
+      db.make(),
+      { ...kv.env, ...LIMITS },
+      { kvClock: clock.now, kvCommandTimeoutMs: SLOW },
+    );
     runs.push(run);
     return run;
   };

@@ -74,8 +74,11 @@ export interface Running {
 export async function startImgup(
   target: DbTarget,
   env: Record<string, string> = {},
-  /** kvClock: the KV's clock (a TestClock's `now`), for tests that meter rate limits exactly. */
-  opts: { kvClock?: () => number } = {},
+  /**
+   * kvClock: the KV's clock (a TestClock's `now`), for tests that meter rate limits exactly;
+   * kvCommandTimeoutMs: a Redis command timeout a loaded machine cannot hit (else: fail open).
+   */
+  opts: { kvClock?: () => number; kvCommandTimeoutMs?: number } = {},
 ): Promise<Running> {
   const dataDir = await mkdtemp(path.join(tmpdir(), "imgup-test-"));
   const port = await freePort();
@@ -95,6 +98,7 @@ export async function startImgup(
   const imgup = await createImgup(config, {
     logger: pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" }),
     kvClock: opts.kvClock,
+    kvCommandTimeoutMs: opts.kvCommandTimeoutMs,
   });
   const alice = (await imgup.auth.createKey({ ownerId: "alice" })).key;
   const bob = (await imgup.auth.createKey({ ownerId: "bob" })).key;
