@@ -64,6 +64,8 @@ describe("POST /storage-post refusals never take imgup down", () => {
       expect(serve.exit(), serve.output().slice(-3000)).toBeNull();
       expect(res instanceof Response ? res.status : String(res)).toBe(200);
     }
+    // The crash guard is the last resort: an exception it had to catch is still a bug.
+    expect(serve.lines.filter((l) => String(l.msg).startsWith("uncaught exception"))).toEqual([]);
   }
 
   it("no policy at all (a bare file), 403", async () => {
