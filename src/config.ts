@@ -294,7 +294,7 @@ export function loadConfig(env: Env, overrides: { role?: Role } = {}): Config {
       workers: r.int("IMGUP_IMAGE_WORKERS", 0, 0, 64),
       processingTimeoutMs: r.int("IMGUP_PROCESSING_TIMEOUT_MS", 30_000, 100, 3600_000),
       transformTimeoutMs: r.int("IMGUP_TRANSFORM_TIMEOUT_MS", 20_000, 100, 600_000),
-      taskMemoryBytes: r.int("IMGUP_IMAGE_TASK_MEMORY_MB", 1024, 64, 64 * 1024) * 1024 * 1024,
+      taskMemoryBytes: r.int("IMGUP_IMAGE_TASK_MEMORY_MB", 1024, 256, 64 * 1024) * 1024 * 1024,
       maxJpegScans: r.int("IMGUP_MAX_JPEG_SCANS", 100, 1, 100_000),
     },
     maintenance: {

@@ -141,7 +141,7 @@ export class VariantsService {
       if (failed) throw failed;
       const data = await this.singleFlight(key, async () => {
         await beforeTransform();
-        return this.queue.run(() => this.transformAndStore(image, spec, format, key));
+        return this.queue.run(image.ownerId, () => this.transformAndStore(image, spec, format, key));
       });
       return { body: data, size: data.length };
     };

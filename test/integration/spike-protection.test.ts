@@ -200,9 +200,10 @@ describe("Idempotency-Key on completion", () => {
       });
       await putTo(created.body.upload, bytes);
       const path = `/v1/uploads/${created.body.image.id}/complete`;
-      const first = await api.request("POST", path, { headers: { "Idempotency-Key": "done-1" } });
+      type Completed = { image: { id: string; status: string } };
+      const first = await api.request<Completed>("POST", path, { headers: { "Idempotency-Key": "done-1" } });
       expect(first.status).toBe(202);
-      const retry = await api.request("POST", path, { headers: { "Idempotency-Key": "done-1" } });
+      const retry = await api.request<Completed>("POST", path, { headers: { "Idempotency-Key": "done-1" } });
       expect(retry.status).toBe(202);
       expect(retry.headers.get("idempotent-replayed")).toBe("true");
       // Re-rendered from the image as it is now: the same image, maybe further along.
