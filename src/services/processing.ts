@@ -84,11 +84,13 @@ export class ProcessingService {
     }
     if (current.status === "ready") return "skipped";
 
+    // The object first: an event or hint for an upload that has not landed (a forged or early
+    // completion, an event racing its own write) must leave the image pending, still abortable.
+    const head = await this.store.head(current.objectKey, signal);
+    if (!head) throw new RetryLaterError(`object ${current.objectKey} is not there (yet)`);
     const image = await this.images.transition(imageId, ["pending", "processing", "expired"], "processing");
     if (!image) return "skipped";
 
-    const head = await this.store.head(image.objectKey, signal);
-    if (!head) throw new RetryLaterError(`object ${image.objectKey} is not there (yet)`);
     if (head.size > this.policy.maxBytes) {
       return this.reject(image, "too_large", `${head.size} bytes, limit ${this.policy.maxBytes}`, signal);
     }

@@ -100,6 +100,13 @@ describe("processing: image work verdicts", () => {
     expect(placeholders).toBe(0);
   });
 
+  it("leaves an image pending (still abortable) when its object is not there yet", async () => {
+    await store.delete(row.objectKey);
+    const none: Derivatives = { eager: async () => {}, placeholder: async () => null };
+    await expect(service(inProcessImageWork, none).process(row.id)).rejects.toThrow(/not there/);
+    expect(row.status).toBe("pending");
+  });
+
   it("rejects too_complex when the validation decode passes the memory bound", async () => {
     const work: ImageWork = {
       ...inProcessImageWork,
