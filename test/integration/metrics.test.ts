@@ -75,6 +75,8 @@ describe.each(targets)("/metrics after a small workload on $name", (target) => {
     // between the abandoned intent's expiry and the test's own run, it expired the intent first and
     // the test's run found nothing (expired 0). The test runs the same reconciler itself.
     await run.imgup.maintenance.scheduler.stop();
+    // A Redis client not connected yet waits 1 s at most, then the limiter fails open: wait for it.
+    await eventually(() => run.imgup.kv.ping().then(() => true));
     alice = new Api(run.baseUrl, run.alice);
     bob = new Api(run.baseUrl, run.bob);
   }, SLOW);

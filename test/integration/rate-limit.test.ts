@@ -1,6 +1,13 @@
 import { afterAll, describe, expect, it } from "vitest";
 import { Api } from "../support/api.ts";
-import { dbTargets, type KvEnvTarget, kvEnvTargets, type Running, startImgup } from "../support/harness.ts";
+import {
+  dbTargets,
+  eventually,
+  type KvEnvTarget,
+  kvEnvTargets,
+  type Running,
+  startImgup,
+} from "../support/harness.ts";
 import { TestClock } from "../support/test-clock.ts";
 
 const db = dbTargets()[0];
@@ -27,6 +34,9 @@ describe.each(kvEnvTargets())("leaky-bucket rate limit on intents with the $name
       { kvClock: clock.now, kvCommandTimeoutMs: SLOW },
     );
     runs.push(run);
+    // Until its first connection is up, a Redis client waits at most 1 s and then the limiter fails
+    // open (one more request admitted): wait for the connection, an event, before any burst.
+    await eventually(() => run.imgup.kv.ping().then(() => true));
     return run;
   };
   const accepted = (results: { status: number }[]) => results.filter((r) => r.status === 201).length;
