@@ -21,8 +21,12 @@ export interface ImageView {
   rejectDetail: string | null;
   createdAt: string;
   readyAt: string | null;
-  /** Only for ready images; a private image's URLs carry an expiring signature. */
-  urls: { original: string; presets: Record<string, string> } | null;
+  /**
+   * Only for ready images; a private image's URLs carry an expiring signature. `original` is what
+   * anyone may fetch (for a public image: without EXIF/GPS/XMP); `source` is the untouched upload,
+   * always signed and expiring.
+   */
+  urls: { original: string; source: string; presets: Record<string, string> } | null;
 }
 
 export interface ImgupClientOptions {

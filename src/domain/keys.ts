@@ -21,6 +21,14 @@ export function variantKey(imageId: string, canonicalSpec: string, ext: string):
   return `${imagePrefix(imageId)}v/${canonicalSpec}.${ext}`;
 }
 
+/**
+ * What anyone may fetch as a public original: the upload with its EXIF/XMP/GPS removed (made at
+ * processing time when the upload carried any). Under v/ so every delete and purge takes it too.
+ */
+export function publicOriginalKey(imageId: string, format: string): string {
+  return `${imagePrefix(imageId)}v/public-original.${format}`;
+}
+
 export type ParsedKey =
   | { kind: "original"; imageId: string; prefix: string }
   | { kind: "variant"; imageId: string; prefix: string; name: string };

@@ -21,7 +21,13 @@ export const ImageViewSchema = Type.Object({
   createdAt: Type.String({ format: "date-time" }),
   readyAt: Nullable(Type.String({ format: "date-time" })),
   urls: Nullable(
-    Type.Object({ original: Type.String(), presets: Type.Record(Type.String(), Type.String()) }),
+    Type.Object({
+      original: Type.String({
+        description: "what anyone may fetch (public: without EXIF/GPS/XMP; private: signed, expiring)",
+      }),
+      source: Type.String({ description: "the untouched upload, metadata included: signed, expiring" }),
+      presets: Type.Record(Type.String(), Type.String()),
+    }),
   ),
 });
 

@@ -3,7 +3,7 @@ import type { Logger } from "pino";
 import type { ImagesRepository } from "../db/images-repository.ts";
 import { ERRORS } from "../domain/errors.ts";
 import type { ImageRecord } from "../domain/image.ts";
-import { isImageId } from "../domain/keys.ts";
+import { isImageId, publicOriginalKey } from "../domain/keys.ts";
 import { verifyPathSignature } from "../domain/url-signature.ts";
 import type { ObjectHead, ObjectStore } from "../storage/object-store.ts";
 
@@ -11,6 +11,8 @@ export interface Authorized {
   image: ImageRecord;
   /** For private images: seconds the signature is still valid (bounds Cache-Control). */
   privateTtlSeconds: number | null;
+  /** The request carried a valid signature (the owner's URL): the untouched original may be served. */
+  signed: boolean;
 }
 
 /** Serving bytes to anyone holding the URL: public images directly, private ones only when signed. */
@@ -27,10 +29,12 @@ export class DeliveryService {
   async authorize(imageId: string, path: string, query: { exp?: string; sig?: string }): Promise<Authorized> {
     const image = isImageId(imageId) ? await this.images.findById(imageId) : null;
     if (image?.status !== "ready") throw ERRORS.imageNotFound();
-    if (image.visibility === "public") return { image, privateTtlSeconds: null };
     const nowS = Math.floor(this.now() / 1000);
-    if (!verifyPathSignature(this.secret, path, query.exp, query.sig, nowS)) throw ERRORS.imageNotFound();
-    return { image, privateTtlSeconds: Number(query.exp) - nowS };
+    const signed =
+      query.sig !== undefined && verifyPathSignature(this.secret, path, query.exp, query.sig, nowS);
+    if (image.visibility === "public") return { image, privateTtlSeconds: null, signed };
+    if (!signed) throw ERRORS.imageNotFound();
+    return { image, privateTtlSeconds: Number(query.exp) - nowS, signed };
   }
 
   /** Whether the image may still be served at all (a transform checks it again before storing). */
@@ -39,13 +43,21 @@ export class DeliveryService {
     return image?.status === "ready";
   }
 
-  /** Opens the original's bytes of an authorized image. */
-  async openOriginal(image: ImageRecord): Promise<{ head: ObjectHead; body: Readable }> {
+  /**
+   * Opens the original's bytes of an authorized image: for an unsigned request the copy without
+   * location and authorship metadata when processing made one (the upload carried some).
+   */
+  async openOriginal(auth: Authorized): Promise<{ head: ObjectHead; body: Readable; stripped: boolean }> {
+    const { image } = auth;
+    if (!auth.signed && image.format) {
+      const copy = await this.store.getStream(publicOriginalKey(image.id, image.format));
+      if (copy) return { ...copy, stripped: true };
+    }
     const obj = await this.store.getStream(image.objectKey);
     if (!obj) {
       this.log.error({ imageId: image.id, key: image.objectKey }, "ready image has no original object");
       throw ERRORS.imageNotFound();
     }
-    return obj;
+    return { ...obj, stripped: false };
   }
 }

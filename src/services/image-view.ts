@@ -18,7 +18,7 @@ export interface ImageView {
   rejectDetail: string | null;
   createdAt: string;
   readyAt: string | null;
-  urls: { original: string; presets: Record<string, string> } | null;
+  urls: { original: string; source: string; presets: Record<string, string> } | null;
 }
 
 export interface UrlBuilder {
@@ -38,6 +38,11 @@ export function deliveryUrl(image: ImageRecord, path: string, urls: UrlBuilder):
   if (image.visibility === "public") return `${urls.publicUrl}${path}`;
   const exp = Math.floor(urls.now() / 1000) + urls.privateUrlTtlSeconds;
   return `${urls.publicUrl}${path}?exp=${exp}&sig=${signPath(urls.secret, path, exp)}`;
+}
+
+/** Always signed: the untouched upload, metadata included, for its owner (and whom they share it with). */
+export function sourceUrl(image: ImageRecord, urls: UrlBuilder): string {
+  return deliveryUrl({ ...image, visibility: "private" }, originalPath(image.id), urls);
 }
 
 export function toImageView(image: ImageRecord, urls: UrlBuilder): ImageView {
@@ -61,6 +66,7 @@ export function toImageView(image: ImageRecord, urls: UrlBuilder): ImageView {
       image.status === "ready"
         ? {
             original: deliveryUrl(image, originalPath(image.id), urls),
+            source: sourceUrl(image, urls),
             presets: Object.fromEntries(
               urls.presetNames.map((name) => [name, deliveryUrl(image, `/i/${image.id}/${name}`, urls)]),
             ),

@@ -2,6 +2,8 @@ import { createHash } from "node:crypto";
 import type { Logger } from "pino";
 import type { ImagesRepository } from "../db/images-repository.ts";
 import type { ImageRecord, RejectReason } from "../domain/image.ts";
+import { publicOriginalKey } from "../domain/keys.ts";
+import { stripMetadata } from "../domain/metadata-strip.ts";
 import type { Presets } from "../domain/presets.ts";
 import { SNIFF_BYTES, sniff } from "../domain/sniff.ts";
 import { type ImageWork, imageVerdict, isResourceVerdict } from "../imaging/image-work.ts";
@@ -152,6 +154,7 @@ export class ProcessingService {
       return this.reject(image, reason, detail, signal);
     }
     signal?.throwIfAborted();
+    await this.storePublicCopy(image, bytes, probe.format, sniffed.mime, signal);
     const ready = await this.images.transition(image.id, ["processing"], "ready", {
       placeholder,
       contentType: sniffed.mime,
@@ -169,6 +172,31 @@ export class ProcessingService {
       "image ready",
     );
     return "ready";
+  }
+
+  /**
+   * The public original: the same coded pixels without EXIF (GPS), XMP, IPTC or comments, so a
+   * public photo does not publish where it was taken. Only when the upload carried any; the stored
+   * original stays untouched for its owner and signed URLs.
+   */
+  private async storePublicCopy(
+    image: ImageRecord,
+    bytes: Buffer,
+    format: string,
+    contentType: string,
+    signal?: AbortSignal,
+  ): Promise<void> {
+    const stripped = stripMetadata(bytes, format);
+    if (stripped === null) {
+      if (format !== "gif") this.log.warn({ imageId: image.id, format }, "metadata could not be stripped");
+      return;
+    }
+    if (!stripped.changed) return;
+    await this.store.put(publicOriginalKey(image.id, format), stripped.bytes, {
+      contentType,
+      contentLength: stripped.bytes.length,
+      signal,
+    });
   }
 
   private async reject(

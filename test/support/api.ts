@@ -97,7 +97,7 @@ export interface ImageJson {
   sha256: string | null;
   rejectReason: string | null;
   rejectDetail: string | null;
-  urls: { original: string; presets: Record<string, string> } | null;
+  urls: { original: string; source: string; presets: Record<string, string> } | null;
   placeholder?: string | null;
   [k: string]: unknown;
 }

@@ -11,7 +11,9 @@ export function registerGetOriginal(app: App, deps: HttpDeps): void {
     "/i/:imageId/original",
     {
       schema: {
-        summary: "Download the original bytes (private images need exp and sig)",
+        summary: "Download the original (private images need exp and sig)",
+        description:
+          "Without a signature, a public image's original comes without EXIF (GPS), XMP, IPTC and comments when the upload carried any (same coded pixels, colour profile and orientation kept). A signed URL (`urls.source` of the image view) serves the untouched upload.",
         params: Type.Object({ imageId: ImageId }),
         querystring: Type.Object({
           exp: Type.Optional(Type.String({ maxLength: 20 })),
@@ -28,13 +30,14 @@ export function registerGetOriginal(app: App, deps: HttpDeps): void {
       const { imageId } = request.params;
       const auth = await deps.delivery.authorize(imageId, originalPath(imageId), request.query);
       const { image } = auth;
-      const etag = `"${image.sha256}"`;
+      // The stripped copy and the untouched original are different bytes: different validators.
+      const etag = auth.signed ? `"${image.sha256}"` : `"${image.sha256}-public"`;
       reply.header("Content-Security-Policy", SANDBOX_CSP);
       reply.header("Content-Disposition", contentDisposition(image.filename));
       if (applyCacheHeaders(request, reply, auth, etag, image.readyAt ?? image.updatedAt)) {
         return reply.code(304).send();
       }
-      const { head, body } = await deps.delivery.openOriginal(image);
+      const { head, body } = await deps.delivery.openOriginal(auth);
       reply.header("Content-Length", head.size);
       return reply.type(image.contentType ?? "application/octet-stream").send(body);
     },
