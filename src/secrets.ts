@@ -16,7 +16,7 @@ export function readEmbeddedSecret(dataDir: string): string {
 export function loadOrCreateSecret(dataDir: string, onCreate: (file: string) => void): string {
   const file = path.join(dataDir, FILE);
   if (existsSync(file)) return readFileSync(file, "utf8").trim();
-  mkdirSync(dataDir, { recursive: true });
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const secret = randomBytes(32).toString("base64url");
   writeFileSync(file, secret, { mode: 0o600 });
   onCreate(file);

@@ -7,6 +7,10 @@ import { pipeline } from "node:stream/promises";
 import { type AppError, ERRORS, isAppError } from "../domain/errors.ts";
 import type { ObjectHead } from "./object-store.ts";
 
+/** Private originals live here: only the service's own user may read them, whatever the umask. */
+export const FILE_MODE = 0o600;
+export const DIR_MODE = 0o700;
+
 /**
  * The on-disk layout and file primitives of the local driver. Everything lives under one root so
  * temp files and their final names share a filesystem, which is what makes link/rename atomic.
@@ -106,7 +110,7 @@ export async function writeTemp(
 ): Promise<TempFile> {
   const path = join(dirs.tmp, randomUUID());
   const meter = new Meter(opts.limit, opts.overLimit);
-  const out = createWriteStream(path, { flags: "wx" });
+  const out = createWriteStream(path, { flags: "wx", mode: FILE_MODE });
   const source = Buffer.isBuffer(body) ? Readable.from([body]) : body;
   // The stream that fails first is where the failure came from; the pipeline then destroys the
   // others with the same error, so it is the first 'error' that tells a disk fault from a client abort.
@@ -146,7 +150,7 @@ const keyConflict = () =>
 export async function publish(tempPath: string, finalPath: string, overwrite: boolean): Promise<void> {
   for (let attempt = 0; ; attempt++) {
     try {
-      await mkdir(dirname(finalPath), { recursive: true });
+      await mkdir(dirname(finalPath), { recursive: true, mode: DIR_MODE });
     } catch (err) {
       // Some ancestor of the final path is an object, not a directory.
       if (errnoOf(err) === "EEXIST" || errnoOf(err) === "ENOTDIR") throw keyConflict();
@@ -192,9 +196,9 @@ export async function writeSidecar(
   createDirs = true,
 ): Promise<void> {
   const temp = join(dirs.tmp, `${randomUUID()}.json`);
-  await writeFile(temp, JSON.stringify(sidecar), { flag: "wx" });
+  await writeFile(temp, JSON.stringify(sidecar), { flag: "wx", mode: FILE_MODE });
   try {
-    if (createDirs) await mkdir(dirname(path), { recursive: true });
+    if (createDirs) await mkdir(dirname(path), { recursive: true, mode: DIR_MODE });
     await rename(temp, path);
   } catch (err) {
     await rm(temp, { force: true });

@@ -6,8 +6,10 @@ import { Readable } from "node:stream";
 import { ERRORS } from "../domain/errors.ts";
 import {
   commitObject,
+  DIR_MODE,
   type Dirs,
   errnoOf,
+  FILE_MODE,
   quoteEtag,
   readSidecar,
   statFile,
@@ -56,9 +58,9 @@ export class LocalMultipart {
   async create(key: string, contentType: string): Promise<string> {
     const uploadId = randomBytes(16).toString("hex");
     const dir = join(this.dirs.multipart, uploadId);
-    await mkdir(dir, { recursive: true });
+    await mkdir(dir, { recursive: true, mode: DIR_MODE });
     const manifest: Manifest = { key, contentType, initiated: new Date().toISOString() };
-    await writeFile(join(dir, "manifest.json"), JSON.stringify(manifest));
+    await writeFile(join(dir, "manifest.json"), JSON.stringify(manifest), { mode: FILE_MODE });
     return uploadId;
   }
 

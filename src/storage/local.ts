@@ -6,9 +6,11 @@ import type { Readable } from "node:stream";
 import { ERRORS } from "../domain/errors.ts";
 import {
   commitObject,
+  DIR_MODE,
   type Dirs,
   dirsOf,
   errnoOf,
+  FILE_MODE,
   headOf,
   metaPath,
   objectPath,
@@ -260,7 +262,7 @@ export class LocalObjectStore implements ObjectStore {
   async ping(signal?: AbortSignal): Promise<void> {
     await this.ready(signal);
     const probe = join(this.dirs.tmp, `ping-${randomUUID()}`);
-    await writeFile(probe, "");
+    await writeFile(probe, "", { mode: FILE_MODE });
     await rm(probe, { force: true });
   }
 
@@ -315,7 +317,7 @@ export class LocalObjectStore implements ObjectStore {
     signal?.throwIfAborted();
     this.prepared ??= Promise.all(
       [this.dirs.objects, this.dirs.meta, this.dirs.tmp, this.dirs.multipart].map((d) =>
-        mkdir(d, { recursive: true }),
+        mkdir(d, { recursive: true, mode: DIR_MODE }),
       ),
     ).then(
       () => undefined,

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from "node:crypto";
 import { once } from "node:events";
-import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, rm, stat, writeFile } from "node:fs/promises";
 import { type IncomingMessage, request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -353,5 +353,48 @@ describe("local driver", () => {
       ).status,
     ).toBe(404);
     expect(lastCode()).toBe("no_such_upload");
+  });
+});
+
+describe("local driver file permissions", () => {
+  let local: LocalHarness;
+  afterEach(async () => local?.cleanup());
+
+  it("keeps every object, sidecar and directory to the service's own user (0600 / 0700), whatever the umask", async () => {
+    const previous = process.umask(0o022);
+    try {
+      local = await makeLocal();
+      const { store } = local;
+      const body = randomBytes(300);
+      const put = await store.presignPut({
+        key: "q/put/original",
+        contentType: "image/png",
+        contentLength: 300,
+        expiresInSeconds: 60,
+      });
+      expect((await httpUpload(put, body)).status).toBe(200);
+      await store.put("q/server/original", body, { contentType: "image/png" });
+      const { uploadId } = await store.createMultipartUpload("q/multi/original", "image/png");
+      const url = await store.presignUploadPart({
+        key: "q/multi/original",
+        uploadId,
+        partNumber: 1,
+        expiresInSeconds: 60,
+      });
+      const part = await httpUpload(
+        { method: "PUT", url, headers: {}, fields: {}, expiresAt: new Date() },
+        body,
+      );
+      expect(part.status).toBe(200);
+      const entries = await readdir(local.root, { recursive: true, withFileTypes: true });
+      expect(entries.length).toBeGreaterThan(6);
+      for (const entry of entries) {
+        const full = join(entry.parentPath, entry.name);
+        const mode = (await stat(full)).mode & 0o777;
+        expect(mode, full).toBe(entry.isDirectory() ? 0o700 : 0o600);
+      }
+    } finally {
+      process.umask(previous);
+    }
   });
 });
