@@ -154,7 +154,7 @@ describe.skipIf(!url || !kvTarget)("a database outage under load", () => {
     expect(["open", "half-open"]).toContain(breakerDuringOutage);
     // A request is buffered or refused with 503, never anything else (0: the client gave up).
     expect(failed.every((f) => f.status === 0 || f.status === 503)).toBe(true);
-  }, 900_000);
+  }, 3_600_000); // only a stall fails it (untilNoneLeft); a loaded machine may take long
 });
 
 interface Load {
