@@ -31,11 +31,54 @@ export function markContextBound(logger: object): void {
   (logger as unknown as Record<symbol, boolean>)[BINDS_CONTEXT] = true;
 }
 
+/**
+ * Query parameters whose values are credentials: the storage-event token, delivery and embedded
+ * upload signatures, S3 presigned URL signatures and session tokens, POST policies.
+ */
+const SECRET_PARAMS = /^(token|sig|signature|policy|x-amz-signature|x-amz-credential|x-amz-security-token)$/i;
+
+/** A URL with the values of credential parameters replaced, for log lines. */
+export function redactUrl(url: string): string {
+  const q = url.indexOf("?");
+  if (q < 0) return url;
+  const params = url
+    .slice(q + 1)
+    .split("&")
+    .map((pair) => {
+      const eq = pair.indexOf("=");
+      const name = eq < 0 ? pair : pair.slice(0, eq);
+      let decoded = name;
+      try {
+        decoded = decodeURIComponent(name);
+      } catch {}
+      return SECRET_PARAMS.test(decoded) ? `${name}=[redacted]` : pair;
+    });
+  return `${url.slice(0, q)}?${params.join("&")}`;
+}
+
+/** Fastify's request line without credentials (it logs method and URL of every request). */
+function requestSerializer(req: {
+  method?: string;
+  url?: string;
+  ip?: string;
+  hostname?: string;
+  socket?: { remotePort?: number };
+}) {
+  return {
+    method: req.method,
+    url: typeof req.url === "string" ? redactUrl(req.url) : req.url,
+    hostname: req.hostname,
+    remoteAddress: req.ip,
+    remotePort: req.socket?.remotePort,
+  };
+}
+
 /** The process logger: JSON lines, `role` on every line, plus the request or job context. */
 export function createLogger(opts: { level: string; role: string; destination?: DestinationStream }): Logger {
   const options: LoggerOptions = {
     level: opts.level,
     base: { role: opts.role },
+    serializers: { req: requestSerializer, err: pino.stdSerializers.err },
     // A fresh object: pino merges the line's own fields into what the mixin returns.
     mixin: (_fields, _level, logger) => {
       if ((logger as unknown as Record<symbol, boolean>)[BINDS_CONTEXT]) return {};

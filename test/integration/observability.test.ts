@@ -102,6 +102,38 @@ describe("request ids in the logs (API role: nothing runs in the background)", (
     expect(lines.every((l) => JSON.stringify(l).split('"reqId"').length === 2)).toBe(true);
   });
 
+  it("never logs a credential carried in a URL: event token, upload and delivery signatures, S3 presigned parts", async () => {
+    const bytes = await jpeg();
+    const intent = await run.api.createIntent({
+      filename: "s.jpg",
+      contentType: "image/jpeg",
+      size: bytes.length,
+    });
+    const upload = intent.body.upload;
+    const uploadSig = new URL(upload.url).searchParams.get("sig") as string;
+    expect(uploadSig.length).toBeGreaterThan(10);
+    const put = await linesOf(() =>
+      fetch(upload.url, { method: "PUT", headers: new Headers(upload.headers), body: bytes }),
+    );
+    const event = await linesOf(() =>
+      fetch(`${run.api.baseUrl}/v1/events/storage?token=${TOKEN}`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ Records: [] }),
+      }),
+    );
+    const forged = "deadbeef".repeat(8);
+    const delivery = await linesOf(() =>
+      fetch(
+        `${run.api.baseUrl}/i/${intent.body.image.id}/original?exp=99999999999&sig=${forged}&X-Amz-Signature=${forged}`,
+      ),
+    );
+    const text = JSON.stringify([...put.lines, ...event.lines, ...delivery.lines]);
+    expect(text).toContain("incoming request");
+    expect(text).toContain("[redacted]");
+    for (const secret of [uploadSig, TOKEN, forged]) expect(text).not.toContain(secret);
+  });
+
   it("carries the id of a request with a JSON body past body parsing into the services", async () => {
     const intent = await run.api.createIntent({ filename: "b.jpg", contentType: "image/jpeg", size: 100 });
     const record = {
