@@ -75,6 +75,7 @@ describe.skipIf(!url || !kvTarget)("a database outage under load", () => {
       // Events, not durations: the database answers under load before the cut...
       await eventually(async () => (load.progress?.byStatus["201"] ?? 0) >= Math.min(50, RATE), 120_000);
       load.phase("outage");
+      step("database cut off");
       await proxy.stop();
       // ...the breaker opens (reported by its gauge: 2 = open) and the buffer takes intents.
       await eventually(async () => (await gauge(run.baseUrl, "imgup_db_breaker_state")) === 2, 120_000);
@@ -84,6 +85,7 @@ describe.skipIf(!url || !kvTarget)("a database outage under load", () => {
     } finally {
       load.stop();
     }
+    step("load stopped; waiting for requests in flight");
     const outcomes = await load.outcomes;
     // Every request in flight has been answered; the database is still cut off.
     const breakerDuringOutage = run.imgup.breaker.state;
@@ -92,6 +94,7 @@ describe.skipIf(!url || !kvTarget)("a database outage under load", () => {
       (e) => (JSON.parse(e.payload) as { id: string }).id,
     );
     await proxy.start();
+    step(`database back; draining ${bufferedDuringOutage} buffered intents`);
     // No more load after recovery: the buffer must drain (and the breaker close) on its own.
     await untilNoneLeft(() => run.imgup.intentBuffer.length(), 120_000);
 
@@ -101,6 +104,7 @@ describe.skipIf(!url || !kvTarget)("a database outage under load", () => {
     const db = run.imgup.database.db;
     const inDb = await db.selectFrom("images").select("id").where("id", "in", ids).execute();
 
+    step(`uploading ${ok.length} images`);
     for (let i = 0; i < ok.length; i += 32) {
       await Promise.all(ok.slice(i, i + 32).map((o) => putTo(o.upload as Parameters<typeof putTo>[0], png)));
     }
@@ -115,6 +119,7 @@ describe.skipIf(!url || !kvTarget)("a database outage under load", () => {
             .executeTakeFirstOrThrow()
         ).n,
       );
+    step("waiting for processing");
     // Thousands of images on a loaded machine take what they take: fail only when progress stops.
     await untilNoneLeft(async () => ids.length - (await readyCount()), 120_000).catch(async (err) => {
       const byStatus = await db
@@ -210,6 +215,11 @@ async function untilNoneLeft(remaining: () => Promise<number>, stallMs: number):
     }
     await delay(250);
   }
+}
+
+/** Where a slow run spends its time, for whoever reads a CI log. */
+function step(what: string): void {
+  console.log(`db outage: ${new Date().toISOString()} ${what}`);
 }
 
 /** One unlabelled sample from /metrics. */
