@@ -55,6 +55,8 @@ export interface Config {
     jwt: JwtSettings;
     /** Create and print a development API key at start when no key exists (embedded mode). */
     devKey: boolean;
+    /** Failed authentications per client address before it gets 429: sustained rate and burst. */
+    failures: { perSecond: number; burst: number };
   };
   uploads: {
     maxBytes: number;
@@ -139,6 +141,11 @@ export interface Config {
      * /readyz shows why a dependency failed only in embedded mode (no DATABASE_URL).
      */
     opsToken: string | undefined;
+    /**
+     * Which proxies may name the client (X-Forwarded-For/-Proto/-Host), with Fastify's trustProxy
+     * meaning: false, true (any), a hop count, or addresses/CIDRs. Rate limits key on what it yields.
+     */
+    trustProxy: boolean | number | string[];
     shutdownTimeoutMs: number;
     /** Each /readyz check (database, KV, storage) fails after this. */
     readyCheckTimeoutMs: number;
@@ -263,6 +270,10 @@ export function loadConfig(env: Env, overrides: { role?: Role } = {}): Config {
         adminClaim: r.parsed("IMGUP_JWT_ADMIN_CLAIM", parseAdminClaim),
       },
       devKey: r.bool("IMGUP_DEV_KEY", env.DATABASE_URL === undefined),
+      failures: {
+        perSecond: r.int("IMGUP_AUTH_FAILURES_PER_SEC", 2, 1, 1_000_000),
+        burst: r.int("IMGUP_AUTH_FAILURES_BURST", 30, 1, 1_000_000),
+      },
     },
     uploads: {
       maxBytes: r.int("IMGUP_MAX_UPLOAD_BYTES", 20 * 1024 * 1024, 1, Number.MAX_SAFE_INTEGER),
@@ -321,6 +332,7 @@ export function loadConfig(env: Env, overrides: { role?: Role } = {}): Config {
       uploadRateGraceMs: r.int("IMGUP_UPLOAD_RATE_GRACE_MS", 10_000, 0, 600_000),
       maxConnectionsPerIp: r.int("IMGUP_MAX_CONNECTIONS_PER_IP", 256, 1, 1_000_000),
       opsToken: r.secret("IMGUP_OPS_TOKEN", 16),
+      trustProxy: r.parsed("IMGUP_TRUST_PROXY", parseTrustProxy),
       shutdownTimeoutMs: r.int("IMGUP_SHUTDOWN_TIMEOUT_MS", 10_000, 0, 600_000),
       readyCheckTimeoutMs: r.int("IMGUP_READY_TIMEOUT_MS", 2000, 50, 60_000),
     },
@@ -518,4 +530,23 @@ export function parseAdminClaim(raw: string | undefined): JwtSettings["adminClai
   const at = raw.indexOf("=");
   if (at <= 0 || at === raw.length - 1) throw new Error(`expected name=value, got "${raw}"`);
   return { name: raw.slice(0, at), value: raw.slice(at + 1) };
+}
+
+/** IMGUP_TRUST_PROXY: unset/false, true, a hop count, or a comma-separated list of addresses/CIDRs. */
+export function parseTrustProxy(raw: string | undefined): boolean | number | string[] {
+  if (raw === undefined || /^(false|no|off|0)$/i.test(raw)) return false;
+  if (/^(true|yes|on)$/i.test(raw)) return true;
+  if (/^\d+$/.test(raw)) return Number(raw);
+  const items = raw
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
+  const address = /^(?:[0-9.]+|[0-9a-f:]+)(?:\/\d{1,3})?$/i;
+  const bad = items.find(
+    (item) => !address.test(item) && !["loopback", "linklocal", "uniquelocal"].includes(item),
+  );
+  if (items.length === 0 || bad !== undefined) {
+    throw new Error(`expected true, false, a hop count or addresses/CIDRs, got "${bad ?? raw}"`);
+  }
+  return items;
 }

@@ -1,6 +1,7 @@
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import Fastify from "fastify";
 import type { Logger } from "pino";
+import { registerApiAuthentication } from "./plugins/api-auth.ts";
 import { frameworkErrors, registerErrorHandling } from "./plugins/errors.ts";
 import { registerObservability } from "./plugins/observability.ts";
 import { registerWireLimits, serverTimeouts } from "./plugins/wire-limits.ts";
@@ -45,6 +46,9 @@ export async function buildHttpServer(deps: HttpDeps, logger: Logger): Promise<A
       customOptions: { removeAdditional: false, coerceTypes: "array", useDefaults: true, allErrors: false },
     },
     ...serverTimeouts(deps.config.http),
+    // request.ip (rate limits, logs) is the client's, not the proxy's, only behind proxies named here.
+    // Fastify takes any of these; the union itself trips its overloads (http vs http2), hence the cast.
+    trustProxy: deps.config.http.trustProxy as boolean,
     frameworkErrors,
     return503OnClosing: true,
     forceCloseConnections: "idle",
@@ -58,6 +62,8 @@ export async function buildHttpServer(deps: HttpDeps, logger: Logger): Promise<A
   registerErrorHandling(app);
   registerObservability(app, deps.metrics);
   registerWireLimits(app, deps.config.http);
+  // Before any route: /v1 is authenticated unless a route opts out.
+  registerApiAuthentication(app, deps);
 
   // First, and loaded at once: it collects the routes added after it.
   await registerOpenApi(app);

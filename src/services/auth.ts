@@ -41,7 +41,14 @@ export class AuthService {
     this.localAdminHash = createHash("sha256").update(token).digest();
   }
 
-  async authenticate(authorization: string | undefined): Promise<Principal> {
+  /**
+   * `beforeLookup` runs before anything that costs more than a cache hit (a key lookup, a JWT
+   * verification): the HTTP layer refuses an address that keeps failing there.
+   */
+  async authenticate(
+    authorization: string | undefined,
+    hooks: { beforeLookup?: () => Promise<void> } = {},
+  ): Promise<Principal> {
     if (!authorization) throw ERRORS.unauthenticated("send Authorization: Bearer <token>", CHALLENGE);
     const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
     if (!match?.[1]) throw ERRORS.invalidToken("expected Authorization: Bearer <token>", CHALLENGE);
@@ -52,8 +59,9 @@ export class AuthService {
     ) {
       return { ownerId: "local-admin", scopes: new Set(["admin"]), via: "api_key" };
     }
-    if (token.startsWith(API_KEY_PREFIX)) return this.apiKey(hashApiKey(token));
+    if (token.startsWith(API_KEY_PREFIX)) return this.apiKey(hashApiKey(token), hooks.beforeLookup);
     if (!this.jwt) throw ERRORS.invalidToken("not an imgup API key (JWTs are not enabled)", CHALLENGE);
+    await hooks.beforeLookup?.();
     const identity = await this.jwt.verify(token);
     return { ownerId: identity.ownerId, scopes: new Set(identity.admin ? ["admin"] : []), via: "jwt" };
   }
@@ -63,10 +71,11 @@ export class AuthService {
    * outage does not lock every client out while the intent buffer keeps uploads going. A revoked
    * key therefore works for up to KEY_CACHE_MS more.
    */
-  private async apiKey(keyHash: string): Promise<Principal> {
+  private async apiKey(keyHash: string, beforeLookup?: () => Promise<void>): Promise<Principal> {
     const cached = this.cache.get(keyHash);
     const now = Date.now();
     if (cached && now - cached.at < KEY_CACHE_MS) return cached.principal;
+    await beforeLookup?.();
     let key: Awaited<ReturnType<ApiKeysRepository["findByHash"]>>;
     try {
       key = await this.keys.findByHash(keyHash);

@@ -1,5 +1,5 @@
 import { Type } from "typebox";
-import { authenticate, requireAdmin } from "../plugins/auth.ts";
+import { requireAdmin } from "../plugins/auth.ts";
 import { BearerSecurity, ProblemSchema } from "../schemas.ts";
 import type { App, HttpDeps } from "../types.ts";
 import { OwnerIdSchema } from "./admin-keys-schemas.ts";
@@ -9,7 +9,7 @@ export function registerCreateApiKey(app: App, deps: Pick<HttpDeps, "auth">): vo
   app.post(
     "/v1/admin/keys",
     {
-      preHandler: [authenticate(deps.auth), requireAdmin],
+      preHandler: requireAdmin,
       schema: {
         summary: "Create an API key (admin scope)",
         security: BearerSecurity,

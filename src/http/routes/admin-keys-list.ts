@@ -1,5 +1,5 @@
 import { Type } from "typebox";
-import { authenticate, requireAdmin } from "../plugins/auth.ts";
+import { requireAdmin } from "../plugins/auth.ts";
 import { BearerSecurity, ProblemSchema } from "../schemas.ts";
 import type { App, HttpDeps } from "../types.ts";
 import { ApiKeySchema, OwnerIdSchema, toApiKeyView } from "./admin-keys-schemas.ts";
@@ -9,7 +9,7 @@ export function registerListApiKeys(app: App, deps: Pick<HttpDeps, "auth">): voi
   app.get(
     "/v1/admin/keys",
     {
-      preHandler: [authenticate(deps.auth), requireAdmin],
+      preHandler: requireAdmin,
       schema: {
         summary: "List active API keys (admin scope)",
         security: BearerSecurity,

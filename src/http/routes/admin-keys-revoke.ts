@@ -1,5 +1,5 @@
 import { Type } from "typebox";
-import { authenticate, requireAdmin } from "../plugins/auth.ts";
+import { requireAdmin } from "../plugins/auth.ts";
 import { BearerSecurity, ProblemSchema } from "../schemas.ts";
 import type { App, HttpDeps } from "../types.ts";
 
@@ -8,7 +8,7 @@ export function registerRevokeApiKey(app: App, deps: Pick<HttpDeps, "auth">): vo
   app.delete(
     "/v1/admin/keys/:id",
     {
-      preHandler: [authenticate(deps.auth), requireAdmin],
+      preHandler: requireAdmin,
       schema: {
         summary: "Revoke an API key (admin scope)",
         description: "Refused at once by this instance; other instances stop accepting it within 30 s.",

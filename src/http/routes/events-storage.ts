@@ -37,6 +37,16 @@ export function registerStorageEventsWebhook(app: App, deps: HttpDeps): void {
       "/v1/events/storage",
       {
         bodyLimit: 4 * 1024 * 1024,
+        // Its own credential, checked before the body is read (Ceph RGW's push endpoint cannot send
+        // headers, so the token may come in the query).
+        config: { public: true },
+        onRequest: async (request) => {
+          const header = request.headers.authorization?.replace(/^Bearer\s+/i, "");
+          const query = new URL(request.url, "http://x").searchParams.get("token") ?? undefined;
+          if (!authorized(header) && !authorized(query)) {
+            throw ERRORS.invalidToken("the storage event token does not match");
+          }
+        },
         schema: {
           summary: "Storage event webhook (S3 notification format); bearer token or ?token=",
           security: [...BearerSecurity, {}],
@@ -61,11 +71,6 @@ export function registerStorageEventsWebhook(app: App, deps: HttpDeps): void {
         },
       },
       async (request) => {
-        // Ceph RGW's push endpoint cannot send headers, so the token may come in the query.
-        const header = request.headers.authorization?.replace(/^Bearer\s+/i, "");
-        if (!authorized(header) && !authorized(request.query.token)) {
-          throw ERRORS.invalidToken("the storage event token does not match");
-        }
         const { events, skipped } = parseStorageEvents(request.body);
         const counts = { received: events.length, enqueued: 0, duplicates: 0, ignored: 0, skipped };
         const bucket = deps.config.storage.driver === "s3" ? deps.config.storage.s3.bucket : undefined;

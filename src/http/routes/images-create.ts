@@ -5,7 +5,7 @@ import { ERRORS } from "../../domain/errors.ts";
 import { toImageView } from "../../services/image-view.ts";
 import { type ProxyUploadInput, UNTYPED } from "../../services/proxy-upload.ts";
 import { FORM_OVERHEAD_BYTES, receiveMultipartFile } from "../multipart-file.ts";
-import { authenticate, principalOf } from "../plugins/auth.ts";
+import { principalOf } from "../plugins/auth.ts";
 import { idempotency } from "../plugins/idempotency.ts";
 import { intentRateLimit } from "../plugins/rate-limit.ts";
 import { type BodyDescriptor, describeBody, lingerOnClose, requestBody } from "../proxy-body.ts";
@@ -82,7 +82,7 @@ export function registerCreateImage(app: App, deps: HttpDeps): void {
       "/v1/images",
       {
         // As for intents: replays and in-flight duplicates are answered before they cost a token.
-        preHandler: [authenticate(deps.auth), idem.preHandler, intentRateLimit(deps)],
+        preHandler: [idem.preHandler, intentRateLimit(deps)],
         onSend: idem.onSend,
         schema: {
           summary: "Proxy upload: the body is the image (raw, or multipart/form-data with a file part)",

