@@ -124,12 +124,13 @@ function trickledPut(upload: IntentResponse["upload"], bytes: Buffer) {
   return { response, finish: () => req.end(bytes.subarray(half)) };
 }
 
-const SHUTDOWN_MS = 1000;
+/** Long enough that the request in flight can finish on a loaded machine; the bound is what is tested. */
+const SHUTDOWN_MS = 4000;
 /**
- * An image operation running in libvips cannot be interrupted, and the process exit waits for it
- * (libuv joins its thread pool): at most one operation per worker slot past the bound.
+ * Signal delivery, the exit itself and the test's own timers on a loaded machine: slack, not the
+ * bound. The process measures its own stop (stopMs) and exits 1 past the bound.
  */
-const NATIVE_TAIL_MS = 1500;
+const EXIT_SLACK_MS = 10_000;
 
 describe.each(dbTargets())("imgup serve on SIGTERM ($name)", (target) => {
   const db = target.make();
@@ -199,7 +200,14 @@ describe.each(dbTargets())("imgup serve on SIGTERM ($name)", (target) => {
     });
     expect(intent.status).toBe(201);
     const put = trickledPut(intent.body.upload, small);
-    await delay(200);
+    // The server has the request (its first half is on the wire) before the signal.
+    const uploadPath = new URL(intent.body.upload.url).pathname;
+    await eventually(async () =>
+      running.lines.some(
+        (l) =>
+          l.msg === "incoming request" && String((l.req as { url?: string })?.url).startsWith(uploadPath),
+      ),
+    );
 
     const signalled = performance.now();
     running.child.kill("SIGTERM");
@@ -217,7 +225,7 @@ describe.each(dbTargets())("imgup serve on SIGTERM ($name)", (target) => {
     expect(code, running.output()).toBe(0);
     const stopMs = Number(running.lines.find((l) => l.msg === "shut down")?.ms);
     expect(stopMs).toBeLessThanOrEqual(SHUTDOWN_MS);
-    expect(tookMs).toBeLessThan(SHUTDOWN_MS + NATIVE_TAIL_MS);
+    expect(tookMs).toBeLessThan(SHUTDOWN_MS + EXIT_SLACK_MS);
 
     // Whatever was not finished is claimable by another worker right now, not after a lease.
     const config = loadConfig(env);
