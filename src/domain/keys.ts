@@ -22,11 +22,12 @@ export function variantKey(imageId: string, canonicalSpec: string, ext: string):
 }
 
 /**
- * What anyone may fetch as a public original: the upload with its EXIF/XMP/GPS removed (made at
- * processing time when the upload carried any). Under v/ so every delete and purge takes it too.
+ * What anyone may fetch as a public original (DESIGN.md key layout): the upload with its EXIF/XMP/GPS
+ * removed, made at processing time when the upload carried any. Under the image's prefix, so every
+ * delete and purge takes it too.
  */
-export function publicOriginalKey(imageId: string, format: string): string {
-  return `${imagePrefix(imageId)}v/public-original.${format}`;
+export function publicOriginalKey(imageId: string): string {
+  return `${imagePrefix(imageId)}public`;
 }
 
 export type ParsedKey =

@@ -49,8 +49,8 @@ export class DeliveryService {
    */
   async openOriginal(auth: Authorized): Promise<{ head: ObjectHead; body: Readable; stripped: boolean }> {
     const { image } = auth;
-    if (!auth.signed && image.format) {
-      const copy = await this.store.getStream(publicOriginalKey(image.id, image.format));
+    if (!auth.signed) {
+      const copy = await this.store.getStream(publicOriginalKey(image.id));
       if (copy) return { ...copy, stripped: true };
     }
     const obj = await this.store.getStream(image.objectKey);

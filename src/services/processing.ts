@@ -192,7 +192,7 @@ export class ProcessingService {
       return;
     }
     if (!stripped.changed) return;
-    await this.store.put(publicOriginalKey(image.id, format), stripped.bytes, {
+    await this.store.put(publicOriginalKey(image.id), stripped.bytes, {
       contentType,
       contentLength: stripped.bytes.length,
       signal,
