@@ -120,16 +120,20 @@ class BodyClock extends Transform {
 
 const cutRequests = new WeakSet<FastifyRequest>();
 
+function announcesBody(request: FastifyRequest): boolean {
+  const headers = request.headers;
+  return (
+    headers["transfer-encoding"] !== undefined ||
+    (headers["content-length"] !== undefined && headers["content-length"] !== "0")
+  );
+}
+
 /** Starts every request body's clock, and closes the connection of a body it cut. */
 export function registerWireLimits(app: App, limits: HttpLimits): void {
   capConnectionsPerAddress(app.server, limits.maxConnectionsPerIp);
 
   app.addHook("preParsing", (request, reply, payload, done) => {
-    const headers = request.headers;
-    const hasBody =
-      headers["transfer-encoding"] !== undefined ||
-      (headers["content-length"] !== undefined && headers["content-length"] !== "0");
-    if (!hasBody) return done(null, payload);
+    if (!announcesBody(request)) return done(null, payload);
     const isUpload = UPLOAD_ROUTES.has(`${request.method} ${request.routeOptions.url}`);
     const clock = new BodyClock(
       isUpload
@@ -158,9 +162,14 @@ export function registerWireLimits(app: App, limits: HttpLimits): void {
   });
 
   app.addHook("onSend", async (request, reply) => {
-    if (!cutRequests.has(request)) return;
-    reply.header("Connection", "close");
-    // No lingering for a client this slow: the socket goes once the answer is written.
-    reply.raw.once("finish", () => request.raw.socket.destroy());
+    if (cutRequests.has(request)) {
+      reply.header("Connection", "close");
+      // No lingering for a client this slow: the socket goes once the answer is written.
+      reply.raw.once("finish", () => request.raw.socket.destroy());
+      return;
+    }
+    // Answered before its body arrived (refused at authentication, say): the connection is not
+    // kept for a body nobody will read, so a client cannot hold it open by trickling one.
+    if (announcesBody(request) && !request.raw.complete) reply.header("Connection", "close");
   });
 }
