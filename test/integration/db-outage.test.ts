@@ -46,6 +46,8 @@ describe.skipIf(!url || !kvTarget)("a database outage under load", () => {
         IMGUP_DB_QUERY_TIMEOUT_MS: "2000",
         DATABASE_CONNECT_TIMEOUT_MS: "1000",
         IMGUP_WORKER_CONCURRENCY: "8",
+        // One owner made every intent: fairness between owners is not under test, throughput is.
+        IMGUP_WORKER_OWNER_CONCURRENCY: "8",
         DATABASE_POOL_SIZE: "20",
         // The generator's connections all come from 127.0.0.1; the per-address cap is not under test.
         IMGUP_MAX_CONNECTIONS_PER_IP: "1000000",
