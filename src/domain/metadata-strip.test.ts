@@ -1,15 +1,8 @@
 import sharp from "sharp";
 import { describe, expect, it } from "vitest";
+import { GPS_EXIF, hasGpsIfd } from "../../test/support/image-builders.ts";
 import { stripMetadata } from "./metadata-strip.ts";
 
-const GPS = {
-  IFD3: {
-    GPSLatitudeRef: "N",
-    GPSLatitude: "48/1 51/1 24/1",
-    GPSLongitudeRef: "E",
-    GPSLongitude: "2/1 21/1 8/1",
-  },
-};
 const XMP = `<?xpacket begin="" id="W5M0MpCehiHzreSzNTczkc9d"?><x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:creator>Jane Secret</dc:creator></rdf:Description></rdf:RDF></x:xmpmeta><?xpacket end="w"?>`;
 
 const picture = () =>
@@ -29,20 +22,12 @@ async function metadataOf(bytes: Buffer) {
   return { exif: m.exif, xmp: m.xmp, orientation: m.orientation, icc: m.icc };
 }
 
-function hasGpsIfd(bytes: Buffer): boolean {
-  // The GPSInfo IFD pointer: tag 0x8825, type LONG (4), count 1, in either byte order.
-  return (
-    bytes.includes(Buffer.from([0x88, 0x25, 0x00, 0x04, 0x00, 0x00, 0x00, 0x01])) ||
-    bytes.includes(Buffer.from([0x25, 0x88, 0x04, 0x00, 0x01, 0x00, 0x00, 0x00]))
-  );
-}
-
 describe("stripping location and authorship from what the public fetches", () => {
-  it("JPEG: drops EXIF (GPS), XMP and comments, keeps the orientation, the ICC profile and every coded byte of the image", async () => {
+  it("JPEG: drops EXIF (GPS_EXIF), XMP and comments, keeps the orientation, the ICC profile and every coded byte of the image", async () => {
     const input = await picture()
       .jpeg()
       .withMetadata({ orientation: 6, icc: "p3" })
-      .withExifMerge(GPS)
+      .withExifMerge(GPS_EXIF)
       .withXmp(XMP)
       .toBuffer();
     expect(hasGpsIfd(input)).toBe(true);
@@ -70,7 +55,7 @@ describe("stripping location and authorship from what the public fetches", () =>
     const input = await picture()
       .png()
       .withMetadata({ icc: "p3" })
-      .withExifMerge(GPS)
+      .withExifMerge(GPS_EXIF)
       .withXmp(XMP)
       .toBuffer();
     expect(input.toString("latin1")).toContain("XML:com.adobe.xmp");
@@ -88,7 +73,7 @@ describe("stripping location and authorship from what the public fetches", () =>
     const input = await picture()
       .webp({ lossless: true })
       .withMetadata({ icc: "p3" })
-      .withExifMerge(GPS)
+      .withExifMerge(GPS_EXIF)
       .withXmp(XMP)
       .toBuffer();
     const out = stripMetadata(input, "webp");
@@ -103,7 +88,7 @@ describe("stripping location and authorship from what the public fetches", () =>
   });
 
   it("AVIF: zeroes the Exif and XMP items in place; the file still decodes to the same pixels", async () => {
-    const input = await picture().avif({ lossless: true }).withExifMerge(GPS).withXmp(XMP).toBuffer();
+    const input = await picture().avif({ lossless: true }).withExifMerge(GPS_EXIF).withXmp(XMP).toBuffer();
     const out = stripMetadata(input, "avif");
     expect(out?.changed).toBe(true);
     const bytes = out?.bytes as Buffer;

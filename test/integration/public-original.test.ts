@@ -4,21 +4,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { publicOriginalKey } from "../../src/domain/keys.ts";
 import { Api } from "../support/api.ts";
 import { dbTargets, eventually, type Running, startImgup } from "../support/harness.ts";
-import { photo } from "../support/image-builders.ts";
+import { GPS_EXIF, hasGpsIfd, photo } from "../support/image-builders.ts";
 
-const GPS = {
-  IFD3: {
-    GPSLatitudeRef: "N",
-    GPSLatitude: "48/1 51/1 24/1",
-    GPSLongitudeRef: "E",
-    GPSLongitude: "2/1 21/1 8/1",
-  },
-};
 const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
-/** The GPSInfo IFD pointer (tag 0x8825, LONG, count 1) in either byte order. */
-const hasGps = (b: Buffer) =>
-  b.includes(Buffer.from([0x88, 0x25, 0x00, 0x04, 0x00, 0x00, 0x00, 0x01])) ||
-  b.includes(Buffer.from([0x25, 0x88, 0x04, 0x00, 0x01, 0x00, 0x00, 0x00]));
 const fetchBytes = async (url: string) => {
   const res = await fetch(url);
   return { status: res.status, bytes: Buffer.from(await res.arrayBuffer()), etag: res.headers.get("etag") };
@@ -46,14 +34,18 @@ describe.each(dbTargets())("public originals carry no location ($name)", (target
   };
 
   it("serves anyone the same pixels without EXIF/GPS, upright; the owner's signed source URL the untouched upload", async () => {
-    const taken = await photo(96, 64).jpeg().withMetadata({ orientation: 6 }).withExifMerge(GPS).toBuffer();
-    expect(hasGps(taken)).toBe(true);
+    const taken = await photo(96, 64)
+      .jpeg()
+      .withMetadata({ orientation: 6 })
+      .withExifMerge(GPS_EXIF)
+      .toBuffer();
+    expect(hasGpsIfd(taken)).toBe(true);
     const image = await upload(taken);
     const urls = image.urls as NonNullable<typeof image.urls>;
 
     const anyone = await fetchBytes(urls.original);
     expect(anyone.status).toBe(200);
-    expect(hasGps(anyone.bytes)).toBe(false);
+    expect(hasGpsIfd(anyone.bytes)).toBe(false);
     expect((await sharp(anyone.bytes).metadata()).orientation).toBe(6);
     expect(await sharp(anyone.bytes).raw().toBuffer()).toEqual(await sharp(taken).raw().toBuffer());
 
@@ -78,7 +70,7 @@ describe.each(dbTargets())("public originals carry no location ($name)", (target
   });
 
   it("a private image's signed original is the untouched upload", async () => {
-    const taken = await photo(96, 64).jpeg().withExifMerge(GPS).toBuffer();
+    const taken = await photo(96, 64).jpeg().withExifMerge(GPS_EXIF).toBuffer();
     const image = await upload(taken, "private");
     const original = image.urls?.original as string;
     expect((await fetch(original.split("?")[0] as string)).status).toBe(404);

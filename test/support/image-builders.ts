@@ -341,3 +341,21 @@ export function heicGridBomb(heic: Buffer, width: number, height: number): Buffe
   const tileAt = mdatAt + 8;
   return Buffer.concat([ftyp, meta(tileAt, tileAt + tile.length), box("mdat", tile, grid)]);
 }
+
+/** EXIF GPS tags (a spot in Paris) for sharp's withExifMerge: what a phone photo carries. */
+export const GPS_EXIF = {
+  IFD3: {
+    GPSLatitudeRef: "N",
+    GPSLatitude: "48/1 51/1 24/1",
+    GPSLongitudeRef: "E",
+    GPSLongitude: "2/1 21/1 8/1",
+  },
+};
+
+/** Whether the bytes hold an EXIF GPSInfo pointer (tag 0x8825, LONG, count 1) in either byte order. */
+export function hasGpsIfd(bytes: Buffer): boolean {
+  return (
+    bytes.includes(Buffer.from([0x88, 0x25, 0x00, 0x04, 0x00, 0x00, 0x00, 0x01])) ||
+    bytes.includes(Buffer.from([0x25, 0x88, 0x04, 0x00, 0x01, 0x00, 0x00, 0x00]))
+  );
+}
