@@ -97,7 +97,7 @@ describe.skipIf(!connection || !db)("owner purge (PostgreSQL + Ceph RGW)", () =>
       method: "multipart",
     });
     const mpUpload = mp.body.upload as unknown as MultipartUpload;
-    await putPart(mpUpload.parts[0]?.url ?? "", Buffer.alloc(600, 7));
+    await putPart(mpUpload.parts[0]?.url ?? "", Buffer.alloc(1000, 7));
     carolIds.push(mp.body.image.id);
     const daveKeys = (await listAll(run)).filter((k) => daveIds.some((id) => k.startsWith(imagePrefix(id))));
     expect(daveKeys).toHaveLength(2 * KEPT);

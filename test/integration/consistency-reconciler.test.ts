@@ -68,7 +68,7 @@ describe.skipIf(!connection || !db)("reconciler with storage events off (Postgre
       method: "multipart",
     });
     const mpUpload = mp.body.upload as unknown as MultipartUpload;
-    await putPart(mpUpload.parts[0]?.url ?? "", Buffer.alloc(500, 1));
+    await putPart(mpUpload.parts[0]?.url ?? "", Buffer.alloc(1000, 1));
     abandoned.push(mp.body.image.id);
 
     // Nothing tells imgup about any of this.
