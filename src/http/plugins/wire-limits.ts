@@ -168,8 +168,11 @@ export function registerWireLimits(app: App, limits: HttpLimits): void {
       reply.raw.once("finish", () => request.raw.socket.destroy());
       return;
     }
-    // Answered before its body arrived (refused at authentication, say): the connection is not
-    // kept for a body nobody will read, so a client cannot hold it open by trickling one.
-    if (announcesBody(request) && !request.raw.complete) reply.header("Connection", "close");
+    // Refused before its body arrived (at authentication, say): the connection is not kept for a
+    // body nobody will read, so a client cannot hold it open by trickling one. A success answered
+    // early (an idempotent replay) keeps it: Node drains a body of declared length.
+    if (reply.statusCode >= 400 && announcesBody(request) && !request.raw.complete) {
+      reply.header("Connection", "close");
+    }
   });
 }
