@@ -159,12 +159,8 @@ export class UploadsService {
         partCount,
         parts: await signParts(
           this.store,
-          {
-            key: image.objectKey,
-            uploadId: image.multipartUploadId,
-            size: image.declaredSize,
-            partSize: image.multipartPartSize,
-          },
+          image.objectKey,
+          image.multipartUploadId,
           numbers,
           this.policy.urlTtlSeconds,
         ),
@@ -197,8 +193,7 @@ export class UploadsService {
       const plan = planParts(intent.size, this.policy.multipartPartSize);
       const { uploadId } = await this.store.createMultipartUpload(key, intent.contentType);
       const numbers = missingParts(plan.partCount, [], PART_URLS_PER_RESPONSE);
-      const upload = { key, uploadId, size: intent.size, partSize: plan.partSize };
-      const parts = await signParts(this.store, upload, numbers, ttl);
+      const parts = await signParts(this.store, key, uploadId, numbers, ttl);
       const expiresAt = new Date(this.now() + ttl * 1000).toISOString();
       return {
         upload: { method: "multipart", uploadId, ...plan, parts, expiresAt },
