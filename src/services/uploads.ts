@@ -231,8 +231,8 @@ function toInstructions(method: "put" | "post", p: PresignedRequest): UploadInst
     : { method, url: p.url, headers: p.headers, expiresAt: p.expiresAt.toISOString() };
 }
 
-/** What the row will look like once the buffer is replayed. */
-function pendingRecord(image: NewImage, now: number): ImageRecord {
+/** What the row of a new intent looks like (also what a buffered intent's row will be once replayed). */
+export function pendingRecord(image: NewImage, now: number): ImageRecord {
   const at = new Date(now);
   return {
     ...image,

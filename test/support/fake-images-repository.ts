@@ -1,5 +1,6 @@
 import type { ImagePatch, ImagesRepository, NewImage } from "../../src/db/images-repository.ts";
 import type { ImageRecord, ImageStatus, Visibility } from "../../src/domain/image.ts";
+import { pendingRecord } from "../../src/services/uploads.ts";
 
 /** What a dead database connection throws (an errno isDatabaseUnavailable recognises). */
 export function connectionRefused(): Error {
@@ -91,22 +92,5 @@ export class FakeImagesRepository implements ImagesRepository {
 }
 
 function recordOf(image: NewImage): ImageRecord {
-  const at = new Date();
-  return {
-    status: "pending",
-    contentType: null,
-    size: null,
-    width: null,
-    height: null,
-    format: null,
-    sha256: null,
-    placeholder: null,
-    rejectReason: null,
-    rejectDetail: null,
-    readyAt: null,
-    deletedAt: null,
-    createdAt: at,
-    updatedAt: at,
-    ...image,
-  } as ImageRecord;
+  return pendingRecord(image, Date.now());
 }
