@@ -187,3 +187,38 @@ describe("connections per client address", () => {
     );
   });
 });
+
+describe("a refusal answered while the client is still sending its body", () => {
+  let run: Running;
+  let ex: RawExchange | undefined;
+  beforeAll(async () => {
+    // A body timeout no loaded machine reaches: what is tested is the drain, not its bound.
+    run = await startImgup(pglite, { IMGUP_BODY_TIMEOUT_MS: "600000" });
+  }, 60_000);
+  afterAll(async () => {
+    ex?.socket.destroy();
+    await run?.stop();
+  });
+
+  it("reads the rest of the body, so the client gets the answer, not a reset", async () => {
+    ex = await rawConnect(run.baseUrl);
+    const body = JSON.stringify({
+      filename: "a.png",
+      contentType: "image/png",
+      size: 10,
+      pad: "x".repeat(50_000),
+    });
+    ex.socket.write(
+      head("POST", "/v1/uploads", { "content-type": "application/json", "content-length": body.length }),
+    );
+    ex.socket.write(body.slice(0, 100));
+    // Unauthenticated: refused before the body is read.
+    await eventually(async () => ex?.status() === 401, BOUND_MS);
+    expect(ex.received().toLowerCase()).not.toContain("connection: close");
+    // The rest still goes in (a closed socket would reset these writes), and the same connection
+    // then serves the next request.
+    ex.socket.write(body.slice(100));
+    ex.socket.write(head("GET", "/healthz", {}));
+    await eventually(async () => /HTTP\/1\.1 200/.test(ex?.received() ?? ""), BOUND_MS);
+  });
+});

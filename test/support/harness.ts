@@ -46,15 +46,36 @@ export function dbTargets(): Array<{ name: "pglite" | "postgres"; make: () => Db
   return targets;
 }
 
+/**
+ * A port free right now. Drawn at random below Linux's ephemeral range (32768+), where the kernel
+ * hands out the outgoing ports every test's Redis, PostgreSQL and fetch connections take, so the
+ * gap between this check and the caller's listen is rarely lost; callers still retry on
+ * EADDRINUSE (`withPortRetry`), since parallel test files draw from the same range.
+ */
 export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+  for (;;) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    if (await canListen(port)) return port;
+  }
+}
+
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const srv = createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const addr = srv.address();
-      srv.close(() => resolve(typeof addr === "object" && addr ? addr.port : 0));
-    });
+    srv.once("error", () => resolve(false));
+    srv.listen(port, "127.0.0.1", () => srv.close(() => resolve(true)));
   });
+}
+
+/** Runs `start` on a free port, again on another if that one was taken before it listened. */
+export async function withPortRetry<T>(start: (port: number) => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await start(await freePort());
+    } catch (err) {
+      if (attempt >= 5 || !String((err as Error)?.message ?? err).includes("EADDRINUSE")) throw err;
+    }
+  }
 }
 
 export interface Running {
@@ -81,40 +102,46 @@ export async function startImgup(
   opts: { kvClock?: () => number; kvCommandTimeoutMs?: number } = {},
 ): Promise<Running> {
   const dataDir = await mkdtemp(path.join(tmpdir(), "imgup-test-"));
-  const port = await freePort();
-  const config = loadConfig({
-    IMGUP_DATA_DIR: dataDir,
-    PORT: String(port),
-    HOST: "127.0.0.1",
-    IMGUP_PUBLIC_URL: `http://127.0.0.1:${port}`,
-    IMGUP_DEV_KEY: "false",
-    IMGUP_JOB_POLL_MS: "50",
-    IMGUP_SIGNING_SECRET: randomBytes(32).toString("hex"),
-    LOG_LEVEL: "silent",
-    ...target.env,
-    ...env,
+  return withPortRetry(async (port) => {
+    const config = loadConfig({
+      IMGUP_DATA_DIR: dataDir,
+      PORT: String(port),
+      HOST: "127.0.0.1",
+      IMGUP_PUBLIC_URL: `http://127.0.0.1:${port}`,
+      IMGUP_DEV_KEY: "false",
+      IMGUP_JOB_POLL_MS: "50",
+      IMGUP_SIGNING_SECRET: randomBytes(32).toString("hex"),
+      LOG_LEVEL: "silent",
+      ...target.env,
+      ...env,
+    });
+    if (!target.env.DATABASE_URL) config.database.pgliteDir = "memory://";
+    const imgup = await createImgup(config, {
+      logger: pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" }),
+      kvClock: opts.kvClock,
+      kvCommandTimeoutMs: opts.kvCommandTimeoutMs,
+    });
+    const alice = (await imgup.auth.createKey({ ownerId: "alice" })).key;
+    const bob = (await imgup.auth.createKey({ ownerId: "bob" })).key;
+    try {
+      await imgup.start();
+    } catch (err) {
+      await imgup.stop().catch(() => undefined);
+      throw err;
+    }
+    return {
+      imgup,
+      config,
+      baseUrl: `http://127.0.0.1:${port}`,
+      alice,
+      bob,
+      stop: async () => {
+        await imgup.stop();
+        await target.cleanup();
+        await rm(dataDir, { recursive: true, force: true });
+      },
+    };
   });
-  if (!target.env.DATABASE_URL) config.database.pgliteDir = "memory://";
-  const imgup = await createImgup(config, {
-    logger: pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" }),
-    kvClock: opts.kvClock,
-    kvCommandTimeoutMs: opts.kvCommandTimeoutMs,
-  });
-  const alice = (await imgup.auth.createKey({ ownerId: "alice" })).key;
-  const bob = (await imgup.auth.createKey({ ownerId: "bob" })).key;
-  await imgup.start();
-  return {
-    imgup,
-    config,
-    baseUrl: `http://127.0.0.1:${port}`,
-    alice,
-    bob,
-    stop: async () => {
-      await imgup.stop();
-      await target.cleanup();
-      await rm(dataDir, { recursive: true, force: true });
-    },
-  };
 }
 
 /**

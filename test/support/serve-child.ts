@@ -3,7 +3,7 @@ import { randomBytes } from "node:crypto";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { eventually, freePort } from "./harness.ts";
+import { eventually, withPortRetry } from "./harness.ts";
 
 /**
  * `imgup serve` (every role, embedded storage, PGlite) as a real child process: a crash there is
@@ -22,9 +22,12 @@ export interface ServeChild {
   stop: () => Promise<void>;
 }
 
-export async function startServeChild(extraEnv: Record<string, string> = {}): Promise<ServeChild> {
+export function startServeChild(extraEnv: Record<string, string> = {}): Promise<ServeChild> {
+  return withPortRetry((port) => startOnPort(port, extraEnv));
+}
+
+async function startOnPort(port: number, extraEnv: Record<string, string>): Promise<ServeChild> {
   const dataDir = await mkdtemp(path.join(tmpdir(), "imgup-hostile-"));
-  const port = await freePort();
   const baseUrl = `http://127.0.0.1:${port}`;
   const child = spawn(process.execPath, ["--import", "tsx", "src/cli.ts", "serve"], {
     cwd: path.resolve(import.meta.dirname, "../.."),
