@@ -35,6 +35,8 @@ export interface ImgupProcessOptions {
   env?: Record<string, string>;
   /** Node flags for the server, e.g. ["--cpu-prof"] to see where its time goes. */
   nodeArgs?: string[];
+  /** Another checkout's `bin/imgup.js`, to compare two versions in one run (A/B). */
+  bin?: string;
 }
 
 export async function startImgupProcess(opts: ImgupProcessOptions): Promise<ImgupProcess> {
@@ -75,7 +77,7 @@ export async function startImgupProcess(opts: ImgupProcessOptions): Promise<Imgu
     // `keys create` also migrates the fresh schema, so the server starts on a ready database.
     const { stdout } = await promisify(execFile)(
       process.execPath,
-      [BIN, "keys", "create", "--owner", "bench"],
+      [opts.bin ?? BIN, "keys", "create", "--owner", "bench"],
       { env },
     );
     const key = stdout.split("\n").find((l) => l.startsWith("imgup_"));
@@ -84,7 +86,7 @@ export async function startImgupProcess(opts: ImgupProcessOptions): Promise<Imgu
     server = await spawnServer({
       name: `imgup (${opts.role})`,
       command: process.execPath,
-      args: [...(opts.nodeArgs ?? []), BIN, "serve", "--role", opts.role],
+      args: [...(opts.nodeArgs ?? []), opts.bin ?? BIN, "serve", "--role", opts.role],
       env,
       baseUrl,
       readyPath: "/readyz",

@@ -48,6 +48,8 @@ function stripJpeg(input: Buffer): Stripped | null {
     }
     // Start of scan: everything from here on is entropy-coded data and the markers inside it.
     if (marker === 0xda) {
+      // Nothing dropped: no copy of a possibly large image.
+      if (!changed) return { bytes: input, changed };
       if (orientation !== 1) out.splice(1, 0, orientationApp1(orientation));
       out.push(input.subarray(pos));
       return { bytes: Buffer.concat(out), changed };
@@ -126,7 +128,7 @@ function stripPng(input: Buffer): Stripped | null {
     if (PNG_DROP.has(type)) changed = true;
     else out.push(input.subarray(pos, end));
     pos = end;
-    if (type === "IEND") return { bytes: Buffer.concat(out), changed };
+    if (type === "IEND") return { bytes: changed ? Buffer.concat(out) : input, changed };
   }
   return null;
 }
@@ -160,6 +162,7 @@ function stripWebp(input: Buffer): Stripped | null {
     }
     pos = end;
   }
+  if (!changed) return { bytes: input, changed };
   const body = Buffer.concat(out);
   const header = Buffer.alloc(12);
   header.write("RIFF", 0, "latin1");
