@@ -46,6 +46,7 @@ export class UppyUploads {
   async start(
     file: UppyFileLike,
     method: IntentRequest["method"],
+    partSize?: number,
   ): Promise<UploadInstructions & { imageId: string }> {
     const contentType = file.type || (file.data instanceof Blob ? file.data.type : "");
     if (!contentType) throw new TypeError(`Uppy file ${file.id} has no type`);
@@ -54,6 +55,7 @@ export class UppyUploads {
       contentType,
       size: UppyUploads.sizeOf(file),
       method,
+      ...(partSize ? { partSize } : {}),
       ...(this.visibility ? { visibility: this.visibility } : {}),
     };
     const intent = await this.protocol.createIntent(body, crypto.randomUUID());

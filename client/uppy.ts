@@ -55,10 +55,7 @@ export interface UppyAdapterOptions {
   visibility?: Visibility;
   /** Non-multipart uploads: a presigned PUT (default) or a browser-form POST. */
   method?: "put" | "post";
-  /**
-   * Uppy's chunk size for multipart uploads, default 8 MiB. Uppy cuts its chunks before imgup plans
-   * the parts, so this must be at least the server's IMGUP_MULTIPART_PART_SIZE.
-   */
+  /** Uppy's chunk size for multipart uploads (at least 5 MiB), default 8 MiB; imgup signs parts of it. */
   partSizeBytes?: number;
 }
 
@@ -112,16 +109,16 @@ export function uppyAwsS3Options(client: ImgupClient, opts: UppyAdapterOptions =
 
     async createMultipartUpload(file) {
       const size = UppyUploads.sizeOf(file);
-      const upload = await uploads.start(file, "multipart");
+      // Uppy has cut its chunks already: imgup signs parts of exactly that size.
+      const upload = await uploads.start(file, "multipart", chunkSize(size));
       if (upload.method !== "multipart")
         throw new ImgupError(0, "unexpected_upload", `imgup answered ${upload.method}`);
-      // Uppy cut its chunks already: more chunks than imgup planned would have no part URLs.
-      if (Math.ceil(size / chunkSize(size)) > upload.partCount) {
+      if (upload.partSize !== chunkSize(size)) {
         await uploads.abort(upload.imageId);
         throw new ImgupError(
           0,
           "part_size_mismatch",
-          `imgup plans parts of ${upload.partSize} bytes; pass partSizeBytes >= ${upload.partSize} to uppyAwsS3Options`,
+          `imgup planned parts of ${upload.partSize} bytes, Uppy cuts ${chunkSize(size)}`,
         );
       }
       return { uploadId: upload.uploadId, key: upload.imageId };

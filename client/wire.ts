@@ -9,6 +9,8 @@ export interface IntentRequest {
   sha256?: string;
   visibility?: Visibility;
   method: "put" | "post" | "multipart";
+  /** Multipart only: the size of every part but the last (default: the server's). */
+  partSize?: number;
 }
 
 export interface SignedPart {

@@ -1,6 +1,7 @@
 /** S3's multipart rules: parts of at least 5 MiB (but the last), at most 10,000 parts. */
 export const MIN_PART_SIZE = 5 * 1024 * 1024;
 export const MAX_PARTS = 10_000;
+export const MAX_PART_SIZE = 5 * 1024 * 1024 * 1024;
 /** How many part URLs one response signs; clients ask for more as they go. */
 export const PART_URLS_PER_RESPONSE = 100;
 

@@ -30,7 +30,32 @@ describe("validateIntent", () => {
       sha256: "a".repeat(64),
       visibility: "public",
       method: "put",
+      partSize: null,
     });
+  });
+
+  it("takes a multipart client's part size only when S3 could use it", () => {
+    const MiB = 1024 * 1024;
+    const big = { ...policy, maxBytes: 100_000 * MiB };
+    const base = {
+      filename: "a.jpg",
+      contentType: "image/jpeg",
+      size: 60 * MiB,
+      method: "multipart" as const,
+    };
+    expect(validateIntent({ ...base, partSize: 6 * MiB }, big).partSize).toBe(6 * MiB);
+    expect(validateIntent(base, big).partSize).toBeNull();
+    for (const partSize of [5 * MiB - 1, 6 * MiB + 0.5, 6 * 1024 * MiB]) {
+      expect(codeOf(() => validateIntent({ ...base, partSize }, big))).toBe("400 validation_failed");
+    }
+    // More than 10,000 parts.
+    expect(codeOf(() => validateIntent({ ...base, size: 60_000 * MiB, partSize: 5 * MiB }, big))).toBe(
+      "400 validation_failed",
+    );
+    // A single-request upload has no parts.
+    expect(codeOf(() => validateIntent({ ...base, method: "put", partSize: 6 * MiB }, big))).toBe(
+      "400 validation_failed",
+    );
   });
 
   it("refuses with the right status and code", () => {

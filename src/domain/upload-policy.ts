@@ -1,6 +1,7 @@
 import { ERRORS } from "./errors.ts";
 import { sanitizeFilename } from "./filename.ts";
 import type { Visibility } from "./image.ts";
+import { MAX_PART_SIZE, MAX_PARTS, MIN_PART_SIZE } from "./multipart.ts";
 
 /** Names clients use for the same format; the canonical one is what gets signed and stored. */
 const TYPE_ALIASES: Record<string, string> = {
@@ -23,6 +24,8 @@ export interface IntentInput {
   sha256?: string;
   visibility?: Visibility;
   method?: "put" | "post" | "multipart";
+  /** Multipart only: the client's own part size (Uppy cuts its chunks before asking). */
+  partSize?: number;
 }
 
 export interface ValidIntent {
@@ -32,6 +35,7 @@ export interface ValidIntent {
   sha256: string | null;
   visibility: Visibility;
   method: "put" | "post" | "multipart";
+  partSize: number | null;
 }
 
 /** The first of the three checks of an upload (intent, storage signature, worker). */
@@ -60,14 +64,36 @@ export function validateIntent(input: IntentInput, policy: UploadPolicy): ValidI
     if (!/^[0-9a-f]{64}$/.test(sha256))
       throw ERRORS.validation("sha256 must be 64 hex characters", fieldErr("sha256"));
   }
+  const method = input.method ?? "put";
   return {
     filename,
     contentType,
     size: input.size,
     sha256,
     visibility: input.visibility ?? policy.defaultVisibility,
-    method: input.method ?? "put",
+    method,
+    partSize: validPartSize(input, method),
   };
+}
+
+function validPartSize(input: IntentInput, method: ValidIntent["method"]): number | null {
+  const partSize = input.partSize;
+  if (partSize === undefined) return null;
+  if (method !== "multipart")
+    throw ERRORS.validation("partSize applies to multipart uploads only", fieldErr("partSize"));
+  if (!Number.isSafeInteger(partSize) || partSize < MIN_PART_SIZE || partSize > MAX_PART_SIZE) {
+    throw ERRORS.validation(
+      `partSize must be between ${MIN_PART_SIZE} and ${MAX_PART_SIZE} bytes`,
+      fieldErr("partSize"),
+    );
+  }
+  if (Math.ceil(input.size / partSize) > MAX_PARTS) {
+    throw ERRORS.validation(
+      `partSize ${partSize} makes more than ${MAX_PARTS} parts; at least ${Math.ceil(input.size / MAX_PARTS)}`,
+      fieldErr("partSize"),
+    );
+  }
+  return partSize;
 }
 
 function fieldErr(field: string) {

@@ -176,6 +176,7 @@ export class UploadsService {
         sha256: image.declaredSha256,
         visibility: image.visibility,
         method,
+        partSize: null,
       })
     ).upload;
   }
@@ -190,7 +191,10 @@ export class UploadsService {
     const key = originalKey(id);
     const ttl = this.policy.urlTtlSeconds;
     if (intent.method === "multipart") {
-      const plan = planParts(intent.size, this.policy.multipartPartSize);
+      // The client's part size as given (validated); else the configured one.
+      const plan = intent.partSize
+        ? { partSize: intent.partSize, partCount: Math.ceil(intent.size / intent.partSize) }
+        : planParts(intent.size, this.policy.multipartPartSize);
       const { uploadId } = await this.store.createMultipartUpload(key, intent.contentType);
       const numbers = missingParts(plan.partCount, [], PART_URLS_PER_RESPONSE);
       const parts = await signParts(this.store, key, uploadId, numbers, ttl);

@@ -20,6 +20,9 @@ const Body = Type.Object(
     sha256: Type.Optional(Type.String({ minLength: 64, maxLength: 64 })),
     visibility: Type.Optional(Type.Union([Type.Literal("public"), Type.Literal("private")])),
     method: Type.Optional(Type.Union([Type.Literal("put"), Type.Literal("post"), Type.Literal("multipart")])),
+    partSize: Type.Optional(
+      Type.Integer({ description: "Multipart only: the size of every part but the last (at least 5 MiB)." }),
+    ),
   },
   { additionalProperties: false },
 );
