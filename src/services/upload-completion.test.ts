@@ -1,8 +1,10 @@
+import { Readable } from "node:stream";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { connectionRefused, FakeImagesRepository } from "../../test/support/fake-images-repository.ts";
 import { localStore } from "../../test/support/local-store.ts";
 import type { NewImage } from "../db/images-repository.ts";
 import type { JobQueue, NewJob } from "../jobs/job-queue.ts";
+import type { LocalObjectStore } from "../storage/local.ts";
 import type { ObjectStore } from "../storage/object-store.ts";
 import type { Principal } from "./auth.ts";
 import { UploadCompletionService } from "./upload-completion.ts";
@@ -92,6 +94,48 @@ describe("UploadCompletionService.complete on failing ports", () => {
     await repo.insert(image());
     repo.fail = () => connectionRefused();
     await expect(service.complete(alice, image().id, undefined)).rejects.toThrow(/ECONNREFUSED/);
+    expect(enqueued).toEqual([]);
+  });
+
+  it("a multipart upload whose parts do not add up to the declared size is refused before assembly", async () => {
+    const local = store as LocalObjectStore;
+    const MiB = 1024 * 1024;
+    const declared = 12 * MiB; // parts of 5 MiB: 5, 5 and 2 MiB
+    const { uploadId } = await local.createMultipartUpload(image().objectKey, "image/jpeg");
+    await repo.insert(
+      image({
+        uploadMethod: "multipart",
+        multipartUploadId: uploadId,
+        multipartPartSize: 5 * MiB,
+        declaredSize: declared,
+      }),
+    );
+    const etags: { partNumber: number; etag: string }[] = [];
+    for (const partNumber of [1, 2]) {
+      const url = new URL(
+        await local.presignUploadPart({
+          key: image().objectKey,
+          uploadId,
+          partNumber,
+          contentLength: 5 * MiB,
+          expiresInSeconds: 60,
+        }),
+      );
+      const res = await local.handleUpload({
+        method: "PUT",
+        key: image().objectKey,
+        query: Object.fromEntries(url.searchParams),
+        headers: { "content-length": String(5 * MiB) },
+        body: Readable.from([Buffer.alloc(5 * MiB, partNumber)]),
+      });
+      etags.push({ partNumber, etag: res.headers.ETag as string });
+    }
+    await expect(service.complete(alice, image().id, etags)).rejects.toMatchObject({
+      status: 409,
+      code: "upload_incomplete",
+      message: expect.stringContaining("part 3 is missing"),
+    });
+    expect(await store.head(image().objectKey)).toBeNull();
     expect(enqueued).toEqual([]);
   });
 });

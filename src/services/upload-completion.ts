@@ -6,7 +6,7 @@ import { missingParts, PART_URLS_PER_RESPONSE } from "../domain/multipart.ts";
 import type { JobQueue } from "../jobs/job-queue.ts";
 import type { ObjectStore, UploadedPart } from "../storage/object-store.ts";
 import type { Principal } from "./auth.ts";
-import { type SignedPart, signParts } from "./part-urls.ts";
+import { partLength, type SignedPart, signParts } from "./part-urls.ts";
 import { PROCESS_IMAGE, processJobKey } from "./storage-events.ts";
 
 export interface PartsStatus {
@@ -47,7 +47,8 @@ export class UploadCompletionService {
     const expiresAt = new Date(this.now() + this.urlTtlSeconds * 1000);
     // Signing more parts keeps the intent alive: a 10 GB upload outlasts one URL lifetime.
     await this.images.update(image.id, principal.ownerId, ["pending"], { uploadExpiresAt: expiresAt });
-    const pending = await signParts(this.store, image.objectKey, uploadId, numbers, this.urlTtlSeconds);
+    const upload = { key: image.objectKey, uploadId, size: image.declaredSize, partSize };
+    const pending = await signParts(this.store, upload, numbers, this.urlTtlSeconds);
     return { uploadId, partSize, partCount, uploaded, pending, expiresAt: expiresAt.toISOString() };
   }
 
@@ -69,8 +70,10 @@ export class UploadCompletionService {
         });
       }
       const existing = await this.store.head(image.objectKey);
-      if (!existing)
+      if (!existing) {
+        await this.checkParts(image, parts);
         await this.store.completeMultipartUpload(image.objectKey, image.multipartUploadId as string, parts);
+      }
     } else if (!(await this.store.head(image.objectKey))) {
       throw ERRORS.uploadIncomplete("the storage has no object for this upload yet; upload it first");
     }
@@ -81,6 +84,35 @@ export class UploadCompletionService {
       group: image.ownerId,
     });
     return (await this.images.findById(image.id)) ?? image;
+  }
+
+  /**
+   * The parts named must be every part of the declared size, each exactly as large as it was signed
+   * for: part URLs pin their size, so this only fails on a missing or foreign part, before the
+   * storage assembles an object of another size than the intent declared.
+   */
+  private async checkParts(image: ImageRecord, named: { partNumber: number }[]): Promise<void> {
+    const partSize = image.multipartPartSize as number;
+    const partCount = Math.ceil(image.declaredSize / partSize);
+    const stored = new Map(
+      (await this.store.listParts(image.objectKey, image.multipartUploadId as string)).map((p) => [
+        p.partNumber,
+        p.size,
+      ]),
+    );
+    const problems: string[] = [];
+    if (named.length !== partCount) problems.push(`${partCount} parts expected, ${named.length} named`);
+    for (let n = 1; n <= partCount && problems.length < 5; n++) {
+      const want = partLength(image.declaredSize, partSize, n);
+      const got = stored.get(n);
+      if (got === undefined) problems.push(`part ${n} is missing`);
+      else if (got !== want) problems.push(`part ${n} has ${got} bytes, ${want} expected`);
+    }
+    if (problems.length > 0) {
+      throw ERRORS.uploadIncomplete(
+        `the parts do not add up to the declared ${image.declaredSize} bytes: ${problems.join("; ")}`,
+      );
+    }
   }
 
   /** Abandons an intent that was not uploaded yet (and its multipart upload). */

@@ -159,8 +159,12 @@ export class UploadsService {
         partCount,
         parts: await signParts(
           this.store,
-          image.objectKey,
-          image.multipartUploadId,
+          {
+            key: image.objectKey,
+            uploadId: image.multipartUploadId,
+            size: image.declaredSize,
+            partSize: image.multipartPartSize,
+          },
           numbers,
           this.policy.urlTtlSeconds,
         ),
@@ -197,7 +201,8 @@ export class UploadsService {
         : planParts(intent.size, this.policy.multipartPartSize);
       const { uploadId } = await this.store.createMultipartUpload(key, intent.contentType);
       const numbers = missingParts(plan.partCount, [], PART_URLS_PER_RESPONSE);
-      const parts = await signParts(this.store, key, uploadId, numbers, ttl);
+      const upload = { key, uploadId, size: intent.size, partSize: plan.partSize };
+      const parts = await signParts(this.store, upload, numbers, ttl);
       const expiresAt = new Date(this.now() + ttl * 1000).toISOString();
       return {
         upload: { method: "multipart", uploadId, ...plan, parts, expiresAt },

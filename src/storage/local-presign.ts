@@ -90,9 +90,12 @@ export class LocalPresigner {
   part(input: PresignPartInput): string {
     validateKey(input.key);
     if (!isPartNumber(input.partNumber)) throw ERRORS.validation(`partNumber must be 1..${MAX_PART_NUMBER}`);
-    const { key, uploadId, partNumber } = input;
+    const { key, uploadId, partNumber, contentLength } = input;
+    if (!Number.isSafeInteger(contentLength) || contentLength < 1) {
+      throw ERRORS.validation("contentLength must be a positive integer");
+    }
     const exp = this.expiry(input.expiresInSeconds);
-    const claims: PartClaims = { kind: "part", key, uploadId, partNumber, exp };
+    const claims: PartClaims = { kind: "part", key, uploadId, partNumber, exp, contentLength };
     return this.signedUrl(claims);
   }
 

@@ -60,6 +60,7 @@ export async function receivePut(deps: PutUploadDeps, req: LocalUploadRequest): 
 
   if (claims.kind === "part") {
     const { key, uploadId, partNumber } = claims;
+    if (length !== claims.contentLength) throw ERRORS.contentLengthMismatch();
     return {
       kind: "part",
       etag: await deps.multipart.uploadPart(key, uploadId, partNumber, req.body, length, checksum),

@@ -22,6 +22,8 @@ export interface PartClaims {
   exp: number;
   uploadId: string;
   partNumber: number;
+  /** Exactly this many bytes: a part URL cannot carry more than the intent declared. */
+  contentLength: number;
 }
 
 export type UploadClaims = PutClaims | PartClaims;
@@ -31,7 +33,7 @@ export type UploadClaims = PutClaims | PartClaims;
 function canonical(c: UploadClaims): string {
   return c.kind === "put"
     ? JSON.stringify(["imgup-local-v1", "PUT", c.key, c.exp, c.contentType, c.contentLength, c.sha256 ?? ""])
-    : JSON.stringify(["imgup-local-v1", "PART", c.key, c.exp, c.uploadId, c.partNumber]);
+    : JSON.stringify(["imgup-local-v2", "PART", c.key, c.exp, c.uploadId, c.partNumber, c.contentLength]);
 }
 
 const hmac = (secret: string, data: string) => createHmac("sha256", secret).update(data).digest();
@@ -55,6 +57,7 @@ export function claimsQuery(claims: UploadClaims, signature: string): string {
   if (claims.kind === "part") {
     q.set("uploadId", claims.uploadId);
     q.set("partNumber", String(claims.partNumber));
+    q.set("len", String(claims.contentLength));
   }
   q.set("exp", String(claims.exp));
   if (claims.kind === "put") {
@@ -76,10 +79,17 @@ export function parseClaims(
   const { exp, sig } = query;
   if (!exp || !sig || !INT.test(exp)) return null;
   if (query.uploadId !== undefined || query.partNumber !== undefined) {
-    const { uploadId, partNumber } = query;
-    if (!uploadId || !partNumber || !INT.test(partNumber)) return null;
+    const { uploadId, partNumber, len } = query;
+    if (!uploadId || !partNumber || !INT.test(partNumber) || !len || !INT.test(len)) return null;
     return {
-      claims: { kind: "part", key, exp: Number(exp), uploadId, partNumber: Number(partNumber) },
+      claims: {
+        kind: "part",
+        key,
+        exp: Number(exp),
+        uploadId,
+        partNumber: Number(partNumber),
+        contentLength: Number(len),
+      },
       signature: sig,
     };
   }

@@ -69,6 +69,8 @@ export interface PresignPartInput {
   key: string;
   uploadId: string;
   partNumber: number;
+  /** The part's exact size, signed: every part but the last is the part size, the last the rest. */
+  contentLength: number;
   expiresInSeconds: number;
 }
 

@@ -87,6 +87,7 @@ describe("local driver", () => {
       key: "p/multi",
       uploadId,
       partNumber: 1,
+      contentLength: body.length,
       expiresInSeconds: 60,
     });
     const part = await httpUpload(
@@ -292,6 +293,7 @@ describe("local driver", () => {
       key: "a/c/original",
       uploadId,
       partNumber: 1,
+      contentLength: 10,
       expiresInSeconds: 60,
     });
     await httpUpload({ method: "PUT", url, headers: {}, fields: {}, expiresAt: new Date() }, randomBytes(10));
@@ -342,6 +344,7 @@ describe("local driver", () => {
       key: "m/original",
       uploadId,
       partNumber: 1,
+      contentLength: 5,
       expiresInSeconds: 60,
     });
     expect(
@@ -379,6 +382,7 @@ describe("local driver file permissions", () => {
         key: "q/multi/original",
         uploadId,
         partNumber: 1,
+        contentLength: body.length,
         expiresInSeconds: 60,
       });
       const part = await httpUpload(

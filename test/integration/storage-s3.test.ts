@@ -172,7 +172,13 @@ describe.skipIf(!connection)("S3 driver against a real S3 server", () => {
       const small = new S3ObjectStore({ ...target.options, maxObjectBytes: 150 });
       const key = "p/too-big";
       const { uploadId } = await small.createMultipartUpload(key, "video/mp4");
-      const url = await small.presignUploadPart({ key, uploadId, partNumber: 1, expiresInSeconds: 60 });
+      const url = await small.presignUploadPart({
+        key,
+        uploadId,
+        partNumber: 1,
+        contentLength: 200,
+        expiresInSeconds: 60,
+      });
       const part = await httpUpload(
         { method: "PUT", url, headers: {}, fields: {}, expiresAt: new Date() },
         randomBytes(200),
@@ -282,7 +288,13 @@ describe.skipIf(!connection)("S3 driver against a real S3 server", () => {
       const before = records().length;
       const key = "cd34/img2/original";
       const { uploadId } = await store.createMultipartUpload(key, "video/mp4");
-      const url = await store.presignUploadPart({ key, uploadId, partNumber: 1, expiresInSeconds: 60 });
+      const url = await store.presignUploadPart({
+        key,
+        uploadId,
+        partNumber: 1,
+        contentLength: 100,
+        expiresInSeconds: 60,
+      });
       const part = await httpUpload(
         { method: "PUT", url, headers: {}, fields: {}, expiresAt: new Date() },
         randomBytes(100),
