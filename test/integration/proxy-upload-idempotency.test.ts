@@ -108,6 +108,10 @@ describe.each(proxyTargets())("proxy upload idempotency on $name", (target) => {
       expect(r.status, JSON.stringify([headers, query])).toBe(422);
       expect(r.body.code).toBe("idempotency_key_reused");
     }
+    // Other bytes of another declared length: never answered with the first image.
+    const other = await post("changed", Buffer.concat([jpeg, Buffer.alloc(16)]), {}, "?filename=one.jpg");
+    expect(other.status).toBe(422);
+    expect(other.body.code).toBe("idempotency_key_reused");
   });
 
   it("lets a refused attempt be retried, fixed, with the same key", async () => {
@@ -181,6 +185,9 @@ describe.each(proxyTargets())("proxy upload idempotency on $name", (target) => {
       await run.flushKv?.();
       const changed = await post("backstop", jpeg, {}, "?filename=other.jpg");
       expect(changed.status).toBe(422);
+      await run.flushKv?.();
+      const longer = await post("backstop", Buffer.concat([jpeg, Buffer.alloc(16)]));
+      expect(longer.status).toBe(422);
     },
   );
 });
