@@ -6,15 +6,15 @@
  * bound sampled from /proc (SIGKILL, reason `too_complex`); the child is then replaced lazily.
  * Children start on demand, are reused, end when idle, and never keep the parent alive.
  */
-import { type ChildProcess, fork } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
-import { readFile, rm, writeFile } from "node:fs/promises";
-import { createRequire } from "node:module";
+import { rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { fileURLToPath, pathToFileURL } from "node:url";
 import type { Logger } from "pino";
 import { ERRORS } from "../../domain/errors.ts";
+import { forkChild } from "./fork.ts";
+import { InputFiles, readWhole } from "./inputs.ts";
 import {
   type ChildMessage,
   deserializeError,
@@ -66,13 +66,18 @@ interface Slot {
   proc: ChildProcess;
   ready: Promise<void>;
   task: Pending | null;
+  /** The input file this child holds in memory (its last task's). */
+  inputPath: string | null;
   idleTimer: NodeJS.Timeout | null;
   /** Ends the running task once: resolves/rejects it and frees the slot. */
   finish: ((outcome: { error?: unknown; value?: { result: unknown; output: Buffer | null } }) => void) | null;
 }
 
-const CHILD = fileURLToPath(new URL("./child.ts", import.meta.url));
-const TSX_LOADER = pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href;
+/** Input files linger between tasks: a process that exits without stop() leaves none behind. */
+const LIVE_DIRS = new Set<string>();
+process.once("exit", () => {
+  for (const dir of LIVE_DIRS) rmSync(dir, { recursive: true, force: true });
+});
 /** A child still this large after a task is replaced: glibc rarely gives freed arenas back. */
 const RECYCLE_FRACTION = 0.5;
 
@@ -81,6 +86,7 @@ export class ImagePool {
   private readonly slots = new Set<Slot>();
   private readonly waiting: Pending[] = [];
   private dir: string | null = null;
+  private readonly inputs = new InputFiles(() => this.tempDir());
   private nextId = 1;
   private stopped = false;
 
@@ -140,13 +146,16 @@ export class ImagePool {
       slot.finish?.({ error: err });
       this.kill(slot);
     }
-    if (this.dir) rmSync(this.dir, { recursive: true, force: true });
-    this.dir = null;
+    this.inputs.clear();
+    this.removeDir();
   }
 
   private dispatch(): void {
     while (this.waiting.length > 0) {
-      let slot = [...this.slots].find((s) => s.task === null);
+      const free = [...this.slots].filter((s) => s.task === null);
+      // The child that already holds this input in memory, if it is free: no read at all.
+      const input = this.inputs.peek((this.waiting[0] as Pending).input);
+      let slot = free.find((s) => input !== undefined && s.inputPath === input) ?? free[0];
       if (!slot) {
         if (this.slots.size >= this.opts.size) return;
         slot = this.spawn();
@@ -157,33 +166,9 @@ export class ImagePool {
   }
 
   private spawn(): Slot {
-    const proc = fork(CHILD, [], {
-      execArgv: ["--import", TSX_LOADER],
-      serialization: "advanced",
-      stdio: ["ignore", "inherit", "inherit", "ipc"],
-      // Not the server's environment: a child that an exploit took over finds no secrets there.
-      env: { ...childEnv(), IMGUP_VIPS_CONCURRENCY: String(this.opts.vipsConcurrency ?? 1) },
-    });
+    const { proc, ready } = forkChild(this.opts.vipsConcurrency ?? 1, this.opts.startTimeoutMs ?? 60_000);
     this.stats.started++;
-    const slot: Slot = { proc, ready: Promise.resolve(), task: null, idleTimer: null, finish: null };
-    slot.ready = new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new Error("the image child did not start in time")),
-        this.opts.startTimeoutMs ?? 60_000,
-      );
-      const onMessage = (msg: ChildMessage) => {
-        if ("ready" in msg) {
-          clearTimeout(timer);
-          proc.off("message", onMessage);
-          resolve();
-        }
-      };
-      proc.on("message", onMessage);
-      proc.once("exit", () => {
-        clearTimeout(timer);
-        reject(new Error("the image child exited while starting"));
-      });
-    });
+    const slot: Slot = { proc, ready, task: null, inputPath: null, idleTimer: null, finish: null };
     // A child that cannot start is dropped; the task that waited on it fails, the next starts anew.
     slot.ready.catch(() => this.kill(slot));
     proc.on("exit", (code, signal) => {
@@ -214,9 +199,8 @@ export class ImagePool {
     proc.ref();
     proc.channel?.ref();
     const id = this.nextId++;
-    const dir = this.tempDir();
-    const inputPath = path.join(dir, `${id}.in`);
-    const outputPath = path.join(dir, `${id}.out`);
+    const input = this.inputs.acquire(task.input);
+    const outputPath = path.join(this.tempDir(), `${id}.out`);
     const { signal, timeoutMs } = task.opts;
     let timer: NodeJS.Timeout | undefined;
     let sampler: NodeJS.Timeout | undefined;
@@ -224,7 +208,7 @@ export class ImagePool {
     let onMessage: ((msg: ChildMessage) => void) | undefined;
     let sentAt: number | null = null;
     try {
-      await Promise.all([slot.ready, writeFile(inputPath, task.input)]);
+      await Promise.all([slot.ready, input.written]);
       if (!this.slots.has(slot)) throw new Error("the image pool is stopped");
       // Set only once the child runs: its exit from now on is this task's failure.
       const done = new Promise<{ result: unknown; output: Buffer | null }>((resolve, reject) => {
@@ -259,15 +243,22 @@ export class ImagePool {
         if (!msg.ok) return slot.finish({ error: deserializeError(msg.error) });
         const result = msg.result;
         if (!msg.output) return slot.finish({ value: { result, output: null } });
-        readFile(outputPath).then(
+        readWhole(outputPath).then(
           (output) => slot.finish?.({ value: { result, output } }),
           (err) => slot.finish?.({ error: err }),
         );
       };
       proc.on("message", onMessage);
       if (slot.finish) {
-        const message: TaskMessage = { id, kind: task.kind, args: task.args as never, inputPath, outputPath };
+        const message: TaskMessage = {
+          id,
+          kind: task.kind,
+          args: task.args as never,
+          inputPath: input.path,
+          outputPath,
+        };
         sentAt = performance.now();
+        slot.inputPath = input.path;
         proc.send(message);
       }
       task.resolve(await done);
@@ -280,7 +271,7 @@ export class ImagePool {
       if (onAbort) signal?.removeEventListener("abort", onAbort);
       if (onMessage) proc.off("message", onMessage);
       slot.finish = null;
-      void rm(inputPath, { force: true });
+      this.inputs.release(input);
       void rm(outputPath, { force: true });
       this.release(slot);
     }
@@ -319,14 +310,17 @@ export class ImagePool {
   }
 
   private tempDir(): string {
-    this.dir ??= mkdtempSync(path.join(tmpdir(), "imgup-work-"));
+    if (!this.dir) {
+      this.dir = mkdtempSync(path.join(tmpdir(), "imgup-work-"));
+      LIVE_DIRS.add(this.dir);
+    }
     return this.dir;
   }
-}
 
-/** What a child needs of the environment: paths, locale, and libvips/sharp/Node tuning. */
-function childEnv(): NodeJS.ProcessEnv {
-  const keep =
-    /^(PATH|HOME|TMPDIR|TMP|TEMP|LANG|LC_[A-Z]+|TZ|NODE_ENV|NODE_OPTIONS|VIPS_[A-Z_]+|SHARP_[A-Z_]+|TSX_[A-Z_]+)$/;
-  return Object.fromEntries(Object.entries(process.env).filter(([k]) => keep.test(k)));
+  private removeDir(): void {
+    if (!this.dir) return;
+    LIVE_DIRS.delete(this.dir);
+    rmSync(this.dir, { recursive: true, force: true });
+    this.dir = null;
+  }
 }

@@ -1,0 +1,47 @@
+import { type ChildProcess, fork } from "node:child_process";
+import { createRequire } from "node:module";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import type { ChildMessage } from "./protocol.ts";
+
+const CHILD = fileURLToPath(new URL("./child.ts", import.meta.url));
+const TSX_LOADER = pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href;
+
+/** Starts an image child; `ready` resolves on its first message, rejects if it exits or is late. */
+export function forkChild(
+  vipsConcurrency: number,
+  startTimeoutMs: number,
+): { proc: ChildProcess; ready: Promise<void> } {
+  const proc = fork(CHILD, [], {
+    execArgv: ["--import", TSX_LOADER],
+    serialization: "advanced",
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
+    // Not the server's environment: a child that an exploit took over finds no secrets there.
+    env: { ...childEnv(), IMGUP_VIPS_CONCURRENCY: String(vipsConcurrency) },
+  });
+  const ready = new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error("the image child did not start in time")),
+      startTimeoutMs,
+    );
+    const onMessage = (msg: ChildMessage) => {
+      if ("ready" in msg) {
+        clearTimeout(timer);
+        proc.off("message", onMessage);
+        resolve();
+      }
+    };
+    proc.on("message", onMessage);
+    proc.once("exit", () => {
+      clearTimeout(timer);
+      reject(new Error("the image child exited while starting"));
+    });
+  });
+  return { proc, ready };
+}
+
+/** What a child needs of the environment: paths, locale, and libvips/sharp/Node tuning. */
+function childEnv(): NodeJS.ProcessEnv {
+  const keep =
+    /^(PATH|HOME|TMPDIR|TMP|TEMP|LANG|LC_[A-Z]+|TZ|NODE_ENV|NODE_OPTIONS|VIPS_[A-Z_]+|SHARP_[A-Z_]+|TSX_[A-Z_]+)$/;
+  return Object.fromEntries(Object.entries(process.env).filter(([k]) => keep.test(k)));
+}
