@@ -90,11 +90,12 @@ export async function sweep(m: Maintenance, opts: { dryRun: boolean }, print: Pr
   const outcome = await m.scheduler.runNow("sweep", opts);
   if (!outcome.ran) return busy("sweep", print);
   const r = outcome.report as SweepReport;
-  const orphans = r.withoutRow + r.ofDeadImage;
+  const orphans = r.withoutRow + r.ofDeadImage + r.leftoverUploads;
   print(`sweep${r.dryRun ? " (dry run)" : ""}: ${r.listed} objects listed${r.complete ? "" : " (partial)"}`);
   print(`  ${r.live} belong to live images, ${r.young} orphans are inside the grace period`);
   print(
-    `  ${orphans} orphans (${r.withoutRow} without a row, ${r.ofDeadImage} of expired/rejected/deleted images)` +
+    `  ${orphans} orphans (${r.withoutRow} without a row, ${r.ofDeadImage} of expired/rejected/deleted images, ` +
+      `${r.leftoverUploads} uploads left over by ready images)` +
       (r.dryRun ? " would be deleted" : `, ${r.deleted} deleted`),
   );
   if (r.foreign > 0) print(`  ${r.foreign} objects outside imgup's key layout, left alone`);

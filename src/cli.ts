@@ -10,6 +10,7 @@ import {
 import { assertDeployable, ConfigError, loadConfig, type Role } from "./config.ts";
 import { migrateToLatest, openDatabase } from "./db/connect.ts";
 import { EmbeddedDatabaseLockedError } from "./db/embedded-lock.ts";
+import { UPLOAD_KEY_SUFFIX } from "./domain/keys.ts";
 import { installCrashGuard } from "./http/plugins/errors.ts";
 import { readEmbeddedSecret } from "./secrets.ts";
 import { transformUrl } from "./services/transform-urls.ts";
@@ -176,7 +177,7 @@ async function events(args: string[]): Promise<number> {
     ...config.storage.s3,
     topicName: values.topic,
     pushEndpoint: endpoint,
-    keySuffix: "/original",
+    keySuffix: UPLOAD_KEY_SUFFIX,
     keyPrefix: normalizeKeyPrefix(config.storage.s3.keyPrefix),
   });
   console.log(`bucket ${config.storage.s3.bucket} notifies ${topicArn} -> ${endpoint}`);

@@ -18,6 +18,8 @@ export interface Disagreements {
   objectWithoutRow: number;
   /** An object of an expired, rejected or deleted image (the sweep deletes it). */
   objectOfDeadImage: number;
+  /** An upload object of a ready image: promoted already, or bytes sent again (the sweep deletes it). */
+  leftoverUpload: number;
   /** A pending image past its upload window that nothing is processing (the reconciler decides it). */
   pendingPastExpiry: number;
   /** The same for a multipart upload, which the reconciler also aborts in the storage. */
@@ -64,6 +66,7 @@ export class Doctor {
       readyWithoutOriginal: 0,
       objectWithoutRow: 0,
       objectOfDeadImage: 0,
+      leftoverUpload: 0,
       pendingPastExpiry: 0,
       expiredMultipart: 0,
       processingPastLease: 0,
@@ -103,6 +106,9 @@ export class Doctor {
         else if (v.kind === "orphan" && v.row === null) {
           d.objectWithoutRow++;
           sample("objectWithoutRow", obj.key);
+        } else if (v.kind === "orphan" && v.row === "ready") {
+          d.leftoverUpload++;
+          sample("leftoverUpload", obj.key);
         } else if (v.kind === "orphan") {
           d.objectOfDeadImage++;
           sample("objectOfDeadImage", `${obj.key} (${v.row})`);
@@ -147,6 +153,7 @@ const LABELS: Record<keyof Disagreements, [string, string]> = {
   readyWithoutOriginal: ["ready image without its original", "restore the object or delete the image"],
   objectWithoutRow: ["object without a row", "imgup sweep deletes these"],
   objectOfDeadImage: ["object of an expired/rejected/deleted image", "imgup sweep deletes these"],
+  leftoverUpload: ["upload object of a ready image", "imgup sweep deletes these"],
   pendingPastExpiry: ["pending past its upload window", "imgup reconcile processes or expires these"],
   expiredMultipart: ["multipart upload past its expiry", "imgup reconcile aborts these"],
   processingPastLease: [

@@ -1,7 +1,7 @@
 import type { Logger } from "pino";
 import type { MaintenanceRepository } from "../db/maintenance-repository.ts";
 import type { ImageStatus } from "../domain/image.ts";
-import { hashPrefix, isImageId } from "../domain/keys.ts";
+import { hashPrefix, isImageId, UPLOAD_KEY_SUFFIX } from "../domain/keys.ts";
 import { forEachLimit, type TaskRunOptions } from "../jobs/scheduler.ts";
 import type { KeyValueStore } from "../kv/kv.ts";
 import type { ListedObject, ObjectStore } from "../storage/object-store.ts";
@@ -27,6 +27,8 @@ export interface SweepReport {
   withoutRow: number;
   /** Orphans past the grace period whose image is expired, rejected or deleted. */
   ofDeadImage: number;
+  /** Upload objects of ready images, past the grace period: a failed delete after promotion, or bytes sent again. */
+  leftoverUploads: number;
   /** Orphans actually deleted (0 in a dry run). */
   deleted: number;
   errors: number;
@@ -68,7 +70,9 @@ export function classifyObject(
   const imageId = imageIdOfKey(obj.key);
   if (!imageId) return { kind: "foreign" };
   const row = statuses.get(imageId) ?? null;
-  if (row !== null && !DEAD_STATUSES.includes(row)) return { kind: "live", imageId };
+  // Once an image is ready nothing reads its upload key again: what is there is left over.
+  const leftover = row === "ready" && obj.key.endsWith(UPLOAD_KEY_SUFFIX);
+  if (row !== null && !DEAD_STATUSES.includes(row) && !leftover) return { kind: "live", imageId };
   return { kind: "orphan", imageId, row, young: now - obj.lastModified.getTime() < graceMs };
 }
 
@@ -101,6 +105,7 @@ export class OrphanSweep {
       young: 0,
       withoutRow: 0,
       ofDeadImage: 0,
+      leftoverUploads: 0,
       deleted: 0,
       errors: 0,
       complete: false,
@@ -127,6 +132,7 @@ export class OrphanSweep {
         } else if (v.young) report.young++;
         else {
           if (v.row === null) report.withoutRow++;
+          else if (v.row === "ready") report.leftoverUploads++;
           else report.ofDeadImage++;
           doomed.push({ key: obj.key, why: v.row === null ? "no row" : `image ${v.row}` });
         }

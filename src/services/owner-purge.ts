@@ -1,6 +1,6 @@
 import type { Logger } from "pino";
 import type { MaintenanceRepository, OwnerRow } from "../db/maintenance-repository.ts";
-import { imagePrefix } from "../domain/keys.ts";
+import { imagePrefix, uploadKey } from "../domain/keys.ts";
 import type { JobQueue } from "../jobs/job-queue.ts";
 import type { JobHandler } from "../jobs/job-runner.ts";
 import { forEachLimit } from "../jobs/scheduler.ts";
@@ -156,7 +156,7 @@ export class OwnerPurgeService {
     const { store } = this.deps;
     if (row.multipartUploadId) {
       // Parts of an unfinished upload are invisible to listings; only an abort frees them.
-      await store.abortMultipartUpload(row.objectKey, row.multipartUploadId, signal).catch((err) => {
+      await store.abortMultipartUpload(uploadKey(row.id), row.multipartUploadId, signal).catch((err) => {
         if ((err as { code?: string }).code !== "no_such_upload") throw err;
       });
     }

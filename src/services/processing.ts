@@ -9,6 +9,7 @@ import { SNIFF_BYTES, sniff } from "../domain/sniff.ts";
 import { type ImageWork, imageVerdict, isResourceVerdict } from "../imaging/image-work.ts";
 import type { Metrics } from "../metrics.ts";
 import type { ObjectStore } from "../storage/object-store.ts";
+import { deleteUploadedBytes, locateUpload, promoteUpload } from "./upload-source.ts";
 import type { VariantsService } from "./variants.ts";
 
 export interface ProcessingPolicy {
@@ -81,15 +82,16 @@ export class ProcessingService {
     if (!current) throw new RetryLaterError(`image ${imageId} has no row yet`);
     if (current.status === "rejected" || current.status === "deleted") {
       // A previous run may have died between the status change and the delete.
-      await this.store.delete(current.objectKey, signal);
+      await deleteUploadedBytes(this.store, current, signal);
       return "skipped";
     }
     if (current.status === "ready") return "skipped";
 
     // The object first: an event or hint for an upload that has not landed (a forged or early
     // completion, an event racing its own write) must leave the image pending, still abortable.
-    const head = await this.store.head(current.objectKey, signal);
-    if (!head) throw new RetryLaterError(`object ${current.objectKey} is not there (yet)`);
+    const source = await locateUpload(this.store, current, signal);
+    if (!source) throw new RetryLaterError(`no upload for image ${imageId} (yet)`);
+    const head = source.head;
     const image = await this.images.transition(imageId, ["pending", "processing", "expired"], "processing");
     if (!image) return "skipped";
 
@@ -98,8 +100,9 @@ export class ProcessingService {
     }
     if (head.size === 0) return this.reject(image, "not_an_image", "the object is empty", signal);
 
-    const bytes = await this.read(image.objectKey, signal);
-    if (bytes === null) throw new RetryLaterError(`object ${image.objectKey} vanished while reading`);
+    const read = await this.read(source.key, signal);
+    if (read === null) throw new RetryLaterError(`object ${source.key} vanished while reading`);
+    const { bytes } = read;
     if (bytes.length > this.policy.maxBytes) {
       return this.reject(image, "too_large", `more than ${this.policy.maxBytes} bytes`, signal);
     }
@@ -155,6 +158,12 @@ export class ProcessingService {
     }
     signal?.throwIfAborted();
     await this.storePublicCopy(image, bytes, probe.format, sniffed.mime, signal);
+    if (source.needsPromotion) {
+      const promotion = { key: source.key, etag: read.etag, bytes, contentType: sniffed.mime };
+      if (!(await promoteUpload(this.store, image, promotion, signal))) {
+        throw new RetryLaterError(`upload ${source.key} changed while it was validated`);
+      }
+    }
     const ready = await this.images.transition(image.id, ["processing"], "ready", {
       placeholder,
       contentType: sniffed.mime,
@@ -210,7 +219,7 @@ export class ProcessingService {
       rejectDetail: detail,
     });
     // Rejected bytes are never kept; the sweeper catches a delete that fails here.
-    await this.store.delete(image.objectKey, signal);
+    await deleteUploadedBytes(this.store, image, signal);
     if (rejected) {
       this.metrics?.imagesFinalized.inc({ status: "rejected", reason });
       this.log.info({ imageId: image.id, reason, detail }, "image rejected");
@@ -218,20 +227,25 @@ export class ProcessingService {
     return rejected ? "rejected" : "skipped";
   }
 
-  private async read(key: string, signal?: AbortSignal): Promise<Buffer | null> {
+  /** The bytes, with the ETag of exactly the version read. */
+  private async read(
+    key: string,
+    signal?: AbortSignal,
+  ): Promise<{ bytes: Buffer; etag: string | null } | null> {
     const obj = await this.store.getStream(key, signal);
     if (!obj) return null;
+    const etag = obj.head.etag;
     const chunks: Buffer[] = [];
     let total = 0;
     for await (const chunk of obj.body as AsyncIterable<Buffer>) {
       total += chunk.length;
       if (total > this.policy.maxBytes) {
         obj.body.destroy();
-        return Buffer.alloc(this.policy.maxBytes + 1);
+        return { bytes: Buffer.alloc(this.policy.maxBytes + 1), etag };
       }
       chunks.push(chunk);
     }
-    return Buffer.concat(chunks, total);
+    return { bytes: Buffer.concat(chunks, total), etag };
   }
 }
 

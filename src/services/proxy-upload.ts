@@ -5,7 +5,7 @@ import { IdempotencyKeyTaken, type ImagesRepository, type NewImage } from "../db
 import { ERRORS, isAppError } from "../domain/errors.ts";
 import { newImageId } from "../domain/ids.ts";
 import type { ImageRecord, ImageStatus, Visibility } from "../domain/image.ts";
-import { imagePrefix, originalKey } from "../domain/keys.ts";
+import { imagePrefix, originalKey, uploadKey } from "../domain/keys.ts";
 import { SNIFF_BYTES, sniff } from "../domain/sniff.ts";
 import { type UploadPolicy, type ValidIntent, validateIntent } from "../domain/upload-policy.ts";
 import type { JobQueue } from "../jobs/job-queue.ts";
@@ -206,7 +206,7 @@ export class ProxyUploadService {
   ): Promise<void> {
     let stored = false;
     try {
-      await this.store.put(image.objectKey, meter, {
+      await this.store.put(uploadKey(image.id), meter, {
         contentType: intent.contentType,
         contentLength: input.declaredLength,
       });
@@ -223,9 +223,9 @@ export class ProxyUploadService {
   private async discard(image: ImageRecord, stored: boolean): Promise<void> {
     try {
       await this.images.transition(image.id, LIVE, "deleted", { deletedAt: new Date() });
-      await this.store.delete(image.objectKey);
+      await this.store.delete(uploadKey(image.id));
       if (stored) {
-        // The original's storage event may have started a worker that made variants meanwhile.
+        // The upload's storage event may have started a worker that made variants meanwhile.
         await this.jobs.requeue({
           kind: DELETE_IMAGE_OBJECTS,
           key: `delete:${image.id}`,

@@ -1,5 +1,6 @@
 import type { Logger } from "pino";
 import type { Cursor, MaintenanceRepository, ProcessJobState } from "../db/maintenance-repository.ts";
+import { uploadKey } from "../domain/keys.ts";
 import type { JobQueue } from "../jobs/job-queue.ts";
 import { forEachLimit, type TaskRunOptions } from "../jobs/scheduler.ts";
 import type { Metrics } from "../metrics.ts";
@@ -123,22 +124,26 @@ export class Reconciler {
     signal: AbortSignal,
   ): Promise<void> {
     const { store } = this.deps;
-    if (await store.head(row.objectKey, signal)) {
+    const uploaded = () =>
+      store.head(uploadKey(row.id), signal).then(async (h) => h ?? (await store.head(row.objectKey, signal)));
+    if (await uploaded()) {
       const why = "object present, storage event lost";
       if (await this.ensureProcessing(row, row.job, report, dryRun, why)) report.processingQueued++;
       return;
     }
     if (row.multipartUploadId) {
       if (!dryRun) {
-        const aborted = await store.abortMultipartUpload(row.objectKey, row.multipartUploadId, signal).then(
-          () => true,
-          (err) => {
-            if ((err as { code?: string }).code !== "no_such_upload") throw err;
-            return false;
-          },
-        );
+        const aborted = await store
+          .abortMultipartUpload(uploadKey(row.id), row.multipartUploadId, signal)
+          .then(
+            () => true,
+            (err) => {
+              if ((err as { code?: string }).code !== "no_such_upload") throw err;
+              return false;
+            },
+          );
         // Gone already: aborted earlier, or completed since the HEAD.
-        if (!aborted && (await store.head(row.objectKey, signal))) {
+        if (!aborted && (await uploaded())) {
           const why = "multipart completed just now";
           if (await this.ensureProcessing(row, row.job, report, dryRun, why)) report.processingQueued++;
           return;

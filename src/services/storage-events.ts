@@ -15,7 +15,8 @@ export type OwnerLookup = (imageId: string) => Promise<string | null>;
 
 /**
  * Turns "an object was created" (from any storage, any delivery path) into one de-duplicated
- * processing job. Only originals trigger processing, so variants never loop back.
+ * processing job. Only upload keys trigger processing: the worker's own writes (the promoted
+ * original, variants) never loop back.
  */
 export class StorageEventsService {
   constructor(
@@ -33,8 +34,8 @@ export class StorageEventsService {
   async objectCreated(event: ObjectCreatedEvent): Promise<"enqueued" | "duplicate" | "ignored"> {
     const key = this.keyOf(event.key);
     const parsed = key === null ? null : parseKey(key);
-    if (parsed?.kind !== "original") {
-      this.log.debug({ key: event.key, source: event.source }, "storage event ignored: not an original");
+    if (parsed?.kind !== "upload") {
+      this.log.debug({ key: event.key, source: event.source }, "storage event ignored: not an upload");
       return "ignored";
     }
     // No row: an object nobody asked for; the job finds nothing to do, uncapped is harmless.

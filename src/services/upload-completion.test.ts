@@ -3,6 +3,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { connectionRefused, FakeImagesRepository } from "../../test/support/fake-images-repository.ts";
 import { localStore } from "../../test/support/local-store.ts";
 import type { NewImage } from "../db/images-repository.ts";
+import { originalKey, uploadKey } from "../domain/keys.ts";
 import type { JobQueue, NewJob } from "../jobs/job-queue.ts";
 import type { LocalObjectStore } from "../storage/local.ts";
 import type { ObjectStore } from "../storage/object-store.ts";
@@ -18,7 +19,7 @@ function image(over: Partial<NewImage> = {}): NewImage {
     ownerId: "alice",
     visibility: "public",
     filename: "a.jpg",
-    objectKey: "originals/00000000-0000-7000-8000-000000000001",
+    objectKey: originalKey("00000000-0000-7000-8000-000000000001"),
     uploadMethod: "put",
     declaredContentType: "image/jpeg",
     declaredSize: 4,
@@ -63,7 +64,7 @@ describe("UploadCompletionService.complete on failing ports", () => {
 
   it("the object is there: queues processing (once per image key) and answers with the image", async () => {
     await repo.insert(image());
-    await store.put(image().objectKey, Buffer.from("abcd"), { contentType: "image/jpeg" });
+    await store.put(uploadKey(image().id), Buffer.from("abcd"), { contentType: "image/jpeg" });
     const answer = await service.complete(alice, image().id, undefined);
     expect(answer).toMatchObject({ id: image().id, status: "pending" });
     expect(enqueued).toHaveLength(1);
@@ -72,7 +73,7 @@ describe("UploadCompletionService.complete on failing ports", () => {
 
   it("another owner's image is not found, and nothing is queued", async () => {
     await repo.insert(image());
-    await store.put(image().objectKey, Buffer.from("abcd"), { contentType: "image/jpeg" });
+    await store.put(uploadKey(image().id), Buffer.from("abcd"), { contentType: "image/jpeg" });
     await expect(service.complete(bob, image().id, undefined)).rejects.toMatchObject({ status: 404 });
     expect(enqueued).toEqual([]);
   });
@@ -101,7 +102,7 @@ describe("UploadCompletionService.complete on failing ports", () => {
     const local = store as LocalObjectStore;
     const MiB = 1024 * 1024;
     const declared = 12 * MiB; // parts of 5 MiB: 5, 5 and 2 MiB
-    const { uploadId } = await local.createMultipartUpload(image().objectKey, "image/jpeg");
+    const { uploadId } = await local.createMultipartUpload(uploadKey(image().id), "image/jpeg");
     await repo.insert(
       image({
         uploadMethod: "multipart",
@@ -114,7 +115,7 @@ describe("UploadCompletionService.complete on failing ports", () => {
     for (const partNumber of [1, 2]) {
       const url = new URL(
         await local.presignUploadPart({
-          key: image().objectKey,
+          key: uploadKey(image().id),
           uploadId,
           partNumber,
           contentLength: 5 * MiB,
@@ -123,7 +124,7 @@ describe("UploadCompletionService.complete on failing ports", () => {
       );
       const res = await local.handleUpload({
         method: "PUT",
-        key: image().objectKey,
+        key: uploadKey(image().id),
         query: Object.fromEntries(url.searchParams),
         headers: { "content-length": String(5 * MiB) },
         body: Readable.from([Buffer.alloc(5 * MiB, partNumber)]),
@@ -135,6 +136,7 @@ describe("UploadCompletionService.complete on failing ports", () => {
       code: "upload_incomplete",
       message: expect.stringContaining("part 3 is missing"),
     });
+    expect(await store.head(uploadKey(image().id))).toBeNull();
     expect(await store.head(image().objectKey)).toBeNull();
     expect(enqueued).toEqual([]);
   });

@@ -1,13 +1,14 @@
 import type { ImagesRepository } from "../db/images-repository.ts";
 import { ERRORS } from "../domain/errors.ts";
 import type { ImageRecord } from "../domain/image.ts";
-import { isImageId } from "../domain/keys.ts";
+import { isImageId, uploadKey } from "../domain/keys.ts";
 import { missingParts, PART_URLS_PER_RESPONSE } from "../domain/multipart.ts";
 import type { JobQueue } from "../jobs/job-queue.ts";
 import type { ObjectStore, UploadedPart } from "../storage/object-store.ts";
 import type { Principal } from "./auth.ts";
 import { partLength, type SignedPart, signParts } from "./part-urls.ts";
 import { PROCESS_IMAGE, processJobKey } from "./storage-events.ts";
+import { deleteUploadedBytes, locateUpload } from "./upload-source.ts";
 
 export interface PartsStatus {
   uploadId: string;
@@ -38,7 +39,7 @@ export class UploadCompletionService {
     const uploadId = image.multipartUploadId as string;
     const partSize = image.multipartPartSize as number;
     const partCount = Math.ceil(image.declaredSize / partSize);
-    const uploaded = await this.store.listParts(image.objectKey, uploadId);
+    const uploaded = await this.store.listParts(uploadKey(image.id), uploadId);
     const numbers = missingParts(
       partCount,
       uploaded.map((p) => p.partNumber),
@@ -47,7 +48,7 @@ export class UploadCompletionService {
     const expiresAt = new Date(this.now() + this.urlTtlSeconds * 1000);
     // Signing more parts keeps the intent alive: a 10 GB upload outlasts one URL lifetime.
     await this.images.update(image.id, principal.ownerId, ["pending"], { uploadExpiresAt: expiresAt });
-    const upload = { key: image.objectKey, uploadId, size: image.declaredSize, partSize };
+    const upload = { key: uploadKey(image.id), uploadId, size: image.declaredSize, partSize };
     const pending = await signParts(this.store, upload, numbers, this.urlTtlSeconds);
     return { uploadId, partSize, partCount, uploaded, pending, expiresAt: expiresAt.toISOString() };
   }
@@ -69,12 +70,12 @@ export class UploadCompletionService {
           extra: { field: "parts" },
         });
       }
-      const existing = await this.store.head(image.objectKey);
-      if (!existing) {
+      if (!(await locateUpload(this.store, image))) {
         await this.checkParts(image, parts);
-        await this.store.completeMultipartUpload(image.objectKey, image.multipartUploadId as string, parts);
+        const key = uploadKey(image.id);
+        await this.store.completeMultipartUpload(key, image.multipartUploadId as string, parts);
       }
-    } else if (!(await this.store.head(image.objectKey))) {
+    } else if (!(await locateUpload(this.store, image))) {
       throw ERRORS.uploadIncomplete("the storage has no object for this upload yet; upload it first");
     }
     await this.jobs.enqueue({
@@ -95,7 +96,7 @@ export class UploadCompletionService {
     const partSize = image.multipartPartSize as number;
     const partCount = Math.ceil(image.declaredSize / partSize);
     const stored = new Map(
-      (await this.store.listParts(image.objectKey, image.multipartUploadId as string)).map((p) => [
+      (await this.store.listParts(uploadKey(image.id), image.multipartUploadId as string)).map((p) => [
         p.partNumber,
         p.size,
       ]),
@@ -122,14 +123,14 @@ export class UploadCompletionService {
       throw ERRORS.conflict(`the upload is ${image.status}; delete the image with DELETE /v1/images/${id}`);
     }
     if (image.multipartUploadId) {
-      await this.store.abortMultipartUpload(image.objectKey, image.multipartUploadId).catch((err) => {
+      await this.store.abortMultipartUpload(uploadKey(image.id), image.multipartUploadId).catch((err) => {
         if ((err as { code?: string }).code !== "no_such_upload") throw err;
       });
     }
     const aborted = await this.images.transition(image.id, ["pending"], "deleted", { deletedAt: new Date() });
     if (!aborted) throw ERRORS.conflict("the upload finished while it was being aborted");
     // A PUT that raced the abort may have landed; the object must not outlive its row.
-    await this.store.delete(image.objectKey);
+    await deleteUploadedBytes(this.store, image);
   }
 
   private async owned(principal: Principal, id: string): Promise<ImageRecord> {

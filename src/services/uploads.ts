@@ -3,7 +3,7 @@ import { IdempotencyKeyTaken, type ImagesRepository, type NewImage } from "../db
 import { ERRORS } from "../domain/errors.ts";
 import { newImageId } from "../domain/ids.ts";
 import type { ImageRecord } from "../domain/image.ts";
-import { originalKey } from "../domain/keys.ts";
+import { originalKey, uploadKey } from "../domain/keys.ts";
 import { missingParts, PART_URLS_PER_RESPONSE, planParts } from "../domain/multipart.ts";
 import {
   type IntentInput,
@@ -85,7 +85,7 @@ export class UploadsService {
     } catch (err) {
       if (err instanceof IdempotencyKeyTaken && idempotencyKey) {
         if (upload.method === "multipart")
-          await this.store.abortMultipartUpload(newImage.objectKey, upload.uploadId);
+          await this.store.abortMultipartUpload(uploadKey(newImage.id), upload.uploadId);
         return this.existing(principal, idempotencyKey, intent);
       }
       if (this.buffer && isDatabaseUnavailable(err)) {
@@ -94,7 +94,7 @@ export class UploadsService {
         return { kind: "created", image: pendingRecord(newImage, this.now()), upload };
       }
       if (upload.method === "multipart") {
-        await this.store.abortMultipartUpload(newImage.objectKey, upload.uploadId).catch(() => undefined);
+        await this.store.abortMultipartUpload(uploadKey(newImage.id), upload.uploadId).catch(() => undefined);
       }
       if (isDatabaseUnavailable(err))
         throw ERRORS.unavailable("the metadata database is unreachable", RETRY_SOON);
@@ -146,7 +146,7 @@ export class UploadsService {
   private async reissue(image: ImageRecord): Promise<UploadInstructions> {
     if (image.uploadMethod === "multipart" && image.multipartUploadId && image.multipartPartSize) {
       const partCount = Math.ceil(image.declaredSize / image.multipartPartSize);
-      const uploaded = await this.store.listParts(image.objectKey, image.multipartUploadId);
+      const uploaded = await this.store.listParts(uploadKey(image.id), image.multipartUploadId);
       const numbers = missingParts(
         partCount,
         uploaded.map((p) => p.partNumber),
@@ -160,7 +160,7 @@ export class UploadsService {
         parts: await signParts(
           this.store,
           {
-            key: image.objectKey,
+            key: uploadKey(image.id),
             uploadId: image.multipartUploadId,
             size: image.declaredSize,
             partSize: image.multipartPartSize,
@@ -192,7 +192,7 @@ export class UploadsService {
     upload: UploadInstructions;
     extra: Pick<NewImage, "multipartUploadId" | "multipartPartSize">;
   }> {
-    const key = originalKey(id);
+    const key = uploadKey(id);
     const ttl = this.policy.urlTtlSeconds;
     if (intent.method === "multipart") {
       // The client's part size as given (validated); else the configured one.

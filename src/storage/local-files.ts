@@ -290,3 +290,35 @@ export async function commitObject(
   await writeSidecar(dirs, metaPath(dirs, key), sidecar);
   return headOf(key, { size: temp.size, mtime: new Date(temp.mtimeMs) }, sidecar);
 }
+
+/** A server-side copy pinned to one version: see ObjectStore.copyIfMatch. */
+export async function copyIfMatch(dirs: Dirs, from: string, to: string, ifMatch: string): Promise<boolean> {
+  // Every write publishes a new inode (rename), so a link pins exactly the version it names; the
+  // sidecar must describe that inode and carry the expected ETag, or nothing is copied.
+  const temp = join(dirs.tmp, randomUUID());
+  try {
+    await link(objectPath(dirs, from), temp);
+  } catch (err) {
+    if (errnoOf(err) === "ENOENT" || errnoOf(err) === "ENOTDIR") return false;
+    throw err;
+  }
+  const data = await stat(temp);
+  const sidecar = await readSidecar(metaPath(dirs, from), data);
+  if (sidecar?.etag !== ifMatch) {
+    await rm(temp, { force: true });
+    return false;
+  }
+  await commitObject(
+    dirs,
+    to,
+    { path: temp, size: data.size, md5: "", sha256: "", ino: data.ino, mtimeMs: data.mtimeMs },
+    {
+      contentType: sidecar.contentType,
+      etag: sidecar.etag,
+      sha256: sidecar.sha256,
+      ...(sidecar.cacheControl ? { cacheControl: sidecar.cacheControl } : {}),
+      overwrite: true,
+    },
+  );
+  return true;
+}

@@ -6,6 +6,7 @@ import type { Readable } from "node:stream";
 import { ERRORS } from "../domain/errors.ts";
 import {
   commitObject,
+  copyIfMatch,
   DIR_MODE,
   type Dirs,
   dirsOf,
@@ -187,6 +188,13 @@ export class LocalObjectStore implements ObjectStore {
     }
     const head = headOf(key, data, await readSidecar(metaPath(this.dirs, key), data));
     return { head, body: handle.createReadStream() };
+  }
+
+  async copyIfMatch(from: string, to: string, ifMatch: string, signal?: AbortSignal): Promise<boolean> {
+    validateKey(from);
+    validateKey(to);
+    await this.ready(signal);
+    return copyIfMatch(this.dirs, from, to, ifMatch);
   }
 
   async put(key: string, body: Buffer | Readable, opts: PutOptions): Promise<ObjectHead> {

@@ -32,6 +32,11 @@ export interface ObjectStore {
   head(key: string, signal?: AbortSignal): Promise<ObjectHead | null>;
   /** null when there is no object at the key. */
   getStream(key: string, signal?: AbortSignal): Promise<{ head: ObjectHead; body: Readable } | null>;
+  /**
+   * Copies, inside the storage, the object at `from` to `to` if `from` still has ETag `ifMatch`
+   * (the version that was read and validated). false, with nothing written: `from` is gone or changed.
+   */
+  copyIfMatch(from: string, to: string, ifMatch: string, signal?: AbortSignal): Promise<boolean>;
   /** Writes an object the server itself produces (variants, proxy uploads). */
   put(key: string, body: Buffer | Readable, opts: PutOptions): Promise<ObjectHead>;
   /** Deleting a missing key is not an error. */

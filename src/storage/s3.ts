@@ -2,6 +2,7 @@ import { Readable } from "node:stream";
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
+  CopyObjectCommand,
   CreateMultipartUploadCommand,
   DeleteObjectCommand,
   DeleteObjectsCommand,
@@ -219,6 +220,29 @@ export class S3ObjectStore implements ObjectStore {
       return { head: toHead(key, out), body: out.Body };
     } catch (err) {
       if (isNotFound(err)) return null;
+      throw err;
+    }
+  }
+
+  async copyIfMatch(from: string, to: string, ifMatch: string, signal?: AbortSignal): Promise<boolean> {
+    validateKey(from);
+    validateKey(to);
+    const source = this.full(from).split("/").map(encodeURIComponent).join("/");
+    try {
+      // One request up to 5 GiB (S3's CopyObject limit); uploads are capped far below it.
+      await this.client.send(
+        new CopyObjectCommand({
+          Bucket: this.bucket,
+          Key: this.full(to),
+          CopySource: `${this.bucket}/${source}`,
+          CopySourceIfMatch: ifMatch,
+          MetadataDirective: "COPY",
+        }),
+        via(signal),
+      );
+      return true;
+    } catch (err) {
+      if (isNotFound(err) || isWriteConflict(err)) return false;
       throw err;
     }
   }

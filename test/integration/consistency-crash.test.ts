@@ -142,6 +142,7 @@ describe.skipIf(!connection || !db)("a worker killed with SIGKILL mid-job (Postg
       readyWithoutOriginal: 0,
       objectWithoutRow: 0,
       objectOfDeadImage: 0,
+      leftoverUpload: 0,
       pendingPastExpiry: 0,
       expiredMultipart: 0,
       processingPastLease: 0,

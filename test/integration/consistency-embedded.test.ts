@@ -71,6 +71,7 @@ describe.skipIf(!pglite)("consistency jobs in embedded mode (PGlite + local stor
       readyWithoutOriginal: 0,
       objectWithoutRow: 2,
       objectOfDeadImage: 0,
+      leftoverUpload: 0,
       pendingPastExpiry: 3,
       expiredMultipart: 1,
       processingPastLease: 0,

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { doctor, purge } from "../../src/cli-maintenance.ts";
 import { MaintenanceRepository } from "../../src/db/maintenance-repository.ts";
 import { newImageId } from "../../src/domain/ids.ts";
-import { imagePrefix, originalKey, variantKey } from "../../src/domain/keys.ts";
+import { imagePrefix, originalKey, uploadKey, variantKey } from "../../src/domain/keys.ts";
 import type { JobRunner } from "../../src/jobs/job-runner.ts";
 import { forEachLimit } from "../../src/jobs/scheduler.ts";
 import type { Maintenance } from "../../src/services/maintenance.ts";
@@ -146,7 +146,7 @@ describe.skipIf(!connection || !db)("owner purge (PostgreSQL + Ceph RGW)", () =>
     const keys = await listAll(run);
     expect(keys.filter((k) => carolIds.some((id) => k.startsWith(imagePrefix(id))))).toEqual([]);
     await expect(
-      run.imgup.store.listParts(originalKey(mp.body.image.id), mpUpload.uploadId),
+      run.imgup.store.listParts(uploadKey(mp.body.image.id), mpUpload.uploadId),
     ).rejects.toMatchObject({
       code: "no_such_upload",
     });

@@ -1,7 +1,7 @@
 import { sql } from "kysely";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { reconcile } from "../../src/cli-maintenance.ts";
-import { originalKey } from "../../src/domain/keys.ts";
+import { uploadKey } from "../../src/domain/keys.ts";
 import type { Maintenance } from "../../src/services/maintenance.ts";
 import { Api, type MultipartUpload, putPart } from "../support/api.ts";
 import { makeImage } from "../support/fixtures.ts";
@@ -87,7 +87,7 @@ describe.skipIf(!connection || !db)("reconciler with storage events off (Postgre
     });
     expect(dry.details.filter((d) => d.startsWith("would "))).toHaveLength(10);
     for (const id of [...uploaded, ...abandoned]) expect(await imageStatus(run, id)).toBe("pending");
-    const mpKey = originalKey(mp.body.image.id);
+    const mpKey = uploadKey(mp.body.image.id);
     expect(await run.imgup.store.listParts(mpKey, mpUpload.uploadId)).toHaveLength(1);
 
     const lines: string[] = [];

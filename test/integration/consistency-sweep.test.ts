@@ -2,7 +2,7 @@ import { sql } from "kysely";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { doctor, sweep } from "../../src/cli-maintenance.ts";
 import { newImageId } from "../../src/domain/ids.ts";
-import { hashPrefix, imagePrefix, originalKey, variantKey } from "../../src/domain/keys.ts";
+import { hashPrefix, imagePrefix, originalKey, uploadKey, variantKey } from "../../src/domain/keys.ts";
 import type { Maintenance } from "../../src/services/maintenance.ts";
 import { Api } from "../support/api.ts";
 import { makeImage } from "../support/fixtures.ts";
@@ -90,6 +90,8 @@ describe.skipIf(!connection || !db)("orphan sweep (PostgreSQL + Ceph RGW)", () =
       .body.image.id;
     await sql`update images set status = 'expired' where id = ${expired}`.execute(database);
     await put(originalKey(expired));
+    // ...and bytes sent again to a ready image's upload URL after its promotion.
+    await put(uploadKey(live2));
     // Not imgup's: never deleted, whatever their age.
     const impostor = newImageId();
     const wrongPrefix = hashPrefix(impostor) === "0000" ? "0001" : "0000";
@@ -104,7 +106,7 @@ describe.skipIf(!connection || !db)("orphan sweep (PostgreSQL + Ceph RGW)", () =
     const planted = await listAll(run);
     const withoutRow = planted.filter(under(ghosts));
     const ofDead = planted.filter(under([...gone, rejected, expired]));
-    const oldOrphans = [...withoutRow, ...ofDead];
+    const oldOrphans = [...withoutRow, ...ofDead, uploadKey(live2)];
     expect(withoutRow).toHaveLength(4);
     expect(ofDead.length).toBeGreaterThanOrEqual(5);
 
@@ -126,6 +128,7 @@ describe.skipIf(!connection || !db)("orphan sweep (PostgreSQL + Ceph RGW)", () =
       young: 3,
       withoutRow: 4,
       ofDeadImage: ofDead.length,
+      leftoverUploads: 1,
       deleted: 0,
       errors: 0,
       complete: true,
@@ -134,14 +137,18 @@ describe.skipIf(!connection || !db)("orphan sweep (PostgreSQL + Ceph RGW)", () =
     expect((await listAll(run)).sort()).toEqual(before.sort());
 
     const diagnosed = await m.doctor.run();
-    expect(diagnosed.disagreements).toMatchObject({ objectWithoutRow: 4, objectOfDeadImage: ofDead.length });
+    expect(diagnosed.disagreements).toMatchObject({
+      objectWithoutRow: 4,
+      objectOfDeadImage: ofDead.length,
+      leftoverUpload: 1,
+    });
     expect(diagnosed.notes).toEqual({ foreignObjects: 3, orphansWithinGrace: 3 });
 
     const lines: string[] = [];
     expect(await sweep(m, { dryRun: false }, (l) => lines.push(l))).toBe(0);
     const n = oldOrphans.length;
     expect(lines.join("\n")).toContain(
-      `${n} orphans (4 without a row, ${n - 4} of expired/rejected/deleted images), ${n} deleted`,
+      `${n} orphans (4 without a row, ${n - 5} of expired/rejected/deleted images, 1 uploads left over by ready images), ${n} deleted`,
     );
     const after = await listAll(run);
     expect(after.sort()).toEqual(before.filter((k) => !oldOrphans.includes(k)).sort());

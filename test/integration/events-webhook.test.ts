@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { originalKey, variantKey } from "../../src/domain/keys.ts";
+import { uploadKey, variantKey } from "../../src/domain/keys.ts";
 import type { LocalObjectStore } from "../../src/storage/local.ts";
 import { Api } from "../support/api.ts";
 import { makeImage } from "../support/fixtures.ts";
@@ -41,7 +41,7 @@ describe.each(dbTargets())("storage event webhook on $name", (target) => {
   async function uploadedSilently() {
     const bytes = await makeImage("jpeg");
     const r = await alice.createIntent({ filename: "e.jpg", contentType: "image/jpeg", size: bytes.length });
-    const key = originalKey(r.body.image.id);
+    const key = uploadKey(r.body.image.id);
     await run.imgup.store.put(key, bytes, { contentType: "image/jpeg" });
     return { id: r.body.image.id, key, size: bytes.length };
   }

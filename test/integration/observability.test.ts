@@ -6,7 +6,7 @@ import path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { createImgup } from "../../src/app.ts";
 import { loadConfig } from "../../src/config.ts";
-import { originalKey } from "../../src/domain/keys.ts";
+import { uploadKey } from "../../src/domain/keys.ts";
 import { createLogger } from "../../src/logging.ts";
 import { Api, putTo } from "../support/api.ts";
 import { eventually, freePort } from "../support/harness.ts";
@@ -140,7 +140,7 @@ describe("request ids in the logs (API role: nothing runs in the background)", (
       eventVersion: "2.2",
       eventSource: "ceph:s3",
       eventName: "ObjectCreated:Put",
-      s3: { bucket: { name: "b" }, object: { key: originalKey(intent.body.image.id), size: 100 } },
+      s3: { bucket: { name: "b" }, object: { key: uploadKey(intent.body.image.id), size: 100 } },
     };
     const { res, lines } = await linesOf(() =>
       fetch(`${run.api.baseUrl}/v1/events/storage`, {

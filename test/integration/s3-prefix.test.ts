@@ -1,6 +1,6 @@
 import { ListObjectsV2Command } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { originalKey } from "../../src/domain/keys.ts";
+import { originalKey, uploadKey } from "../../src/domain/keys.ts";
 import { S3ObjectStore } from "../../src/storage/s3.ts";
 import { createS3Client } from "../../src/storage/s3-client.ts";
 import { Api } from "../support/api.ts";
@@ -81,12 +81,12 @@ describe.skipIf(!connection)("IMGUP_S3_PREFIX: deployments sharing one bucket", 
     it("ignores storage events for keys outside its prefix", async () => {
       const id = await readyImage(b);
       const event = (key: string) => ({ key, size: 1, etag: null, source: "test" });
-      expect(await a.imgup.storageEvents.objectCreated(event(`team-b/prod/${originalKey(id)}`))).toBe(
+      expect(await a.imgup.storageEvents.objectCreated(event(`team-b/prod/${uploadKey(id)}`))).toBe(
         "ignored",
       );
-      expect(await a.imgup.storageEvents.objectCreated(event(originalKey(id)))).toBe("ignored");
+      expect(await a.imgup.storageEvents.objectCreated(event(uploadKey(id)))).toBe("ignored");
       // B knows its own key (the job was done already: a duplicate, not ignored).
-      expect(await b.imgup.storageEvents.objectCreated(event(`team-b/prod/${originalKey(id)}`))).toBe(
+      expect(await b.imgup.storageEvents.objectCreated(event(`team-b/prod/${uploadKey(id)}`))).toBe(
         "duplicate",
       );
     });

@@ -12,7 +12,7 @@ import type { ImagesRepository } from "../../src/db/images-repository.ts";
 import { ERRORS } from "../../src/domain/errors.ts";
 import { newImageId } from "../../src/domain/ids.ts";
 import type { ImageRecord, ImageStatus } from "../../src/domain/image.ts";
-import { originalKey } from "../../src/domain/keys.ts";
+import { originalKey, uploadKey } from "../../src/domain/keys.ts";
 import { type ImageWork, inProcessImageWork, type WorkOptions } from "../../src/imaging/image-work.ts";
 import { type Derivatives, ProcessingService, taskOptions } from "../../src/services/processing.ts";
 import { LocalObjectStore } from "../../src/storage/local.ts";
@@ -20,7 +20,7 @@ import { photo } from "../support/image-builders.ts";
 
 const timeout = () => ERRORS.unprocessableImage("took too long", { extra: { reason: "timeout" } });
 
-describe("processing: image work verdicts", () => {
+describe("processing: image work verdicts, and promotion of validated bytes", () => {
   let root: string;
   let store: LocalObjectStore;
   let row: ImageRecord;
@@ -61,7 +61,7 @@ describe("processing: image work verdicts", () => {
       readyAt: null,
       deletedAt: null,
     };
-    await store.put(row.objectKey, jpeg, { contentType: "image/jpeg", contentLength: jpeg.length });
+    await store.put(uploadKey(row.id), jpeg, { contentType: "image/jpeg", contentLength: jpeg.length });
     images = {
       findById: async () => ({ ...row }),
       transition: async (_id: string, from: readonly ImageStatus[], to: ImageStatus, patch = {}) => {
@@ -96,14 +96,15 @@ describe("processing: image work verdicts", () => {
     }).process(row.id);
     expect(outcome).toBe("rejected");
     expect(row).toMatchObject({ status: "rejected", rejectReason: "timeout" });
+    expect(await store.head(uploadKey(row.id))).toBeNull();
     expect(await store.head(row.objectKey)).toBeNull();
     expect(placeholders).toBe(0);
   });
 
   it("leaves an image pending (still abortable) when its object is not there yet", async () => {
-    await store.delete(row.objectKey);
+    await store.delete(uploadKey(row.id));
     const none: Derivatives = { eager: async () => {}, placeholder: async () => null };
-    await expect(service(inProcessImageWork, none).process(row.id)).rejects.toThrow(/not there/);
+    await expect(service(inProcessImageWork, none).process(row.id)).rejects.toThrow(/no upload/);
     expect(row.status).toBe("pending");
   });
 
@@ -140,7 +141,7 @@ describe("processing: image work verdicts", () => {
     };
     await expect(service(inProcessImageWork, failing).process(row.id)).rejects.toThrow("storage unavailable");
     expect(row.status).toBe("processing");
-    expect(await store.head(row.objectKey)).not.toBeNull();
+    expect(await store.head(uploadKey(row.id))).not.toBeNull();
   });
 
   it("gives the steps of one job one deadline, charged with the time each task ran", async () => {
@@ -166,5 +167,47 @@ describe("processing: image work verdicts", () => {
     expect(await service(work, derivatives).process(row.id)).toBe("ready");
     expect(given).toEqual([1000, 600, 200]);
     expect(row).toMatchObject({ status: "ready", placeholder: "placeholder", width: 96 });
+  });
+
+  // Issue 13: uploads land at the upload key; only validated bytes reach the original.
+  const none: Derivatives = { eager: async () => {}, placeholder: async () => null };
+  const html = Buffer.from("<html><script>alert(1)</script></html>");
+  const bytesAt = async (key: string) => {
+    const got = await store.getStream(key);
+    if (!got) return null;
+    const chunks: Buffer[] = [];
+    for await (const c of got.body) chunks.push(c as Buffer);
+    return Buffer.concat(chunks);
+  };
+
+  it("promotes the validated upload to the original and removes the upload object", async () => {
+    const uploaded = await bytesAt(uploadKey(row.id));
+    expect(await service(inProcessImageWork, none).process(row.id)).toBe("ready");
+    expect((await bytesAt(row.objectKey))?.equals(uploaded as Buffer)).toBe(true);
+    expect(await store.head(uploadKey(row.id))).toBeNull();
+  });
+
+  it("never promotes bytes replaced while they were validated: the next run judges the new ones", async () => {
+    const swap: Derivatives = {
+      eager: async () => {
+        await store.put(uploadKey(row.id), html, { contentType: "image/jpeg" });
+      },
+      placeholder: async () => null,
+    };
+    await expect(service(inProcessImageWork, swap).process(row.id)).rejects.toThrow(/changed while/);
+    expect(await store.head(row.objectKey)).toBeNull();
+    expect(row.status).toBe("processing");
+    expect(await service(inProcessImageWork, none).process(row.id)).toBe("rejected");
+    expect(row).toMatchObject({ status: "rejected", rejectReason: "not_an_image" });
+    expect(await store.head(row.objectKey)).toBeNull();
+    expect(await store.head(uploadKey(row.id))).toBeNull();
+  });
+
+  it("after ready, bytes sent to the upload key again change nothing that is served", async () => {
+    expect(await service(inProcessImageWork, none).process(row.id)).toBe("ready");
+    const original = await bytesAt(row.objectKey);
+    await store.put(uploadKey(row.id), html, { contentType: "image/jpeg" });
+    expect(await service(inProcessImageWork, none).process(row.id)).toBe("skipped");
+    expect((await bytesAt(row.objectKey))?.equals(original as Buffer)).toBe(true);
   });
 });

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { originalKey } from "../../src/domain/keys.ts";
+import { originalKey, uploadKey } from "../../src/domain/keys.ts";
 import { Api, putTo, sha256 } from "../support/api.ts";
 import { jpegClaimingDimensions, makeImage } from "../support/fixtures.ts";
 import { dbTargets, eventually, type Running, startImgup } from "../support/harness.ts";
@@ -176,7 +176,7 @@ describe.each(dbTargets())("upload path on $name", (target) => {
     const { intent } = await alice.uploadBytes(bytes, { filename: "a.webp", contentType: "image/webp" });
     const first = await alice.settled(intent.image.id);
     expect(await run.imgup.processing.process(intent.image.id)).toBe("skipped");
-    const event = { key: originalKey(first.id), size: bytes.length, etag: null, source: "test" };
+    const event = { key: uploadKey(first.id), size: bytes.length, etag: null, source: "test" };
     expect(await run.imgup.storageEvents.objectCreated(event)).toBe("duplicate");
     const second = (await alice.getImage(intent.image.id)).body;
     expect(second).toEqual(first);

@@ -111,6 +111,27 @@ export function runObjectStoreContract(
         expect(await h.store.head(key)).toMatchObject({ size: 4, etag: md5Etag(Buffer.from("two!")) });
       });
 
+      it("copyIfMatch copies the version it names, and nothing when the source changed or is gone", async () => {
+        const b = base();
+        const first = randomBytes(2000);
+        await h.store.put(`${b}/upload`, first, { contentType: "image/jpeg" });
+        expect(await h.store.copyIfMatch(`${b}/upload`, `${b}/original`, md5Etag(first))).toBe(true);
+        const copied = await h.store.getStream(`${b}/original`);
+        expect(copied?.head).toMatchObject({ size: 2000, etag: md5Etag(first), contentType: "image/jpeg" });
+        expect((await readAll(copied?.body as Readable)).equals(first)).toBe(true);
+
+        // The source replaced after validation: the stale ETag copies nothing, the copy stays.
+        const second = randomBytes(3000);
+        await h.store.put(`${b}/upload`, second, { contentType: "text/html" });
+        expect(await h.store.copyIfMatch(`${b}/upload`, `${b}/original`, md5Etag(first))).toBe(false);
+        expect(await h.store.head(`${b}/original`)).toMatchObject({ size: 2000, etag: md5Etag(first) });
+        // Replacing the source later does not touch the copy either.
+        expect(await h.store.head(`${b}/upload`)).toMatchObject({ size: 3000 });
+
+        expect(await h.store.copyIfMatch(`${b}/missing`, `${b}/other`, md5Etag(first))).toBe(false);
+        expect(await h.store.head(`${b}/other`)).toBeNull();
+      });
+
       it("delete removes an object; deleting a missing key is fine", async () => {
         const key = `${base()}/original`;
         await h.store.put(key, Buffer.from("x"), { contentType: "text/plain" });

@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { PutBucketCorsCommand } from "@aws-sdk/client-s3";
+import { UPLOAD_KEY_SUFFIX } from "../../src/domain/keys.ts";
 import { createS3Client } from "../../src/storage/s3-client.ts";
 import { configureBucketWebhook } from "../../src/storage/s3-notifications.ts";
 import { dbTargets, kvEnvTargets, type Running, startImgup } from "./harness.ts";
@@ -39,7 +40,7 @@ export async function startImgupOnBrowserBucket(
     bucket: bucket.options.bucket,
     topicName: `${topicPrefix}-${randomBytes(4).toString("hex")}`,
     pushEndpoint: `${run.baseUrl}/v1/events/storage?token=${token}`,
-    keySuffix: "/original",
+    keySuffix: UPLOAD_KEY_SUFFIX,
   });
   return {
     run,
