@@ -228,18 +228,25 @@ export class S3ObjectStore implements ObjectStore {
     validateKey(from);
     validateKey(to);
     const source = this.full(from).split("/").map(encodeURIComponent).join("/");
+    const command = new CopyObjectCommand({
+      Bucket: this.bucket,
+      Key: this.full(to),
+      CopySource: `${this.bucket}/${source}`,
+      CopySourceIfMatch: ifMatch,
+      MetadataDirective: "COPY",
+    });
+    // Ceph RGW reads the condition only under its own older name and ignores AWS's (measured): both go.
+    command.middlewareStack.add(
+      (next) => async (args) => {
+        const request = args.request as { headers?: Record<string, string> };
+        if (request.headers) request.headers["x-amz-copy-if-match"] = ifMatch;
+        return next(args);
+      },
+      { step: "build", name: "cephCopyIfMatch" },
+    );
     try {
       // One request up to 5 GiB (S3's CopyObject limit); uploads are capped far below it.
-      await this.client.send(
-        new CopyObjectCommand({
-          Bucket: this.bucket,
-          Key: this.full(to),
-          CopySource: `${this.bucket}/${source}`,
-          CopySourceIfMatch: ifMatch,
-          MetadataDirective: "COPY",
-        }),
-        via(signal),
-      );
+      await this.client.send(command, via(signal));
       return true;
     } catch (err) {
       if (isNotFound(err) || isWriteConflict(err)) return false;
