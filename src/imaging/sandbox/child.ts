@@ -5,7 +5,13 @@
  */
 import { closeSync, fstatSync, openSync, readSync, writeFileSync } from "node:fs";
 import sharp from "sharp";
-import { type ChildMessage, serializeError, type TaskKind, type TaskMessage } from "./protocol.ts";
+import {
+  type ChildMessage,
+  INLINE_OUTPUT_BYTES,
+  serializeError,
+  type TaskKind,
+  type TaskMessage,
+} from "./protocol.ts";
 import { TASKS } from "./tasks.ts";
 
 sharp.cache(false);
@@ -56,6 +62,7 @@ async function run(msg: TaskMessage): Promise<ChildMessage> {
       args: unknown,
     ) => ReturnType<(typeof TASKS)[TaskKind]>;
     const { result, output } = await runner(input(msg.inputPath), msg.args);
+    if (output && output.length <= INLINE_OUTPUT_BYTES) return { id: msg.id, ok: true, result, output };
     if (output) writeFileSync(msg.outputPath, output);
     return { id: msg.id, ok: true, result, output: Boolean(output) };
   } catch (err) {

@@ -137,6 +137,19 @@ export class ImagePool {
     });
   }
 
+  /**
+   * Starts writing an input its tasks will need, so the write overlaps the caller's own work (a
+   * job's SHA-256); the file lingers for the first task like any released input.
+   */
+  prefetch(input: Buffer): void {
+    if (this.stopped) return;
+    const file = this.inputs.acquire(input);
+    file.written.then(
+      () => this.inputs.release(file),
+      () => this.inputs.release(file),
+    );
+  }
+
   /** Kills every child; tasks running or queued reject (not as an image verdict). */
   async stop(): Promise<void> {
     this.stopped = true;
@@ -207,6 +220,8 @@ export class ImagePool {
     let onAbort: (() => void) | undefined;
     let onMessage: ((msg: ChildMessage) => void) | undefined;
     let sentAt: number | null = null;
+    // Until the reply says otherwise, the child may have left an output file.
+    let outputFile = true;
     try {
       await Promise.all([slot.ready, input.written]);
       if (!this.slots.has(slot)) throw new Error("the image pool is stopped");
@@ -242,7 +257,12 @@ export class ImagePool {
         if (!("id" in msg) || msg.id !== id || !slot.finish) return;
         if (!msg.ok) return slot.finish({ error: deserializeError(msg.error) });
         const result = msg.result;
+        outputFile = msg.output === true;
         if (!msg.output) return slot.finish({ value: { result, output: null } });
+        if (msg.output instanceof Uint8Array) {
+          const { buffer, byteOffset, byteLength } = msg.output;
+          return slot.finish({ value: { result, output: Buffer.from(buffer, byteOffset, byteLength) } });
+        }
         readWhole(outputPath).then(
           (output) => slot.finish?.({ value: { result, output } }),
           (err) => slot.finish?.({ error: err }),
@@ -272,7 +292,7 @@ export class ImagePool {
       if (onMessage) proc.off("message", onMessage);
       slot.finish = null;
       this.inputs.release(input);
-      void rm(outputPath, { force: true });
+      if (outputFile) void rm(outputPath, { force: true });
       this.release(slot);
     }
   }

@@ -36,6 +36,12 @@ export interface TaskMessage<K extends TaskKind = TaskKind> {
   outputPath: string;
 }
 
+/**
+ * Outputs up to this size (thumbnails, most variants) travel in the reply: a file would cost the
+ * parent four thread-pool round trips (open, stat, read, close), each a wakeup on a loaded machine.
+ */
+export const INLINE_OUTPUT_BYTES = 256 * 1024;
+
 export interface SerializedError {
   message: string;
   app?: { status: number; code: string; title: string; extra: Record<string, unknown> };
@@ -43,7 +49,8 @@ export interface SerializedError {
 
 export type ChildMessage =
   | { ready: true }
-  | { id: number; ok: true; result: unknown; output: boolean }
+  /** output: the bytes themselves when small (INLINE_OUTPUT_BYTES), else true for a file at outputPath. */
+  | { id: number; ok: true; result: unknown; output: boolean | Uint8Array }
   | { id: number; ok: false; error: SerializedError };
 
 export function serializeError(err: unknown): SerializedError {
