@@ -27,8 +27,6 @@ export interface DecodeLimits {
 }
 
 export interface ImageWork {
-  /** A hint that tasks on this Buffer follow (the sandbox starts handing its bytes over). */
-  prepare?(input: Buffer): void;
   probe(input: Buffer, limits: ProbeLimits, opts: WorkOptions): Promise<ProbeResult>;
   transform(
     input: Buffer,
@@ -41,7 +39,6 @@ export interface ImageWork {
 
 export function sandboxedImageWork(pool: ImagePool): ImageWork {
   return {
-    prepare: (input) => pool.prefetch(input),
     async probe(input, limits, opts) {
       return (await pool.run("probe", { limits }, input, opts)).result;
     },

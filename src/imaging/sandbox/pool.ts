@@ -137,19 +137,6 @@ export class ImagePool {
     });
   }
 
-  /**
-   * Starts writing an input its tasks will need, so the write overlaps the caller's own work (a
-   * job's SHA-256); the file lingers for the first task like any released input.
-   */
-  prefetch(input: Buffer): void {
-    if (this.stopped) return;
-    const file = this.inputs.acquire(input);
-    file.written.then(
-      () => this.inputs.release(file),
-      () => this.inputs.release(file),
-    );
-  }
-
   /** Kills every child; tasks running or queued reject (not as an image verdict). */
   async stop(): Promise<void> {
     this.stopped = true;
