@@ -61,7 +61,8 @@ async function drive(images: Buffer[], op: (input: Buffer) => Promise<unknown>, 
   await Promise.all(
     Array.from({ length: clients }, async () => {
       while (performance.now() < end) {
-        const input = images[next++ % images.length] as Buffer;
+        // A fresh copy, as a server reads each original anew: the sandbox must not find it cached.
+        const input = Buffer.from(images[next++ % images.length] as Buffer);
         const t = performance.now();
         await op(input);
         into.samples.push(performance.now() - t);

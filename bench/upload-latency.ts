@@ -3,12 +3,15 @@
  * (all roles, one process) on the machine's PostgreSQL and Redis, for a ~100 KB and a ~10 MB
  * JPEG: local-disk storage always, and the S3 server of TEST_S3_* (Ceph RGW) when set.
  *   npx tsx bench/upload-latency.ts [--runs 20] [--write]
+ * A/B: `--baseline /path/to/other/checkout` runs that checkout's `bin/imgup.js` next to this one
+ * (local disk only), alternating the two per upload, and reports both and their ratio.
  */
 import { randomBytes } from "node:crypto";
 import { parseArgs } from "node:util";
 import sharp from "sharp";
 import { photoLike } from "../test/support/image-builders.ts";
 import { s3Env, s3TestConnection, s3TestTarget } from "../test/support/s3-target.ts";
+import { abUploadLatency } from "./lib/ab-upload.ts";
 import { backendUrls, checkBackends } from "./lib/backends.ts";
 import { onInterrupt } from "./lib/cleanup.ts";
 import { startImgupProcess } from "./lib/imgup-process.ts";
@@ -16,7 +19,11 @@ import { uploadUntilReady } from "./lib/upload.ts";
 import { machineInfo, percentile, recordResults } from "./report.ts";
 
 const { values } = parseArgs({
-  options: { runs: { type: "string", default: "20" }, write: { type: "boolean" } },
+  options: {
+    runs: { type: "string", default: "20" },
+    write: { type: "boolean" },
+    baseline: { type: "string" },
+  },
 });
 const runs = Number(values.runs);
 const WARM_UP = 2; // sharp's first decode and the JIT are not the steady state
@@ -48,6 +55,13 @@ const images = [
   { label: "photo-like 1200x900", bytes: new Uint8Array(await hundredKilobyteJpeg()) },
   { label: "noise 4000x3000 (12 MP)", bytes: new Uint8Array(await tenMegabyteJpeg()) },
 ];
+
+if (values.baseline) {
+  const table = await abUploadLatency({ baseline: values.baseline, backends, images, runs, warmUp: WARM_UP });
+  console.log(`\n${table}\n`);
+  if (values.write) await recordResults("upload-latency-ab", table, machine);
+  process.exit(0);
+}
 
 const rows: string[] = [];
 
