@@ -99,7 +99,8 @@ describe.skipIf(!connection || !db)("end to end on S3 (Ceph RGW)", () => {
     await eventually(async () => (await run.imgup.store.head(uploadKey(id)))?.size === html.length);
     expect(await run.imgup.processing.process(id)).toBe("skipped");
     expect((await original()).equals(bytes)).toBe(true);
-    expect((await alice.getImage(id)).body).toEqual(ready);
+    // Compared without urls: urls.source is signed with an expiry counted from each read.
+    expect({ ...(await alice.getImage(id)).body, urls: null }).toEqual({ ...ready, urls: null });
   }, 90_000);
 
   it("a 60 MB multipart upload in parallel parts, with a re-sent part and a resume, becomes ready", async () => {

@@ -179,7 +179,9 @@ describe.each(dbTargets())("upload path on $name", (target) => {
     const event = { key: uploadKey(first.id), size: bytes.length, etag: null, source: "test" };
     expect(await run.imgup.storageEvents.objectCreated(event)).toBe("duplicate");
     const second = (await alice.getImage(intent.image.id)).body;
-    expect(second).toEqual(first);
+    // urls.source is signed with an expiry counted from each read: compared apart.
+    expect({ ...second, urls: null }).toEqual({ ...first, urls: null });
+    expect(second.urls?.original).toBe(first.urls?.original);
     const job = await run.imgup.jobs.get(`process:${intent.image.id}`);
     expect(job).toMatchObject({ status: "done", attempts: 1 });
   });
