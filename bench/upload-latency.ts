@@ -4,7 +4,8 @@
  * JPEG: local-disk storage always, and the S3 server of TEST_S3_* (Ceph RGW) when set.
  *   npx tsx bench/upload-latency.ts [--runs 20] [--write]
  * A/B: `--baseline /path/to/other/checkout` runs that checkout's `bin/imgup.js` next to this one
- * (local disk only), alternating the two per upload, and reports both and their ratio.
+ * (local disk, and the S3 server of TEST_S3_* when set), alternating the two per upload, and reports
+ * both and their ratio.
  */
 import { randomBytes } from "node:crypto";
 import { parseArgs } from "node:util";
@@ -57,7 +58,23 @@ const images = [
 ];
 
 if (values.baseline) {
-  const table = await abUploadLatency({ baseline: values.baseline, backends, images, runs, warmUp: WARM_UP });
+  const ab = { baseline: values.baseline, backends, images, runs, warmUp: WARM_UP };
+  const tables = [await abUploadLatency(ab)];
+  const s3 = s3TestConnection();
+  const bucket = s3 ? await s3TestTarget() : null;
+  if (s3 && bucket) {
+    const forgetBucket = onInterrupt(bucket.cleanup);
+    try {
+      const label = `S3 (${new URL(s3.endpoint ?? "").host}, completion hint, one bucket for both)`;
+      tables.push(
+        await abUploadLatency({ ...ab, storage: { label, env: s3Env(bucket, s3), sendCompleteHint: true } }),
+      );
+    } finally {
+      await bucket.cleanup();
+      forgetBucket();
+    }
+  }
+  const table = tables.join("\n\n");
   console.log(`\n${table}\n`);
   if (values.write) await recordResults("upload-latency-ab", table, machine);
   process.exit(0);

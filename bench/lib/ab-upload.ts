@@ -17,6 +17,8 @@ export interface AbOptions {
   images: { label: string; bytes: Uint8Array<ArrayBuffer> }[];
   runs: number;
   warmUp: number;
+  /** Storage for both sides (default: each its own local disk), and how it is named in the table. */
+  storage?: { label: string; env: Record<string, string>; sendCompleteHint: boolean };
 }
 
 /** A markdown table: p50/p95 per side and the ratio this ÷ baseline. */
@@ -30,7 +32,13 @@ export async function abUploadLatency(opts: AbOptions): Promise<string> {
   try {
     for (const [i, side] of sides.entries())
       procs.push(
-        await startImgupProcess({ label: `ab${i}`, role: "all", backends: opts.backends, bin: side.bin }),
+        await startImgupProcess({
+          label: `ab${i}`,
+          role: "all",
+          backends: opts.backends,
+          bin: side.bin,
+          env: opts.storage?.env ?? {},
+        }),
       );
     for (const image of opts.images) {
       const samples: number[][] = sides.map(() => []);
@@ -41,6 +49,7 @@ export async function abUploadLatency(opts: AbOptions): Promise<string> {
           const { totalMs } = await uploadUntilReady(p.baseUrl, p.apiKey, image.bytes, {
             contentType: "image/jpeg",
             filename: "bench.jpg",
+            sendCompleteHint: opts.storage?.sendCompleteHint ?? false,
           });
           if (i >= opts.warmUp) samples[s]?.push(totalMs);
         }
@@ -60,7 +69,7 @@ export async function abUploadLatency(opts: AbOptions): Promise<string> {
     for (const p of procs) await p.cleanup();
   }
   return [
-    `Local disk, \`imgup serve\` (all roles), PostgreSQL + Redis; ${sides[0]?.name} against ${sides[1]?.name}, both running, uploads alternating between them (ABBA), ${opts.warmUp} warm-up uploads per size and side not counted. Ratio: this ÷ baseline (below 1: this is faster).`,
+    `${opts.storage?.label ?? "Local disk"}, \`imgup serve\` (all roles), PostgreSQL + Redis; ${sides[0]?.name} against ${sides[1]?.name}, both running, uploads alternating between them (ABBA), ${opts.warmUp} warm-up uploads per size and side not counted. Ratio: this ÷ baseline (below 1: this is faster).`,
     "",
     "| image | runs | this p50 ms | this p95 ms | baseline p50 ms | baseline p95 ms | p50 ratio | p95 ratio |",
     "|---|---|---|---|---|---|---|---|",

@@ -135,13 +135,23 @@ export class ProcessingService {
     // (over the deadline or memory bound included) rejects the upload: it is never retried, because
     // the same bytes would cost the same again.
     signal?.throwIfAborted();
+    // The copy to the original runs beside the image work, off the critical path; it is pinned to
+    // the version read, the original is not served before "ready", and a rejection deletes it.
+    const promotion = source.needsPromotion
+      ? promoteUpload(this.store, image, { ...read, key: source.key, contentType: sniffed.mime }, signal)
+      : null;
+    promotion?.catch(() => undefined);
+    const rejectAfterPromotion = async (reason: RejectReason, detail: string) => {
+      await promotion?.catch(() => undefined);
+      return this.reject(image, reason, detail, signal);
+    };
     const budget: WorkBudget = { timeoutMs: this.policy.timeoutMs, usedMs: 0, signal };
     let probe: Awaited<ReturnType<ImageWork["probe"]>>;
     let placeholder: string | null = null;
     try {
       const limits = { maxPixels: this.policy.maxPixels, maxJpegScans: this.policy.maxJpegScans };
       probe = await this.work.probe(bytes, limits, taskOptions(budget));
-      if (!probe.ok) return this.reject(image, probe.reason, probe.detail, signal);
+      if (!probe.ok) return rejectAfterPromotion(probe.reason, probe.detail);
       // Variants come before "ready", so the first page view after it finds the thumbnail made.
       if (this.derivatives) {
         await this.derivatives.eager(image, bytes, budget);
@@ -154,15 +164,12 @@ export class ProcessingService {
       if (!reason) throw err;
       const detail = err instanceof Error ? err.message : String(err);
       if (isResourceVerdict(err)) this.log.warn({ imageId: image.id, reason, detail }, "image work stopped");
-      return this.reject(image, reason, detail, signal);
+      return rejectAfterPromotion(reason, detail);
     }
     signal?.throwIfAborted();
     await this.storePublicCopy(image, bytes, probe.format, sniffed.mime, signal);
-    if (source.needsPromotion) {
-      const promotion = { key: source.key, etag: read.etag, bytes, contentType: sniffed.mime };
-      if (!(await promoteUpload(this.store, image, promotion, signal))) {
-        throw new RetryLaterError(`upload ${source.key} changed while it was validated`);
-      }
+    if (promotion && !(await promotion)) {
+      throw new RetryLaterError(`upload ${source.key} changed while it was validated`);
     }
     const ready = await this.images.transition(image.id, ["processing"], "ready", {
       placeholder,
@@ -175,6 +182,12 @@ export class ProcessingService {
       readyAt: new Date(),
     });
     if (!ready) return "skipped";
+    // Nothing reads the upload key of a ready image; a leftover is the orphan sweep's.
+    if (promotion) {
+      await this.store.delete(source.key).catch((err) => {
+        this.log.warn({ err, imageId: image.id }, "could not delete a promoted upload");
+      });
+    }
     this.metrics?.imagesFinalized.inc({ status: "ready", reason: "" });
     this.log.info(
       { imageId: image.id, width: probe.width, height: probe.height, format: probe.format },

@@ -28,9 +28,8 @@ export async function locateUpload(
 /**
  * Makes the validated bytes the image's original: a copy inside the storage pinned to the version
  * that was read (its ETag), so bytes written to the upload key meanwhile are never promoted;
- * without an ETag the validated bytes themselves are written. false: the upload changed since it
- * was read, and must be validated again. The upload object is deleted after a promotion (a leftover
- * is the orphan sweep's).
+ * without an ETag the bytes read are written. false: the upload changed since it was read, and
+ * must be validated again. The upload object stays (the caller deletes it once the image is ready).
  */
 export async function promoteUpload(
   store: ObjectStore,
@@ -47,7 +46,6 @@ export async function promoteUpload(
       signal,
     });
   }
-  await store.delete(read.key, signal);
   return true;
 }
 

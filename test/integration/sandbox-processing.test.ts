@@ -188,13 +188,15 @@ describe("processing: image work verdicts, and promotion of validated bytes", ()
   });
 
   it("never promotes bytes replaced while they were validated: the next run judges the new ones", async () => {
-    const swap: Derivatives = {
-      eager: async () => {
-        await store.put(uploadKey(row.id), html, { contentType: "image/jpeg" });
-      },
-      placeholder: async () => null,
+    // Replaced right after the worker opened it: it validates (and would promote) what it read.
+    const getStream = store.getStream.bind(store);
+    store.getStream = async (key, signal) => {
+      const opened = await getStream(key, signal);
+      store.getStream = getStream;
+      await store.put(uploadKey(row.id), html, { contentType: "image/jpeg" });
+      return opened;
     };
-    await expect(service(inProcessImageWork, swap).process(row.id)).rejects.toThrow(/changed while/);
+    await expect(service(inProcessImageWork, none).process(row.id)).rejects.toThrow(/changed while/);
     expect(await store.head(row.objectKey)).toBeNull();
     expect(row.status).toBe("processing");
     expect(await service(inProcessImageWork, none).process(row.id)).toBe("rejected");
