@@ -168,8 +168,13 @@ export class ProcessingService {
     }
     signal?.throwIfAborted();
     await this.storePublicCopy(image, bytes, probe.format, sniffed.mime, signal);
-    if (promotion && !(await promotion)) {
-      throw new RetryLaterError(`upload ${source.key} changed while it was validated`);
+    if (promotion) {
+      if (!(await promotion))
+        throw new RetryLaterError(`upload ${source.key} changed while it was validated`);
+      // Before "ready", so the job ends with it; nothing reads a ready image's upload key anyway.
+      await this.store.delete(source.key, signal).catch((err) => {
+        this.log.warn({ err, imageId: image.id }, "could not delete a promoted upload (the sweep will)");
+      });
     }
     const ready = await this.images.transition(image.id, ["processing"], "ready", {
       placeholder,
@@ -182,12 +187,6 @@ export class ProcessingService {
       readyAt: new Date(),
     });
     if (!ready) return "skipped";
-    // Nothing reads the upload key of a ready image; a leftover is the orphan sweep's.
-    if (promotion) {
-      await this.store.delete(source.key).catch((err) => {
-        this.log.warn({ err, imageId: image.id }, "could not delete a promoted upload");
-      });
-    }
     this.metrics?.imagesFinalized.inc({ status: "ready", reason: "" });
     this.log.info(
       { imageId: image.id, width: probe.width, height: probe.height, format: probe.format },
