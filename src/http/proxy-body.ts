@@ -78,10 +78,10 @@ const LINGER_BYTES = 16 * 1024 * 1024;
  * instead half-closes after the answer (so the client stops) and reads and discards what is still
  * in flight for a moment.
  */
-export function lingerOnClose(req: IncomingMessage): void {
+export function lingerOnClose(req: IncomingMessage, ms = LINGER_MS): void {
   const socket = req.socket;
   socket.destroySoon = () => {
-    const timer = setTimeout(() => socket.destroy(), LINGER_MS);
+    const timer = setTimeout(() => socket.destroy(), ms);
     timer.unref();
     socket.once("close", () => clearTimeout(timer));
     let discarded = 0;

@@ -11,9 +11,13 @@ export interface RawExchange {
   status: () => number | null;
 }
 
-export async function rawConnect(baseUrl: string): Promise<RawExchange> {
+/** allowHalfOpen: keep sending after the server's FIN (what a client mid-upload does). */
+export async function rawConnect(
+  baseUrl: string,
+  opts: { allowHalfOpen?: boolean } = {},
+): Promise<RawExchange> {
   const { hostname, port } = new URL(baseUrl);
-  const socket = connect({ host: hostname, port: Number(port) });
+  const socket = connect({ host: hostname, port: Number(port), allowHalfOpen: opts.allowHalfOpen ?? false });
   let text = "";
   socket.on("data", (d: Buffer) => {
     text += d.toString("latin1");

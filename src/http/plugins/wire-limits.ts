@@ -4,6 +4,7 @@ import { Transform, type TransformCallback } from "node:stream";
 import type { FastifyRequest } from "fastify";
 import type { Config } from "../../config.ts";
 import { type AppError, ERRORS } from "../../domain/errors.ts";
+import { lingerOnClose } from "../proxy-body.ts";
 import type { App } from "../types.ts";
 
 type HttpLimits = Config["http"];
@@ -120,23 +121,6 @@ class BodyClock extends Transform {
 
 const cutRequests = new WeakSet<FastifyRequest>();
 
-/** A refused body at most this large is drained so its client reads the refusal. */
-const LINGER_MAX_BYTES = 16 * 1024 * 1024;
-
-/** Drains the rest of a refused body (Node discards it); a body still unfinished at `ms` is cut. */
-function lingerThenClose(request: FastifyRequest, ms: number): void {
-  const raw = request.raw;
-  if (raw.complete) return;
-  const socket = raw.socket;
-  const timer = setTimeout(() => {
-    if (!raw.complete) socket.destroy();
-  }, ms);
-  timer.unref();
-  raw.once("end", () => clearTimeout(timer));
-  socket.once("close", () => clearTimeout(timer));
-  raw.resume();
-}
-
 function announcesBody(request: FastifyRequest): boolean {
   const headers = request.headers;
   return (
@@ -185,17 +169,13 @@ export function registerWireLimits(app: App, limits: HttpLimits): void {
       reply.raw.once("finish", () => request.raw.socket.destroy());
       return;
     }
-    // Refused before its body arrived (at authentication, say). Closing at once would reset a
-    // client still sending, which then sees a network error instead of this answer; so a body of
-    // modest size is read and discarded, for at most the body timeout (a trickle cannot hold the
-    // connection), and only a larger one is cut.
+    // Refused before its body arrived (at authentication, say): the connection is not kept for a
+    // body nobody will read, so a client cannot hold it open by trickling one. It closes gracefully
+    // (lingerOnClose, for at most the body timeout), so a client still sending gets this answer
+    // rather than a reset. A success answered early (an idempotent replay) keeps it.
     if (reply.statusCode >= 400 && announcesBody(request) && !request.raw.complete) {
-      const declared = Number(request.headers["content-length"] ?? Number.NaN);
-      if (!(declared <= LINGER_MAX_BYTES)) {
-        reply.header("Connection", "close");
-        return;
-      }
-      reply.raw.once("finish", () => lingerThenClose(request, limits.bodyTimeoutMs));
+      reply.header("Connection", "close");
+      lingerOnClose(request.raw, limits.bodyTimeoutMs);
     }
   });
 }
