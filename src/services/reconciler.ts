@@ -6,6 +6,7 @@ import { forEachLimit, type TaskRunOptions } from "../jobs/scheduler.ts";
 import type { Metrics } from "../metrics.ts";
 import type { ObjectStore } from "../storage/object-store.ts";
 import { PROCESS_IMAGE, processJobKey } from "./storage-events.ts";
+import { locateUpload } from "./upload-source.ts";
 
 export interface ReconcileSettings {
   /** How long after its upload URL lapsed a pending image is left alone (uploads in flight). */
@@ -124,9 +125,7 @@ export class Reconciler {
     signal: AbortSignal,
   ): Promise<void> {
     const { store } = this.deps;
-    const uploaded = () =>
-      store.head(uploadKey(row.id), signal).then(async (h) => h ?? (await store.head(row.objectKey, signal)));
-    if (await uploaded()) {
+    if (await locateUpload(store, row, signal)) {
       const why = "object present, storage event lost";
       if (await this.ensureProcessing(row, row.job, report, dryRun, why)) report.processingQueued++;
       return;
@@ -143,7 +142,7 @@ export class Reconciler {
             },
           );
         // Gone already: aborted earlier, or completed since the HEAD.
-        if (!aborted && (await uploaded())) {
+        if (!aborted && (await locateUpload(store, row, signal))) {
           const why = "multipart completed just now";
           if (await this.ensureProcessing(row, row.job, report, dryRun, why)) report.processingQueued++;
           return;

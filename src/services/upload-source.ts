@@ -16,7 +16,7 @@ export interface UploadSource {
  */
 export async function locateUpload(
   store: ObjectStore,
-  image: ImageRecord,
+  image: Pick<ImageRecord, "id" | "objectKey">,
   signal?: AbortSignal,
 ): Promise<UploadSource | null> {
   const staged = await store.head(uploadKey(image.id), signal);
