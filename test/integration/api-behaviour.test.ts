@@ -7,7 +7,7 @@ import { JobRunner } from "../../src/jobs/job-runner.ts";
 import { PROCESS_IMAGE } from "../../src/services/storage-events.ts";
 import { Api, putTo } from "../support/api.ts";
 import { makeImage } from "../support/fixtures.ts";
-import { dbTargets, eventually, type Running, startImgup } from "../support/harness.ts";
+import { dbTargets, eventually, finishedJob, type Running, startImgup } from "../support/harness.ts";
 
 const JWT_SECRET = "a-test-jwt-secret-that-is-long-enough-0123456789";
 
@@ -198,7 +198,7 @@ describe.each(dbTargets())("expiry and crashed workers on $name", (target) => {
       try {
         const image = await api.settled(intent.image.id);
         expect(image.status).toBe("ready");
-        const job = await run.imgup.jobs.get(`process:${intent.image.id}`);
+        const job = await finishedJob(run.imgup.jobs, `process:${intent.image.id}`);
         expect(job).toMatchObject({ status: "done", attempts: 2 });
         // Worker A wakes up late: its lease is gone, so it cannot overwrite the outcome.
         expect(await run.imgup.jobs.complete(taken ?? ({} as never))).toBe(false);

@@ -5,7 +5,7 @@ import { uploadKey } from "../../src/domain/keys.ts";
 import type { Maintenance } from "../../src/services/maintenance.ts";
 import { Api, type MultipartUpload, putPart } from "../support/api.ts";
 import { makeImage } from "../support/fixtures.ts";
-import { dbTargets, type Running, startImgup } from "../support/harness.ts";
+import { dbTargets, finishedJob, type Running, startImgup } from "../support/harness.ts";
 import { imageStatus, maintenanceFor } from "../support/maintenance.ts";
 import { type S3TestTarget, s3Env, s3TestConnection, s3TestTarget } from "../support/s3-target.ts";
 
@@ -127,7 +127,7 @@ describe.skipIf(!connection || !db)("reconciler with storage events off (Postgre
     expect(report).toMatchObject({ processingQueued: 1, stuckRequeued: 1, gaveUp: 0, errors: 0 });
     expect((await alice.settled(a, 20_000)).status).toBe("ready");
     expect((await alice.settled(b, 20_000)).status).toBe("ready");
-    expect(await run.imgup.jobs.get(`process:${a}`)).toMatchObject({ status: "done" });
+    expect(await finishedJob(run.imgup.jobs, `process:${a}`)).toMatchObject({ status: "done" });
     expect((await m.doctor.run()).total).toBe(0);
   }, 60_000);
 });

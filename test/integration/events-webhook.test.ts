@@ -3,7 +3,7 @@ import { uploadKey, variantKey } from "../../src/domain/keys.ts";
 import type { LocalObjectStore } from "../../src/storage/local.ts";
 import { Api } from "../support/api.ts";
 import { makeImage } from "../support/fixtures.ts";
-import { dbTargets, type Running, startImgup } from "../support/harness.ts";
+import { dbTargets, finishedJob, type Running, startImgup } from "../support/harness.ts";
 
 const TOKEN = "webhook-token-0123456789abcdef";
 
@@ -98,7 +98,10 @@ describe.each(dbTargets())("storage event webhook on $name", (target) => {
     expect(enqueued).toBe(2);
     for (const img of [a, b]) {
       expect((await alice.settled(img.id)).status).toBe("ready");
-      expect(await run.imgup.jobs.get(`process:${img.id}`)).toMatchObject({ status: "done", attempts: 1 });
+      expect(await finishedJob(run.imgup.jobs, `process:${img.id}`)).toMatchObject({
+        status: "done",
+        attempts: 1,
+      });
     }
   });
 

@@ -3,7 +3,7 @@ import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Api, type MultipartUpload, partBytes, putPart, putTo, sha256 } from "../support/api.ts";
 import { makeImage } from "../support/fixtures.ts";
-import { dbTargets, type Running, startImgup } from "../support/harness.ts";
+import { dbTargets, finishedJob, type Running, startImgup } from "../support/harness.ts";
 
 const MiB = 1024 * 1024;
 
@@ -69,7 +69,10 @@ describe("multipart uploads, completion hints and aborts (embedded storage)", ()
     });
     const again = await alice.request("POST", `/v1/uploads/${image.id}/complete`, { json: { parts } });
     expect(again.status).toBe(202);
-    expect(await run.imgup.jobs.get(`process:${image.id}`)).toMatchObject({ status: "done", attempts: 1 });
+    expect(await finishedJob(run.imgup.jobs, `process:${image.id}`)).toMatchObject({
+      status: "done",
+      attempts: 1,
+    });
   });
 
   it("resumes from the part list after an interruption", async () => {
@@ -135,7 +138,9 @@ describe("multipart uploads, completion hints and aborts (embedded storage)", ()
     const hint = await alice.request("POST", `/v1/uploads/${created.body.image.id}/complete`);
     expect(hint.status).toBe(202);
     expect((await alice.settled(created.body.image.id)).status).toBe("ready");
-    expect(await run.imgup.jobs.get(`process:${created.body.image.id}`)).toMatchObject({ attempts: 1 });
+    expect(await finishedJob(run.imgup.jobs, `process:${created.body.image.id}`)).toMatchObject({
+      attempts: 1,
+    });
     const abortReady = await alice.request("DELETE", `/v1/uploads/${created.body.image.id}`);
     expect(abortReady.status).toBe(409);
   });

@@ -6,7 +6,7 @@ import { UPLOAD_KEY_SUFFIX, uploadKey } from "../../src/domain/keys.ts";
 import { configureBucketWebhook } from "../../src/storage/s3-notifications.ts";
 import { Api, type MultipartUpload, partBytes, putPart, putTo, sha256 } from "../support/api.ts";
 import { makeImage } from "../support/fixtures.ts";
-import { dbTargets, eventually, type Running, startImgup } from "../support/harness.ts";
+import { dbTargets, eventually, finishedJob, type Running, startImgup } from "../support/harness.ts";
 import { type S3TestTarget, s3Env, s3TestConnection, s3TestTarget } from "../support/s3-target.ts";
 
 const MiB = 1024 * 1024;
@@ -165,7 +165,7 @@ describe.skipIf(!connection || !db)("end to end on S3 (Ceph RGW)", () => {
       const r = await hook.request("POST", `/v1/events/storage?token=${TOKEN}`, { json: captured });
       expect(r.body).toMatchObject({ received: 1, duplicates: 1, enqueued: 0 });
     }
-    expect(await run.imgup.jobs.get(`process:${intent.image.id}`)).toMatchObject({
+    expect(await finishedJob(run.imgup.jobs, `process:${intent.image.id}`)).toMatchObject({
       status: "done",
       attempts: 1,
     });

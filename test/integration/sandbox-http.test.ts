@@ -11,7 +11,7 @@ import { readRss } from "../../src/imaging/sandbox/rss.ts";
 import { processJobKey } from "../../src/services/storage-events.ts";
 import { transformUrl } from "../../src/services/transform-urls.ts";
 import { Api } from "../support/api.ts";
-import { dbTargets, eventually, type Running, startImgup } from "../support/harness.ts";
+import { dbTargets, eventually, finishedJob, type Running, startImgup } from "../support/harness.ts";
 import { heicGridBomb, photo, scanBombJpeg } from "../support/image-builders.ts";
 
 const db = dbTargets()[0];
@@ -61,7 +61,7 @@ describe("image work under hard deadlines, through the API", () => {
         return r && r.status !== "processing" && r.status !== "pending" ? r : undefined;
       }, bound(deadline));
       expect(row).toMatchObject({ status: "rejected", rejectReason: "timeout" });
-      const job = await run.imgup.jobs.get(processJobKey(id));
+      const job = await finishedJob(run.imgup.jobs, processJobKey(id));
       expect(job).toMatchObject({ status: "done", attempts: 1 });
     }
   }, 120_000);

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { originalKey, uploadKey } from "../../src/domain/keys.ts";
 import { Api, putTo, sha256 } from "../support/api.ts";
 import { jpegClaimingDimensions, makeImage } from "../support/fixtures.ts";
-import { dbTargets, eventually, type Running, startImgup } from "../support/harness.ts";
+import { dbTargets, eventually, finishedJob, type Running, startImgup } from "../support/harness.ts";
 
 /** The foundation's upload path, driven through the real HTTP API and the embedded storage's URLs. */
 describe.each(dbTargets())("upload path on $name", (target) => {
@@ -183,10 +183,7 @@ describe.each(dbTargets())("upload path on $name", (target) => {
     expect({ ...second, urls: null }).toEqual({ ...first, urls: null });
     expect(second.urls?.original).toBe(first.urls?.original);
     // The job is marked done just after the image is ready.
-    const job = await eventually(async () => {
-      const j = await run.imgup.jobs.get(`process:${intent.image.id}`);
-      return j?.status === "running" ? undefined : j;
-    });
+    const job = await finishedJob(run.imgup.jobs, `process:${intent.image.id}`);
     expect(job).toMatchObject({ status: "done", attempts: 1 });
   });
 

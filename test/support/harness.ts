@@ -7,6 +7,7 @@ import pg from "pg";
 import pino from "pino";
 import { createImgup, type Imgup } from "../../src/app.ts";
 import { type Config, loadConfig } from "../../src/config.ts";
+import type { JobQueue } from "../../src/jobs/job-queue.ts";
 import { missingBackend } from "./backends.ts";
 import { deleteByPrefix } from "./kv-targets.ts";
 
@@ -165,6 +166,17 @@ export async function eventually<T>(
     await new Promise((r) => setTimeout(r, 25));
   }
   throw new Error(`condition not met within ${timeoutMs} ms${last ? `: ${String(last)}` : ""}`);
+}
+
+/**
+ * The job once it has left "running". An image turns ready (or rejected) a moment before its job is
+ * marked done, so a test that reads the job right after the image settled races that write.
+ */
+export async function finishedJob(jobs: Pick<JobQueue, "get">, key: string, timeoutMs = 60_000) {
+  return eventually(async () => {
+    const job = await jobs.get(key);
+    return job && job.status !== "running" ? job : undefined;
+  }, timeoutMs);
 }
 
 export interface KvEnvTarget {
