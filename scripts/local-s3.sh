@@ -3,6 +3,7 @@
 #
 #   bash scripts/local-s3.sh start    # install if missing, start, create user + bucket imgup-dev
 #   eval "$(bash scripts/local-s3.sh env)"   # TEST_S3_* exports for the integration tests
+#   eval "$(bash scripts/local-s3.sh env --imgup)"   # IMGUP_STORAGE/S3_* exports for imgup itself
 #   bash scripts/local-s3.sh status
 #   bash scripts/local-s3.sh stop     # kill the daemons, remove the directory
 #
@@ -269,18 +270,31 @@ cmd_status() {
   fi
 }
 
+# The tests read TEST_S3_* (they make a bucket of their own per suite); imgup itself reads S3_*.
 cmd_env() {
-  echo "export TEST_S3_ENDPOINT=$ENDPOINT TEST_S3_REGION=$REGION TEST_S3_ACCESS_KEY_ID=$ACCESS_KEY" \
-    "TEST_S3_SECRET_ACCESS_KEY=$SECRET_KEY TEST_S3_BUCKET=$BUCKET"
+  case "${1:-}" in
+  "")
+    echo "export TEST_S3_ENDPOINT=$ENDPOINT TEST_S3_REGION=$REGION TEST_S3_ACCESS_KEY_ID=$ACCESS_KEY" \
+      "TEST_S3_SECRET_ACCESS_KEY=$SECRET_KEY TEST_S3_BUCKET=$BUCKET"
+    ;;
+  --imgup)
+    echo "export IMGUP_STORAGE=s3 S3_ENDPOINT=$ENDPOINT S3_REGION=$REGION S3_FORCE_PATH_STYLE=true" \
+      "S3_ACCESS_KEY_ID=$ACCESS_KEY S3_SECRET_ACCESS_KEY=$SECRET_KEY S3_BUCKET=$BUCKET"
+    ;;
+  *)
+    echo "usage: $0 env [--imgup]" >&2
+    exit 2
+    ;;
+  esac
 }
 
 case "${1:-}" in
 start) cmd_start ;;
 stop) cmd_stop ;;
 status) cmd_status ;;
-env) cmd_env ;;
+env) cmd_env "${2:-}" ;;
 *)
-  echo "usage: $0 start|stop|status|env" >&2
+  echo "usage: $0 start|stop|status|env [--imgup]" >&2
   exit 2
   ;;
 esac
