@@ -32,11 +32,27 @@ export class UploadRejectedError extends ImgupError {
   }
 }
 
-/** What a failed fetch leaves: no answer at all. Always worth another attempt. */
+/**
+ * What a failed fetch leaves: no answer at all. Worth another attempt, unless imgup never answered
+ * this client yet (`unreachable`): a browser reports a CORS refusal exactly like a dead server, and
+ * retrying either only delays the message by seconds.
+ */
 export class NetworkError extends ImgupError {
-  constructor(cause: unknown) {
-    super(0, "network_error", cause instanceof Error ? cause.message : String(cause), { cause });
+  readonly unreachable: boolean;
+
+  constructor(cause: unknown, unreachable?: { url: string }) {
+    const reason = cause instanceof Error ? cause.message : String(cause);
+    super(
+      0,
+      "network_error",
+      unreachable
+        ? `no answer from imgup at ${unreachable.url} (${reason}): the server is unreachable or, in a ` +
+            "browser, the request was blocked by CORS (is this page's origin in IMGUP_CORS_ORIGINS?)"
+        : reason,
+      { cause },
+    );
     this.name = "NetworkError";
+    this.unreachable = unreachable !== undefined;
   }
 }
 

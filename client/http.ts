@@ -32,8 +32,12 @@ const MAX_RETRY_AFTER_MS = 60_000;
 /** JSON requests to imgup's API with the bearer token, retries with backoff, problem+json errors. */
 export class Api {
   readonly baseUrl: string;
+  private readonly opts: ApiOptions;
+  /** Whether imgup ever answered: until then a failed fetch is not retried (see NetworkError). */
+  private answered = false;
 
-  constructor(private readonly opts: ApiOptions) {
+  constructor(opts: ApiOptions) {
+    this.opts = opts;
     this.baseUrl = opts.baseUrl.replace(/\/+$/, "");
   }
 
@@ -65,8 +69,10 @@ export class Api {
       });
     } catch (err) {
       if (ro.signal?.aborted) throw abortErrorOf(ro.signal);
-      throw new NetworkError(err);
+      const firstContact = !this.answered && err instanceof TypeError;
+      throw new NetworkError(err, firstContact ? { url: `${this.baseUrl}${path}` } : undefined);
     }
+    this.answered = true;
     const text = await res.text();
     const contentType = res.headers.get("content-type");
     if (res.ok || (attempt > 0 && ro.doneOnRetry?.includes(res.status))) {

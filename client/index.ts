@@ -9,6 +9,7 @@ export type {
   ImgupClientOptions,
   UploadOptions,
   UploadProgress,
+  UploadResult,
   Visibility,
 } from "./types.ts";
 export {

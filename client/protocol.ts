@@ -12,7 +12,11 @@ export interface WaitOptions {
 
 /** imgup's upload endpoints, one method each (README "Uploads in depth"). */
 export class UploadProtocol {
-  constructor(readonly api: Api) {}
+  readonly api: Api;
+
+  constructor(api: Api) {
+    this.api = api;
+  }
 
   /**
    * POST /v1/uploads. Never cancelled half-way: an intent the server made but whose answer we

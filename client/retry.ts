@@ -1,4 +1,11 @@
-import { abortErrorOf, ImgupError, isAbortError, isRetryableStatus, throwIfAborted } from "./errors.ts";
+import {
+  abortErrorOf,
+  ImgupError,
+  isAbortError,
+  isRetryableStatus,
+  NetworkError,
+  throwIfAborted,
+} from "./errors.ts";
 
 const BASE_DELAY_MS = 200;
 const MAX_DELAY_MS = 10_000;
@@ -38,7 +45,7 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 
 /** Network failures and 408/429/5xx answers; never an abort. */
 export function isTransient(err: unknown): boolean {
-  if (isAbortError(err)) return false;
+  if (isAbortError(err) || (err instanceof NetworkError && err.unreachable)) return false;
   return err instanceof ImgupError && (err.status === 0 || isRetryableStatus(err.status));
 }
 

@@ -65,6 +65,22 @@ export interface UploadOptions {
   method?: "put" | "post" | "multipart";
   /** Default: a random key per upload() call, reused across its retries. Reuse one to resume. */
   idempotencyKey?: string;
+  /**
+   * Default true: the file is hashed first and, when this owner already has the same bytes, the
+   * existing image is returned (`deduplicated: true`, its id, its filename) and nothing is sent.
+   * `false` skips the hash and always makes a new image with its own id.
+   */
+  dedup?: boolean;
+}
+
+/** What upload() resolves to. */
+export interface UploadResult {
+  image: ImageView;
+  /**
+   * True when imgup returned an image it already had for these bytes: the same id as that
+   * earlier upload, so deleting either deletes "both". Pass `dedup: false` to keep them apart.
+   */
+  deduplicated: boolean;
 }
 
 export interface ImagePage {
@@ -73,8 +89,8 @@ export interface ImagePage {
 }
 
 export interface ImgupClient {
-  /** Hashes, uploads straight to the storage and resolves once the image is ready. */
-  upload(file: Blob, opts?: UploadOptions): Promise<ImageView>;
+  /** Hashes (unless `dedup: false`), uploads straight to the storage, resolves once the image is ready. */
+  upload(file: Blob, opts?: UploadOptions): Promise<UploadResult>;
   getImage(id: string): Promise<ImageView>;
   listImages(opts?: { limit?: number; cursor?: string }): Promise<ImagePage>;
   deleteImage(id: string): Promise<void>;

@@ -4,7 +4,7 @@ import { sendMultipart } from "./multipart-upload.ts";
 import type { UploadProtocol } from "./protocol.ts";
 import { sendSingle } from "./single-upload.ts";
 import type { Transfer } from "./transfer.ts";
-import type { ImageView, UploadOptions, UploadProgress } from "./types.ts";
+import type { ImageView, UploadOptions, UploadProgress, UploadResult } from "./types.ts";
 import type { IntentRequest, UploadInstructions } from "./wire.ts";
 
 export interface UploadSettings {
@@ -16,7 +16,7 @@ export interface UploadSettings {
 }
 
 /**
- * upload(): hash → intent (one Idempotency-Key for all its retries) → nothing to send when
+ * upload(): hash (unless dedup is off) → intent (one Idempotency-Key for all its retries) → nothing to send when
  * deduplicated, else the bytes straight to the storage → complete (or the hint) → wait for ready.
  * Cancelling aborts the intent, so nothing stays pending; a failure leaves it for a resume.
  */
@@ -26,7 +26,7 @@ export async function runUpload(
   settings: UploadSettings,
   file: Blob,
   opts: UploadOptions,
-): Promise<ImageView> {
+): Promise<UploadResult> {
   const signal = opts.signal ?? new AbortController().signal;
   throwIfAborted(signal);
   const contentType = opts.contentType ?? file.type;
@@ -36,13 +36,17 @@ export async function runUpload(
     opts.onProgress?.({ phase, loaded, total });
   const key = opts.idempotencyKey ?? crypto.randomUUID();
 
-  progress("hashing", 0);
-  const sha256 = await sha256OfBlob(file, { signal, onProgress: (n) => progress("hashing", n) });
+  // Without a sha256 the server has nothing to match: the upload is a new image.
+  let sha256: string | undefined;
+  if (opts.dedup !== false) {
+    progress("hashing", 0);
+    sha256 = await sha256OfBlob(file, { signal, onProgress: (n) => progress("hashing", n) });
+  }
   const intent: IntentRequest = {
     filename: opts.filename ?? fileNameOf(file),
     contentType,
     size: total,
-    sha256,
+    ...(sha256 === undefined ? {} : { sha256 }),
     method: opts.method ?? (total > settings.multipartThresholdBytes ? "multipart" : "put"),
     ...(opts.visibility ? { visibility: opts.visibility } : {}),
   };
@@ -50,7 +54,8 @@ export async function runUpload(
   const wait = { pollIntervalMs: settings.pollIntervalMs, timeoutMs: settings.readyTimeoutMs, signal };
   if (created.kind === "done") {
     progress("processing", total);
-    return protocol.waitForReady(created.image.id, wait, created.image);
+    const image = await protocol.waitForReady(created.image.id, wait, created.image);
+    return { image, deduplicated: created.deduplicated };
   }
   const imageId = created.image.id;
   let seen: ImageView | null;
@@ -72,7 +77,7 @@ export async function runUpload(
     throw err;
   }
   progress("processing", total);
-  return protocol.waitForReady(imageId, wait, seen);
+  return { image: await protocol.waitForReady(imageId, wait, seen), deduplicated: false };
 }
 
 interface SendContext {

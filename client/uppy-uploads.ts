@@ -33,10 +33,13 @@ export class UppyUploads {
   private readonly byFile = new Map<string, Tracked>();
   private readonly byImage = new Map<string, Tracked>();
 
-  constructor(
-    private readonly protocol: UploadProtocol,
-    private readonly visibility: Visibility | undefined,
-  ) {}
+  private readonly protocol: UploadProtocol;
+  private readonly visibility: Visibility | undefined;
+
+  constructor(protocol: UploadProtocol, visibility: Visibility | undefined) {
+    this.protocol = protocol;
+    this.visibility = visibility;
+  }
 
   static sizeOf(file: UppyFileLike): number {
     return file.data?.size ?? file.size ?? 0;

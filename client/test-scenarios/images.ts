@@ -21,7 +21,7 @@ const codeOf = (err: unknown) => (err instanceof ImgupError ? `${err.status} ${e
 export async function imagesCanBeReadChangedAndDeleted(ctx: ScenarioContext): Promise<void> {
   const client = plainClient(ctx);
   const file = await ctx.file("jpeg");
-  const image = await client.upload(file, { filename: "kept.jpg" });
+  const { image } = await client.upload(file, { filename: "kept.jpg" });
   equal((await client.getImage(image.id)).id, image.id, "getImage");
   const page = await client.listImages({ limit: 100 });
   check(

@@ -12,6 +12,7 @@ import { imagesCanBeReadChangedAndDeleted } from "./images.ts";
 import type { ScenarioContext } from "./support.ts";
 import {
   cancellingAbortsTheIntent,
+  dedupOffKeepsSeparateImages,
   dedupSkipsTheUpload,
   multipartUploadBecomesReady,
   postUploadBecomesReady,
@@ -34,6 +35,7 @@ export const SCENARIOS = {
   postUploadBecomesReady,
   multipartUploadBecomesReady,
   dedupSkipsTheUpload,
+  dedupOffKeepsSeparateImages,
   rejectedUploadThrowsTheReason,
   cancellingAbortsTheIntent,
   aPartFailingOnceIsRetried,

@@ -53,10 +53,13 @@ export class Recorder {
   readonly requests: Recorded[] = [];
   private readonly attempts = new Map<string, number>();
 
-  constructor(
-    private readonly ctx: ScenarioContext,
-    private readonly hook?: Hook,
-  ) {}
+  private readonly ctx: ScenarioContext;
+  private readonly hook: Hook | undefined;
+
+  constructor(ctx: ScenarioContext, hook?: Hook) {
+    this.ctx = ctx;
+    this.hook = hook;
+  }
 
   readonly fetch: typeof fetch = async (input, init) => {
     const url = typeof input === "string" ? input : input instanceof URL ? input.href : input.url;

@@ -22,7 +22,7 @@ async function uploadsAndIsReady(
 ): Promise<{ image: ImageView; file: Blob }> {
   const file = await ctx.file(kind);
   const log: UploadProgress[] = [];
-  const image = await plainClient(ctx).upload(file, { ...opts, onProgress: (p) => log.push(p) });
+  const { image } = await plainClient(ctx).upload(file, { ...opts, onProgress: (p) => log.push(p) });
   checkProgress(log, file.size);
   const uploading = log.filter((p) => p.phase === "uploading").map((p) => p.loaded);
   check(
@@ -56,13 +56,30 @@ export async function multipartUploadBecomesReady(ctx: ScenarioContext): Promise
 
 export async function dedupSkipsTheUpload(ctx: ScenarioContext): Promise<void> {
   const file = await ctx.file("jpeg");
-  const first = await new Recorder(ctx).client(FAST).upload(file);
+  const original = await new Recorder(ctx).client(FAST).upload(file);
+  equal(original.deduplicated, false, "the first upload's deduplicated");
   const again = new Recorder(ctx);
   const log: UploadProgress[] = [];
-  const second = await again.client(FAST).upload(file, { onProgress: (p) => log.push(p) });
-  equal(second.id, first.id, "the same image");
+  const duplicate = await again.client(FAST).upload(file, { onProgress: (p) => log.push(p) });
+  equal(duplicate.image.id, original.image.id, "the same image");
+  equal(duplicate.deduplicated, true, "the second upload's deduplicated");
   equal(again.storageRequests().length, 0, "storage requests of the duplicate");
   check(!log.some((p) => p.phase === "uploading"), "no upload phase");
+}
+
+/** dedup: false sends no hash: the same bytes again become an image of their own. */
+export async function dedupOffKeepsSeparateImages(ctx: ScenarioContext): Promise<void> {
+  const file = await ctx.file("png");
+  const first = await plainClient(ctx).upload(file);
+  const log: UploadProgress[] = [];
+  const rec = new Recorder(ctx);
+  const second = await rec.client(FAST).upload(file, { dedup: false, onProgress: (p) => log.push(p) });
+  check(second.image.id !== first.image.id, "a new image id");
+  equal(second.deduplicated, false, "deduplicated with dedup: false");
+  equal(second.image.status, "ready", "status");
+  equal(second.image.sha256, first.image.sha256, "the server's hash of the same bytes");
+  check(!log.some((p) => p.phase === "hashing"), "no hashing phase");
+  check(rec.storageRequests().length > 0, "the bytes were sent");
 }
 
 export async function rejectedUploadThrowsTheReason(ctx: ScenarioContext): Promise<void> {

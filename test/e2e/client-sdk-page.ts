@@ -89,7 +89,7 @@ async function uploadChosenFile(token: string): Promise<{ image: ImageView; log:
   const log: UploadProgress[] = [];
   let last = "";
   const client = createClient({ baseUrl: "", token, pollIntervalMs: 200 });
-  const image = await client.upload(file, {
+  const { image } = await client.upload(file, {
     onProgress: (p) => {
       // One entry per phase and per whole MiB (the log itself must not cost memory), each the
       // latest of its MiB, so the final figure is never dropped.

@@ -81,7 +81,7 @@ describe.each(targets)("the client SDK on $name", ({ db, kv, s3 }) => {
 
   it("returns images exactly as the server's schema describes them", async () => {
     const client = createClient({ baseUrl: run.baseUrl, token: run.alice, pollIntervalMs: 50 });
-    const image = await client.upload(await fixtureBlob("png"));
+    const { image } = await client.upload(await fixtureBlob("png"));
     expect(Object.keys(image).sort()).toEqual(Object.keys(ImageViewSchema.properties).sort());
   });
 });

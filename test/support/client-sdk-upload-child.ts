@@ -39,7 +39,7 @@ const sample = () => {
 };
 const sampling = setInterval(sample, 250);
 const started = Date.now();
-const image = await client.upload(blob, {
+const { image } = await client.upload(blob, {
   filename: "huge.png",
   onProgress: (p) => {
     sample();

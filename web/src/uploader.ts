@@ -80,7 +80,7 @@ export class Uploader {
 
   private async run({ row, abort }: Entry): Promise<void> {
     try {
-      const image = await this.opts.client.upload(row.file, {
+      const { image } = await this.opts.client.upload(row.file, {
         visibility: this.opts.visibility(),
         signal: abort.signal,
         filename: row.file.name,
