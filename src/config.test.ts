@@ -24,6 +24,47 @@ describe("loadConfig", () => {
     expect(() => loadConfig({ DATABASE_SCHEMA: "Robert'); drop" })).toThrow(/DATABASE_SCHEMA/);
   });
 
+  it("reads IMGUP_CORS_ORIGINS: named origins for everything, * for public delivery only", () => {
+    const named = loadConfig({
+      IMGUP_PUBLIC_URL: "https://imgup.example",
+      IMGUP_CORS_ORIGINS: "https://app.example, http://127.0.0.1:5173/",
+    });
+    expect(named.cors).toEqual({
+      apiOrigins: ["https://app.example", "http://127.0.0.1:5173"],
+      deliveryOrigins: ["https://app.example", "http://127.0.0.1:5173"],
+    });
+    const star = loadConfig({
+      IMGUP_PUBLIC_URL: "https://imgup.example",
+      IMGUP_CORS_ORIGINS: "*,https://a.example",
+    });
+    expect(star.cors).toEqual({ apiOrigins: ["https://a.example"], deliveryOrigins: "*" });
+    expect(loadConfig({ IMGUP_PUBLIC_URL: "https://imgup.example" }).cors).toEqual({
+      apiOrigins: [],
+      deliveryOrigins: [],
+    });
+    for (const bad of [
+      "app.example",
+      "https://app.example/path",
+      "ftp://x.example",
+      "https://u:p@a.example",
+    ]) {
+      expect(() => loadConfig({ IMGUP_CORS_ORIGINS: bad })).toThrow(
+        /^IMGUP_CORS_ORIGINS: .* is not an origin/,
+      );
+    }
+  });
+
+  it("allows the loopback names of the default public URL, and only while it is the default", () => {
+    expect(loadConfig({ PORT: "8080" }).cors.apiOrigins).toEqual([
+      "http://localhost:8080",
+      "http://127.0.0.1:8080",
+      "http://[::1]:8080",
+    ]);
+    expect(loadConfig({ PORT: "8080", IMGUP_PUBLIC_URL: "http://localhost:8080" }).cors.apiOrigins).toEqual(
+      [],
+    );
+  });
+
   it("lets the command line choose the role", () => {
     expect(loadConfig({ IMGUP_ROLE: "api" }, { role: "worker" }).role).toBe("worker");
   });

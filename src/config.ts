@@ -150,11 +150,23 @@ export interface Config {
     /** Each /readyz check (database, KV, storage) fails after this. */
     readyCheckTimeoutMs: number;
   };
+  /** Which browser origins may call imgup cross-origin; see docs/cors.md. */
+  cors: CorsSettings;
   /** The demo uploader page at `/`, served from the bundle `npm run build` writes (web/build.ts). */
   demoPage: {
     enabled: boolean;
     dir: string;
   };
+}
+
+export interface CorsSettings {
+  /**
+   * Origins allowed on the API (/v1) and the embedded storage's upload endpoints (/storage*).
+   * Never `*`: those answers depend on credentials the page holds.
+   */
+  apiOrigins: string[];
+  /** Origins allowed to read public delivery (/i/) cross-origin, e.g. into a canvas; "*" for any. */
+  deliveryOrigins: string[] | "*";
 }
 
 /** How Bearer JWTs are checked; see README "Authentication". */
@@ -201,6 +213,7 @@ export function loadConfig(env: Env, overrides: { role?: Role } = {}): Config {
   const r = new EnvReader(env);
   const port = r.int("PORT", 8080, 0, 65535);
   const dataDir = path.resolve(r.str("IMGUP_DATA_DIR", "./data"));
+  const publicUrlGiven = r.optional("IMGUP_PUBLIC_URL") !== undefined;
   const config: Config = {
     role: overrides.role ?? r.oneOf("IMGUP_ROLE", ["all", "api", "worker", "scheduler"] as const, "all"),
     host: r.str("HOST", "127.0.0.1"),
@@ -336,6 +349,7 @@ export function loadConfig(env: Env, overrides: { role?: Role } = {}): Config {
       shutdownTimeoutMs: r.int("IMGUP_SHUTDOWN_TIMEOUT_MS", 10_000, 0, 600_000),
       readyCheckTimeoutMs: r.int("IMGUP_READY_TIMEOUT_MS", 2000, 50, 60_000),
     },
+    cors: corsSettings(r.parsed("IMGUP_CORS_ORIGINS", parseCorsOrigins), publicUrlGiven ? null : port),
     demoPage: {
       enabled: r.bool("IMGUP_DEMO_PAGE", true),
       dir: path.resolve(r.str("IMGUP_DEMO_DIR", DEFAULT_DEMO_DIR)),
@@ -530,6 +544,54 @@ export function parseAdminClaim(raw: string | undefined): JwtSettings["adminClai
   const at = raw.indexOf("=");
   if (at <= 0 || at === raw.length - 1) throw new Error(`expected name=value, got "${raw}"`);
   return { name: raw.slice(0, at), value: raw.slice(at + 1) };
+}
+
+/**
+ * IMGUP_CORS_ORIGINS: a comma-separated list of origins (scheme://host[:port]) or `*`. `*` means
+ * any origin for public delivery only; the API and the upload endpoints take the named origins.
+ */
+export function parseCorsOrigins(raw: string | undefined): string[] {
+  if (raw === undefined) return [];
+  const items = raw
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
+  if (items.length === 0) throw new Error("expected a comma-separated list of origins or *");
+  return items.map((item) => {
+    if (item === "*") return item;
+    let origin: string;
+    try {
+      origin = new URL(item).origin;
+    } catch {
+      origin = "null";
+    }
+    // An origin is what a browser sends in Origin: no path, no trailing slash, no credentials.
+    if (
+      origin === "null" ||
+      origin !== item.replace(/\/$/, "") ||
+      !/^https?:$/.test(new URL(item).protocol)
+    ) {
+      throw new Error(
+        `"${item}" is not an origin (expected e.g. https://app.example or http://127.0.0.1:5173)`,
+      );
+    }
+    return origin;
+  });
+}
+
+/**
+ * With IMGUP_PUBLIC_URL unset the public URL is http://localhost:PORT, while the server prints and
+ * listens on 127.0.0.1: the demo page opened at one name uploads to URLs naming the other. Both
+ * names (and [::1]) are this very server, so they are allowed origins.
+ */
+function corsSettings(listed: string[], defaultPublicPort: number | null): CorsSettings {
+  const named = listed.filter((o) => o !== "*");
+  const loopback =
+    defaultPublicPort === null
+      ? []
+      : ["localhost", "127.0.0.1", "[::1]"].map((h) => `http://${h}:${defaultPublicPort}`);
+  const apiOrigins = [...new Set([...named, ...loopback])];
+  return { apiOrigins, deliveryOrigins: listed.includes("*") ? "*" : apiOrigins };
 }
 
 /** IMGUP_TRUST_PROXY: unset/false, true, a hop count, or a comma-separated list of addresses/CIDRs. */

@@ -2,7 +2,9 @@ import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import Fastify from "fastify";
 import type { Logger } from "pino";
 import { registerApiAuthentication } from "./plugins/api-auth.ts";
+import { registerCors } from "./plugins/cors.ts";
 import { frameworkErrors, registerErrorHandling } from "./plugins/errors.ts";
+import { registerMethodHandling } from "./plugins/methods.ts";
 import { registerObservability } from "./plugins/observability.ts";
 import { registerWireLimits, serverTimeouts } from "./plugins/wire-limits.ts";
 import { registerCreateApiKey } from "./routes/admin-keys-create.ts";
@@ -62,6 +64,9 @@ export async function buildHttpServer(deps: HttpDeps, logger: Logger): Promise<A
   registerErrorHandling(app);
   registerObservability(app, deps.metrics);
   registerWireLimits(app, deps.config.http);
+  // Before authentication: a preflight carries no credentials. Then 405/OPTIONS, which reads it.
+  await registerCors(app, deps.config.cors);
+  registerMethodHandling(app);
   // Before any route: /v1 is authenticated unless a route opts out.
   registerApiAuthentication(app, deps);
 

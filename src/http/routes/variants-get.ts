@@ -2,6 +2,7 @@ import type { FastifyReply, FastifyRequest } from "fastify";
 import { Type } from "typebox";
 import type { Variant, VariantRequest } from "../../services/variants.ts";
 import { applyCacheHeaders } from "../delivery-headers.ts";
+import { appendVary } from "../plugins/cors.ts";
 import { keyedRateLimit, rateLimit } from "../plugins/rate-limit.ts";
 import { binaryContent, ImageId, NotModified, ProblemSchema } from "../schemas.ts";
 import type { App, HttpDeps } from "../types.ts";
@@ -65,7 +66,8 @@ export function registerGetVariants(app: App, deps: HttpDeps): void {
     accept: request.headers.accept,
   });
   const send = async (request: FastifyRequest, reply: FastifyReply, v: Variant) => {
-    if (v.negotiated) reply.header("Vary", "Accept");
+    // Appended: CORS may have put Origin there already.
+    if (v.negotiated) appendVary(reply, "Accept");
     if (applyCacheHeaders(request, reply, v.auth, v.etag, v.lastModified)) return reply.code(304).send();
     const { body, size } = await v.open();
     reply.header("Content-Length", size);

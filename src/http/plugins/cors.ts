@@ -1,0 +1,119 @@
+import cors, { type FastifyCorsOptions } from "@fastify/cors";
+import type { FastifyReply, FastifyRequest } from "fastify";
+import type { CorsSettings } from "../../config.ts";
+import type { App } from "../types.ts";
+
+/** The request headers a browser may send: the API's, and every one an upload URL may pin. */
+export const CORS_ALLOWED_HEADERS = [
+  "authorization",
+  "content-type",
+  "content-md5",
+  "idempotency-key",
+  "if-none-match",
+  "if-match",
+  "if-modified-since",
+  "if-range",
+  "range",
+  "x-request-id",
+  "x-amz-checksum-sha256",
+  "x-amz-checksum-algorithm",
+  "x-amz-sdk-checksum-algorithm",
+  "x-amz-content-sha256",
+  "x-amz-date",
+  "x-amz-security-token",
+  "x-amz-user-agent",
+];
+
+/** Response headers a browser script may read: what the SDK and app code look at. */
+export const CORS_EXPOSED_HEADERS = [
+  "ETag",
+  "Location",
+  "Retry-After",
+  "RateLimit-Limit",
+  "RateLimit-Remaining",
+  "RateLimit-Reset",
+  "Idempotent-Replayed",
+  "X-Request-Id",
+  "Content-Disposition",
+  "Content-Range",
+  "Accept-Ranges",
+];
+
+/** Which CORS policy a path falls under; null: none (the demo page, health, metrics, docs). */
+export type CorsArea = "api" | "storage" | "delivery";
+
+export function corsAreaOf(url: string): CorsArea | null {
+  const path = url.split("?")[0] ?? url;
+  if (path === "/v1" || path.startsWith("/v1/")) return "api";
+  if (path.startsWith("/storage/") || path === "/storage-post") return "storage";
+  if (path.startsWith("/i/")) return "delivery";
+  return null;
+}
+
+const METHODS: Record<CorsArea, string[]> = {
+  api: ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"],
+  storage: ["PUT", "POST"],
+  delivery: ["GET", "HEAD"],
+};
+
+/**
+ * CORS with @fastify/cors, per area: the API and the embedded storage's upload endpoints answer
+ * the named origins only (the Authorization header is sent explicitly, never cookies, so no
+ * credentials mode); public delivery answers the named origins, or `*` when configured so, which
+ * lets `<img crossorigin>` be drawn into a canvas. A disallowed origin gets no
+ * Access-Control-Allow-Origin (the browser blocks the read) and the request is processed as usual.
+ * Registered before authentication: a preflight carries no credentials.
+ */
+export async function registerCors(app: App, settings: CorsSettings): Promise<void> {
+  const optionsFor = (request: FastifyRequest): FastifyCorsOptions => {
+    const area = corsAreaOf(request.url);
+    // A plain OPTIONS (no Origin or no requested method) is not a preflight: methods.ts answers it.
+    const preflightLike =
+      request.method !== "OPTIONS" ||
+      (request.headers.origin !== undefined &&
+        request.headers["access-control-request-method"] !== undefined);
+    if (area === null || !preflightLike) return { origin: false };
+    const origins = area === "delivery" ? settings.deliveryOrigins : settings.apiOrigins;
+    return {
+      origin: origins === "*" ? "*" : origins.length > 0 ? origins : false,
+      methods: METHODS[area],
+      allowedHeaders: CORS_ALLOWED_HEADERS,
+      exposedHeaders: CORS_EXPOSED_HEADERS,
+      maxAge: 600,
+      credentials: false,
+      strictPreflight: false,
+    };
+  };
+  await app.register(cors, { delegator: async (request: FastifyRequest) => optionsFor(request) });
+
+  // @fastify/cors adds Vary: Origin to every answer of a per-request policy. It matters only where
+  // Access-Control-Allow-Origin depends on Origin; elsewhere it would split CDN caches for nothing.
+  app.addHook("onSend", async (request, reply) => {
+    const area = corsAreaOf(request.url);
+    const fixed =
+      area === null ||
+      (area === "delivery" && settings.deliveryOrigins === "*") ||
+      (area !== "delivery" && settings.apiOrigins.length === 0) ||
+      (area === "delivery" && settings.deliveryOrigins.length === 0);
+    if (fixed) removeVary(reply, "origin");
+  });
+}
+
+function removeVary(reply: FastifyReply, name: string): void {
+  const vary = reply.getHeader("vary");
+  if (typeof vary !== "string") return;
+  const kept = vary
+    .split(",")
+    .map((v) => v.trim())
+    .filter((v) => v && v.toLowerCase() !== name);
+  if (kept.length === 0) reply.removeHeader("vary");
+  else reply.header("vary", kept.join(", "));
+}
+
+/** Adds a field to Vary, keeping what is there (Fastify's header() would replace it). */
+export function appendVary(reply: FastifyReply, name: string): void {
+  const vary = reply.getHeader("vary");
+  const present = typeof vary === "string" ? vary.split(",").map((v) => v.trim()) : [];
+  if (present.some((v) => v.toLowerCase() === name.toLowerCase() || v === "*")) return;
+  reply.header("vary", [...present.filter(Boolean), name].join(", "));
+}
