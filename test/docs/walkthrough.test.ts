@@ -1,0 +1,121 @@
+import { randomBytes } from "node:crypto";
+import { writeFileSync } from "node:fs";
+import path from "node:path";
+import {
+  AbortMultipartUploadCommand,
+  DeleteObjectsCommand,
+  ListMultipartUploadsCommand,
+  ListObjectsV2Command,
+} from "@aws-sdk/client-s3";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createS3Client } from "../../src/storage/s3-client.ts";
+import { s3TestConnection } from "../support/s3-target.ts";
+import { docTest } from "./markdown.ts";
+import { cleanEnv, NEVER_RESTART_RGW, runShell, type Served, scratchDir, serveFromScript } from "./shell.ts";
+
+async function intentFile(served: Served, dir: string): Promise<void> {
+  const response = await fetch(`${served.baseUrl}/v1/uploads`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${served.key}`, "content-type": "application/json" },
+    body: JSON.stringify({ filename: "stuck.jpg", contentType: "image/jpeg", size: 10_012 }),
+  });
+  expect(response.status).toBe(201);
+  writeFileSync(path.join(dir, "intent.json"), await response.text());
+}
+
+/** Runs the API walkthrough, then the troubleshooting commands on an upload that never happened. */
+function walkthroughSuite(name: string, start: () => Promise<Served>, s3: boolean) {
+  describe(name, () => {
+    let served: Served;
+    beforeAll(async () => {
+      served = await start();
+    }, 240_000);
+    afterAll(async () => {
+      await served?.stop();
+    });
+
+    it("runs docs/api.md's walkthrough from start to end", async () => {
+      const dir = scratchDir();
+      const env = cleanEnv({ IMGUP: served.baseUrl, KEY: served.key });
+      const { code, output } = await runShell(docTest("docs/api.md", "walkthrough"), { cwd: dir, env });
+      expect(code, output).toBe(0);
+      if (s3) expect(output).toContain('"If-None-Match": "*"');
+      for (const expected of [
+        '"status": "ready"',
+        '"rejectReason": "not_an_image"',
+        "200 image/webp",
+        "unsigned: 404",
+        "signed: 200",
+        "deleted: 204",
+        "after delete: 404",
+        "aborted: 204",
+        "idempotent-replayed: true",
+        "same image",
+        '"deduplicated": true',
+      ]) {
+        expect(output, output).toContain(expected);
+      }
+    }, 300_000);
+
+    it("runs docs/troubleshooting.md's commands", async () => {
+      const dir = scratchDir();
+      await intentFile(served, dir);
+      const env = cleanEnv({ IMGUP: served.baseUrl, KEY: served.key });
+      const { code, output } = await runShell(docTest("docs/troubleshooting.md", "troubleshooting"), {
+        cwd: dir,
+        env,
+      });
+      expect(code, output).toBe(0);
+      for (const expected of [
+        '"status": "ok"',
+        "HTTP/1.1 ",
+        "wrong Content-Type: 403",
+        '"status": "pending"',
+        '"code": "upload_incomplete"',
+      ]) {
+        expect(output, output).toContain(expected);
+      }
+    }, 300_000);
+  });
+}
+
+walkthroughSuite(
+  "the docs' curl commands on embedded storage",
+  () => serveFromScript("npm start", {}),
+  false,
+);
+
+const connection = s3TestConnection();
+const prefix = `docs-${randomBytes(4).toString("hex")}`;
+
+describe.skipIf(!connection)("on S3 (Ceph RGW from scripts/local-s3.sh)", () => {
+  afterAll(async () => {
+    if (!connection) return;
+    const client = createS3Client(connection);
+    const Bucket = process.env.TEST_S3_BUCKET || "imgup-dev";
+    try {
+      const uploads = await client.send(new ListMultipartUploadsCommand({ Bucket, Prefix: `${prefix}/` }));
+      for (const u of uploads.Uploads ?? []) {
+        await client.send(new AbortMultipartUploadCommand({ Bucket, Key: u.Key, UploadId: u.UploadId }));
+      }
+      for (;;) {
+        const page = await client.send(new ListObjectsV2Command({ Bucket, Prefix: `${prefix}/` }));
+        const objects = (page.Contents ?? []).map((o) => ({ Key: o.Key }));
+        if (objects.length === 0) break;
+        await client.send(new DeleteObjectsCommand({ Bucket, Delete: { Objects: objects, Quiet: true } }));
+      }
+    } finally {
+      client.destroy();
+    }
+  }, 120_000);
+
+  // docs/operations.md's own block starts this imgup: env --imgup must give imgup all it needs.
+  walkthroughSuite(
+    "the docs' curl commands on S3",
+    () =>
+      serveFromScript(NEVER_RESTART_RGW + docTest("docs/operations.md", "local-s3-imgup"), {
+        IMGUP_S3_PREFIX: prefix,
+      }),
+    true,
+  );
+});
