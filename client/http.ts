@@ -15,16 +15,16 @@ export interface ApiResponse<T> {
 }
 
 export interface RequestOptions {
-  body?: unknown;
-  idempotencyKey?: string;
-  signal?: AbortSignal;
+  body?: unknown | undefined;
+  idempotencyKey?: string | undefined;
+  signal?: AbortSignal | undefined;
   /** Default: the client's `retries`. Only for requests that are safe to repeat. */
-  retries?: number;
+  retries?: number | undefined;
   /**
    * Statuses that mean "already done" when they answer a retry: the first attempt may have
    * succeeded with its answer lost (a repeated DELETE finds nothing: 404).
    */
-  doneOnRetry?: readonly number[];
+  doneOnRetry?: readonly number[] | undefined;
 }
 
 const MAX_RETRY_AFTER_MS = 60_000;
@@ -64,8 +64,8 @@ export class Api {
       res = await this.opts.fetch(`${this.baseUrl}${path}`, {
         method,
         headers,
-        body: ro.body === undefined ? undefined : JSON.stringify(ro.body),
-        signal: ro.signal,
+        body: ro.body === undefined ? null : JSON.stringify(ro.body),
+        signal: ro.signal ?? null,
       });
     } catch (err) {
       if (ro.signal?.aborted) throw abortErrorOf(ro.signal);

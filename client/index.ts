@@ -7,6 +7,7 @@ export type {
   ImageView,
   ImgupClient,
   ImgupClientOptions,
+  RejectReason,
   UploadOptions,
   UploadProgress,
   UploadResult,

@@ -7,7 +7,7 @@ import type { CompletedPart, IntentRequest, IntentResult, PartsStatus, UploadIns
 export interface WaitOptions {
   pollIntervalMs: number;
   timeoutMs: number;
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
 }
 
 /** imgup's upload endpoints, one method each (README "Uploads in depth"). */
@@ -25,8 +25,8 @@ export class UploadProtocol {
   async createIntent(body: IntentRequest, idempotencyKey: string): Promise<IntentResult> {
     const res = await this.api.request<{
       image: ImageView;
-      upload?: UploadInstructions;
-      deduplicated?: boolean;
+      upload?: UploadInstructions | undefined;
+      deduplicated?: boolean | undefined;
     }>("POST", "/v1/uploads", { body, idempotencyKey });
     const { image, upload } = res.body;
     if (!upload) return { kind: "done", image, deduplicated: res.body.deduplicated === true };

@@ -51,9 +51,9 @@ export function isTransient(err: unknown): boolean {
 
 export interface RetryOptions {
   retries: number;
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
   /** Default: isTransient. */
-  retryable?: (err: unknown) => boolean;
+  retryable?: ((err: unknown) => boolean) | undefined;
 }
 
 /** Runs fn until it succeeds, a non-retryable error, or `retries` extra attempts; waits in between. */

@@ -2,6 +2,17 @@
 
 export type Visibility = "public" | "private";
 export type ImageStatus = "pending" | "processing" | "ready" | "rejected" | "expired" | "deleted";
+/** Why processing refused an upload (stable codes; rejectDetail says more in words). */
+export type RejectReason =
+  | "not_an_image"
+  | "unsupported_format"
+  | "type_mismatch"
+  | "too_many_pixels"
+  | "too_large"
+  | "hash_mismatch"
+  | "corrupt"
+  | "too_complex"
+  | "timeout";
 
 /** An image as the API returns it (the server's ImageViewSchema). */
 export interface ImageView {
@@ -17,7 +28,7 @@ export interface ImageView {
   sha256: string | null;
   /** ThumbHash, base64. */
   placeholder: string | null;
-  rejectReason: string | null;
+  rejectReason: RejectReason | null;
   rejectDetail: string | null;
   createdAt: string;
   readyAt: string | null;
@@ -34,17 +45,17 @@ export interface ImgupClientOptions {
   baseUrl: string;
   /** API key or JWT, sent as Bearer; a function is asked before every request (token refresh). */
   token: string | (() => string | Promise<string>);
-  fetch?: typeof fetch;
+  fetch?: typeof fetch | undefined;
   /** Default 32 MiB: larger files use method "multipart". */
-  multipartThresholdBytes?: number;
+  multipartThresholdBytes?: number | undefined;
   /** Parts uploaded at once, default 4. */
-  partConcurrency?: number;
+  partConcurrency?: number | undefined;
   /** Retries per request (intent, each part, complete), default 4, exponential backoff with jitter. */
-  retries?: number;
+  retries?: number | undefined;
   /** How often to look while waiting for ready, default 400 ms. */
-  pollIntervalMs?: number;
+  pollIntervalMs?: number | undefined;
   /** Default 5 minutes. */
-  readyTimeoutMs?: number;
+  readyTimeoutMs?: number | undefined;
 }
 
 export interface UploadProgress {
@@ -54,23 +65,23 @@ export interface UploadProgress {
 }
 
 export interface UploadOptions {
-  visibility?: Visibility;
-  onProgress?: (p: UploadProgress) => void;
-  signal?: AbortSignal;
+  visibility?: Visibility | undefined;
+  onProgress?: ((p: UploadProgress) => void) | undefined;
+  signal?: AbortSignal | undefined;
   /** Default: the File's name, else "upload". */
-  filename?: string;
+  filename?: string | undefined;
   /** Default: the Blob's type (required one way or the other). */
-  contentType?: string;
+  contentType?: string | undefined;
   /** Default: "multipart" above multipartThresholdBytes, else "put". */
-  method?: "put" | "post" | "multipart";
+  method?: "put" | "post" | "multipart" | undefined;
   /** Default: a random key per upload() call, reused across its retries. Reuse one to resume. */
-  idempotencyKey?: string;
+  idempotencyKey?: string | undefined;
   /**
    * Default true: the file is hashed first and, when this owner already has the same bytes, the
    * existing image is returned (`deduplicated: true`, its id, its filename) and nothing is sent.
    * `false` skips the hash and always makes a new image with its own id.
    */
-  dedup?: boolean;
+  dedup?: boolean | undefined;
 }
 
 /** What upload() resolves to. */
@@ -92,7 +103,7 @@ export interface ImgupClient {
   /** Hashes (unless `dedup: false`), uploads straight to the storage, resolves once the image is ready. */
   upload(file: Blob, opts?: UploadOptions): Promise<UploadResult>;
   getImage(id: string): Promise<ImageView>;
-  listImages(opts?: { limit?: number; cursor?: string }): Promise<ImagePage>;
+  listImages(opts?: { limit?: number | undefined; cursor?: string | undefined }): Promise<ImagePage>;
   deleteImage(id: string): Promise<void>;
   setVisibility(id: string, visibility: Visibility): Promise<ImageView>;
   /**

@@ -52,11 +52,11 @@ export interface ImgupUppyOptions {
 }
 
 export interface UppyAdapterOptions {
-  visibility?: Visibility;
+  visibility?: Visibility | undefined;
   /** Non-multipart uploads: a presigned PUT (default) or a browser-form POST. */
-  method?: "put" | "post";
+  method?: "put" | "post" | undefined;
   /** Uppy's chunk size for multipart uploads (at least 5 MiB), default 8 MiB; imgup signs parts of it. */
-  partSizeBytes?: number;
+  partSizeBytes?: number | undefined;
 }
 
 const MiB = 1024 * 1024;

@@ -103,7 +103,7 @@ export async function uppyV5FunctionsUploadPutAndMultipart(ctx: ScenarioContext)
   const params = await options.getUploadParameters(small);
   const put = await ctx.fetch(params.url, {
     method: params.method,
-    headers: params.headers,
+    headers: params.headers ?? {},
     body: small.data,
   });
   equal(put.status, 200, "the PUT");
