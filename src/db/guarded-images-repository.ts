@@ -1,6 +1,6 @@
 import type { ImageRecord, ImageStatus, Visibility } from "../domain/image.ts";
 import type { DatabaseBreaker } from "./breaker.ts";
-import type { ImagePatch, ImagesRepository, NewImage } from "./images-repository.ts";
+import type { ImagePatch, ImagesRepository, ListOptions, NewImage } from "./images-repository.ts";
 
 /** Every call goes through the database circuit breaker (and its timeout). */
 export class GuardedImagesRepository implements ImagesRepository {
@@ -27,7 +27,7 @@ export class GuardedImagesRepository implements ImagesRepository {
   findByIdempotencyKey(ownerId: string, key: string): Promise<ImageRecord | null> {
     return this.breaker.execute(() => this.inner.findByIdempotencyKey(ownerId, key));
   }
-  listForOwner(ownerId: string, opts: { limit: number; before?: string }): Promise<ImageRecord[]> {
+  listForOwner(ownerId: string, opts: ListOptions): Promise<ImageRecord[]> {
     return this.breaker.execute(() => this.inner.listForOwner(ownerId, opts));
   }
   transition(

@@ -44,6 +44,13 @@ export class IdempotencyKeyTaken extends Error {
   override name = "IdempotencyKeyTaken";
 }
 
+export interface ListOptions {
+  limit: number;
+  /** Keyset pagination: only ids below this one. */
+  before?: string | undefined;
+  statuses?: readonly ImageStatus[] | undefined;
+}
+
 export interface ImagesRepository {
   /** Throws IdempotencyKeyTaken when (owner, idempotencyKey) exists. */
   insert(image: NewImage): Promise<ImageRecord>;
@@ -56,7 +63,8 @@ export interface ImagesRepository {
   findForOwner(ownerId: string, id: string): Promise<ImageRecord | null>;
   findByIdempotencyKey(ownerId: string, key: string): Promise<ImageRecord | null>;
   /** Newest first; `before` is the id of the last image of the previous page. */
-  listForOwner(ownerId: string, opts: { limit: number; before?: string }): Promise<ImageRecord[]>;
+  /** Newest first, never deleted ones; `statuses` narrows to those states. */
+  listForOwner(ownerId: string, opts: ListOptions): Promise<ImageRecord[]>;
   /** Conditional update: only when the current status is one of `from`. null when it was not. */
   transition(
     id: string,
@@ -146,7 +154,7 @@ export class KyselyImagesRepository implements ImagesRepository {
     return row ? toRecord(row) : null;
   }
 
-  async listForOwner(ownerId: string, opts: { limit: number; before?: string }): Promise<ImageRecord[]> {
+  async listForOwner(ownerId: string, opts: ListOptions): Promise<ImageRecord[]> {
     let q = this.db
       .selectFrom("images")
       .selectAll()
@@ -155,6 +163,7 @@ export class KyselyImagesRepository implements ImagesRepository {
       .orderBy("id", "desc")
       .limit(opts.limit);
     if (opts.before) q = q.where("id", "<", opts.before);
+    if (opts.statuses && opts.statuses.length > 0) q = q.where("status", "in", [...opts.statuses]);
     return (await q.execute()).map(toRecord);
   }
 

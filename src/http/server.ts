@@ -11,6 +11,7 @@ import { registerCreateApiKey } from "./routes/admin-keys-create.ts";
 import { registerListApiKeys } from "./routes/admin-keys-list.ts";
 import { registerRevokeApiKey } from "./routes/admin-keys-revoke.ts";
 import { registerDemoPage } from "./routes/demo-page.ts";
+import { registerApiReference } from "./routes/docs-page.ts";
 import { registerStorageEventsWebhook } from "./routes/events-storage.ts";
 import { registerHealth } from "./routes/health.ts";
 import { registerCreateImage } from "./routes/images-create.ts";
@@ -71,7 +72,7 @@ export async function buildHttpServer(deps: HttpDeps, logger: Logger): Promise<A
   registerApiAuthentication(app, deps);
 
   // First, and loaded at once: it collects the routes added after it.
-  await registerOpenApi(app);
+  await registerOpenApi(app, deps);
   registerHealth(app, deps);
   registerMetrics(app, deps);
   registerCreateUpload(app, deps);
@@ -93,5 +94,6 @@ export async function buildHttpServer(deps: HttpDeps, logger: Logger): Promise<A
   registerLocalStorage(app, deps);
   registerStorageEventsWebhook(app, deps);
   registerDemoPage(app, deps);
+  await registerApiReference(app, deps);
   return app;
 }

@@ -1,11 +1,11 @@
-import type { ImageRecord } from "../domain/image.ts";
+import type { ImageRecord, ImageStatus, RejectReason, Visibility } from "../domain/image.ts";
 import { signPath } from "../domain/url-signature.ts";
 
 /** The public JSON shape of an image. Owner-only fields are fine: only the owner ever sees it. */
 export interface ImageView {
   id: string;
-  status: string;
-  visibility: string;
+  status: ImageStatus;
+  visibility: Visibility;
   filename: string;
   contentType: string | null;
   size: number | null;
@@ -14,7 +14,7 @@ export interface ImageView {
   format: string | null;
   sha256: string | null;
   placeholder: string | null;
-  rejectReason: string | null;
+  rejectReason: RejectReason | null;
   rejectDetail: string | null;
   createdAt: string;
   readyAt: string | null;
@@ -45,14 +45,23 @@ export function sourceUrl(image: ImageRecord, urls: UrlBuilder): string {
   return deliveryUrl({ ...image, visibility: "private" }, originalPath(image.id), urls);
 }
 
+/** Until processing has looked at the bytes, the best the owner can be told is what was declared. */
+const UNVERIFIED: readonly ImageStatus[] = ["pending", "processing", "expired"];
+/** What a proxy upload declares when the client named no type: no type at all. */
+const UNTYPED = "application/octet-stream";
+
 export function toImageView(image: ImageRecord, urls: UrlBuilder): ImageView {
+  const declared = UNVERIFIED.includes(image.status);
   return {
     id: image.id,
     status: image.status,
     visibility: image.visibility,
     filename: image.filename,
-    contentType: image.contentType,
-    size: image.size,
+    contentType:
+      image.contentType ??
+      (declared && image.declaredContentType !== UNTYPED ? image.declaredContentType : null),
+    // A chunked proxy upload declares no length (recorded as 0): unknown, not empty.
+    size: image.size ?? (declared && image.declaredSize > 0 ? image.declaredSize : null),
     width: image.width,
     height: image.height,
     format: image.format,

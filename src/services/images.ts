@@ -1,6 +1,6 @@
 import type { ImagesRepository } from "../db/images-repository.ts";
 import { ERRORS } from "../domain/errors.ts";
-import type { ImageRecord, Visibility } from "../domain/image.ts";
+import type { ImageRecord, ImageStatus, Visibility } from "../domain/image.ts";
 import { imagePrefix, isImageId } from "../domain/keys.ts";
 import type { JobQueue } from "../jobs/job-queue.ts";
 import type { Metrics } from "../metrics.ts";
@@ -26,9 +26,17 @@ export class ImagesService {
     return image;
   }
 
-  async list(principal: Principal, opts: { limit: number; cursor?: string }): Promise<ImagePage> {
+  /** `statuses`: only images in one of these states (none: every image that is not deleted). */
+  async list(
+    principal: Principal,
+    opts: { limit: number; cursor?: string; statuses?: readonly ImageStatus[] },
+  ): Promise<ImagePage> {
     const before = opts.cursor === undefined ? undefined : decodeCursor(opts.cursor);
-    const rows = await this.images.listForOwner(principal.ownerId, { limit: opts.limit + 1, before });
+    const rows = await this.images.listForOwner(principal.ownerId, {
+      limit: opts.limit + 1,
+      before,
+      statuses: opts.statuses,
+    });
     const items = rows.slice(0, opts.limit);
     const last = items.at(-1);
     return { items, nextCursor: rows.length > opts.limit && last ? encodeCursor(last.id) : null };

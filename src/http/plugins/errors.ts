@@ -3,6 +3,7 @@ import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 import type { Logger } from "pino";
 import { AppError, ERRORS } from "../../domain/errors.ts";
 import type { App } from "../types.ts";
+import { describeValidation } from "../validation-messages.ts";
 
 export const PROBLEM_TYPE_BASE = "https://imgup.dev/problems/";
 
@@ -27,15 +28,8 @@ export function sendProblem(reply: FastifyReply, err: AppError): FastifyReply {
 function toAppError(err: FastifyError): AppError {
   if (err instanceof AppError) return err;
   if (err.validation) {
-    const first = err.validation[0];
-    const where = err.validationContext ?? "request";
-    const field = first?.instancePath ? first.instancePath.slice(1).replace(/\//g, ".") : undefined;
-    const extra =
-      first?.params && "additionalProperty" in first.params ? first.params.additionalProperty : undefined;
-    const detail = extra
-      ? `${where} has an unknown field "${String(extra)}"`
-      : `${where}${field ? `.${field}` : ""} ${first?.message ?? "is invalid"}`;
-    return ERRORS.validation(detail, { extra: { field: field ?? (extra ? String(extra) : undefined) } });
+    const { detail, field } = describeValidation(err.validation, err.validationContext);
+    return ERRORS.validation(detail, { extra: { field } });
   }
   switch (err.code) {
     case "FST_ERR_CTP_BODY_TOO_LARGE":

@@ -3,8 +3,19 @@ import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import { Type } from "typebox";
 import { ERRORS } from "../../domain/errors.ts";
 import { parseStorageEvents } from "../../events/parse-storage-event.ts";
-import { BearerSecurity, ProblemSchema } from "../schemas.ts";
+import { addSharedSchemas, problem, ref } from "../schemas.ts";
 import type { App, HttpDeps } from "../types.ts";
+
+export const StorageEventsResultSchema = Type.Object(
+  {
+    received: Type.Integer({ description: "object-created records in the body" }),
+    enqueued: Type.Integer({ description: "records that queued processing" }),
+    duplicates: Type.Integer({ description: "records already seen" }),
+    ignored: Type.Integer({ description: "records of another bucket, or of no upload" }),
+    skipped: Type.Integer({ description: "records that are not object-created events" }),
+  },
+  { $id: "StorageEventsResult", description: "What became of the records" },
+);
 
 /**
  * POST /v1/events/storage: S3-format notifications pushed by MinIO, Ceph RGW or SNS. Every record
@@ -19,6 +30,7 @@ export function registerStorageEventsWebhook(app: App, deps: HttpDeps): void {
     const b = Buffer.from(given ?? "");
     return b.length === expected.length && timingSafeEqual(b, expected);
   };
+  addSharedSchemas(app, [StorageEventsResultSchema]);
   app.register(async (plain) => {
     const scope = plain.withTypeProvider<TypeBoxTypeProvider>();
     // SNS posts JSON as text/plain; senders differ, the body is JSON either way.
@@ -48,8 +60,15 @@ export function registerStorageEventsWebhook(app: App, deps: HttpDeps): void {
           }
         },
         schema: {
+          operationId: "receiveStorageEvents",
+          tags: ["Storage events"],
           summary: "Storage event webhook (S3 notification format); bearer token or ?token=",
-          security: [...BearerSecurity, {}],
+          description:
+            "Where MinIO, Ceph RGW or SNS push object-created notifications, so processing starts the " +
+            "moment an upload lands. Authenticated by IMGUP_EVENTS_TOKEN (not an API key), as a bearer " +
+            "token or as ?token= for senders that cannot set headers. Every record is queued before the " +
+            "2xx: an acknowledged event is never lost. Only served when IMGUP_EVENTS_TOKEN is set.",
+          security: [{ eventsBearer: [] }, { eventsToken: [] }],
           querystring: Type.Object({ token: Type.Optional(Type.String({ maxLength: 512 })) }),
           body: Type.Object(
             {},
@@ -59,14 +78,9 @@ export function registerStorageEventsWebhook(app: App, deps: HttpDeps): void {
             },
           ),
           response: {
-            200: Type.Object({
-              received: Type.Integer(),
-              enqueued: Type.Integer(),
-              duplicates: Type.Integer(),
-              ignored: Type.Integer(),
-              skipped: Type.Integer(),
-            }),
-            "4xx": ProblemSchema,
+            200: ref(StorageEventsResultSchema, { description: "Every record is queued or accounted for" }),
+            401: problem("The token does not match IMGUP_EVENTS_TOKEN"),
+            "4xx": problem("The body is not a storage event (invalid_event)"),
           },
         },
       },

@@ -1,26 +1,41 @@
 import { Type } from "typebox";
 import { isDegraded } from "../../services/readiness.ts";
 import { opsAccess } from "../plugins/ops-token.ts";
+import { addSharedSchemas, MALFORMED, NoSecurity, ref } from "../schemas.ts";
 import type { App, HttpDeps } from "../types.ts";
 
-const Readiness = Type.Object({
-  status: Type.Union([Type.Literal("ok"), Type.Literal("degraded"), Type.Literal("unavailable")]),
-  checks: Type.Record(Type.String(), Type.String(), {
-    description:
-      'per dependency (database, kv, storage): "ok", "degraded: …" or why it failed (only "failed" without IMGUP_OPS_TOKEN outside embedded mode)',
-  }),
-  failed: Type.Array(Type.String(), { description: "the dependencies that failed their check" }),
-});
+export const ReadinessSchema = Type.Object(
+  {
+    status: Type.Unsafe<"ok" | "degraded" | "unavailable">({
+      type: "string",
+      enum: ["ok", "degraded", "unavailable"],
+    }),
+    checks: Type.Record(Type.String(), Type.String(), {
+      description:
+        'per dependency (database, kv, storage): "ok", "degraded: …" or why it failed (only "failed" without IMGUP_OPS_TOKEN outside embedded mode)',
+    }),
+    failed: Type.Array(Type.String(), { description: "the dependencies that failed their check" }),
+  },
+  { $id: "Readiness", description: "Whether this instance can serve, per dependency" },
+);
 
 /** GET /healthz (the process is alive) and GET /readyz (its dependencies answer). */
 export function registerHealth(app: App, deps: HttpDeps): void {
   const access = opsAccess(deps.config);
+  addSharedSchemas(app, [ReadinessSchema]);
   app.get(
     "/healthz",
     {
       schema: {
+        operationId: "getLiveness",
+        tags: ["Operations"],
         summary: "Liveness: the process is alive (checks nothing else)",
-        response: { 200: Type.Object({ status: Type.Literal("ok") }) },
+        description: "For a liveness probe: restart the process when this fails.",
+        security: NoSecurity,
+        response: {
+          200: Type.Object({ status: Type.Literal("ok") }, { description: "Alive" }),
+          ...MALFORMED,
+        },
       },
     },
     async () => ({ status: "ok" as const }),
@@ -29,10 +44,19 @@ export function registerHealth(app: App, deps: HttpDeps): void {
     "/readyz",
     {
       schema: {
+        operationId: "getReadiness",
+        tags: ["Operations"],
         summary: "Readiness: database, KV and storage answer, each within IMGUP_READY_TIMEOUT_MS",
+        description:
+          "For a readiness probe or load balancer. Why a check failed is shown to the holder of " +
+          "IMGUP_OPS_TOKEN (and in embedded mode); others see only ok, degraded or failed.",
+        security: [{}, { opsToken: [] }],
         response: {
-          200: { ...Readiness, description: "Ready, or degraded but serving (database breaker open)" },
-          503: { ...Readiness, description: "A dependency failed; `failed` names it" },
+          200: ref(ReadinessSchema, {
+            description: "Ready, or degraded but serving (database breaker open)",
+          }),
+          503: ref(ReadinessSchema, { description: "A dependency failed; `failed` names it" }),
+          ...MALFORMED,
         },
       },
     },

@@ -9,18 +9,25 @@ import { principalOf } from "../plugins/auth.ts";
 import { idempotency } from "../plugins/idempotency.ts";
 import { intentRateLimit } from "../plugins/rate-limit.ts";
 import { type BodyDescriptor, describeBody, lingerOnClose, requestBody } from "../proxy-body.ts";
-import { BearerSecurity, IdempotencyHeaders, ImageViewSchema, ProblemSchema } from "../schemas.ts";
+import {
+  AUTH_ERRORS,
+  BearerSecurity,
+  IdempotencyHeaders,
+  ImageEnvelopeSchema,
+  problem,
+  ref,
+  VisibilitySchema,
+} from "../schemas.ts";
 import type { App, HttpDeps } from "../types.ts";
 
-const Visibility = Type.Union([Type.Literal("public"), Type.Literal("private")]);
-const Query = Type.Object(
-  {
-    filename: Type.Optional(Type.String({ minLength: 1, maxLength: 1024 })),
-    visibility: Type.Optional(Visibility),
-    sha256: Type.Optional(Type.String({ minLength: 64, maxLength: 64 })),
-  },
-  { additionalProperties: false },
-);
+// Unknown parameters are ignored (cache-busters, tracking parameters), as on every route.
+const Query = Type.Object({
+  filename: Type.Optional(Type.String({ minLength: 1, maxLength: 1024 })),
+  visibility: Type.Optional(ref(VisibilitySchema)),
+  sha256: Type.Optional(
+    Type.String({ minLength: 64, maxLength: 64, description: "SHA-256 of the body, hex; a mismatch is 422" }),
+  ),
+});
 type QueryValues = { filename?: string; visibility?: "public" | "private"; sha256?: string };
 
 const Headers = Type.Object({
@@ -85,16 +92,30 @@ export function registerCreateImage(app: App, deps: HttpDeps): void {
         preHandler: [idem.preHandler, intentRateLimit(deps)],
         onSend: idem.onSend,
         schema: {
+          operationId: "uploadImage",
+          tags: ["Images"],
           summary: "Proxy upload: the body is the image (raw, or multipart/form-data with a file part)",
+          description:
+            "For clients that cannot upload to the storage themselves: imgup streams the body to the " +
+            "storage. Fields come from the form, the query or X-Filename/X-Content-SHA256, in that " +
+            "order. The answer comes once the bytes are stored; processing follows (poll the image). " +
+            "Location names the image. Rate-limited per owner like intents (429 with Retry-After).",
           security: BearerSecurity,
           headers: Headers,
           querystring: Query,
           consumes: CONSUMES,
           body: Body,
           response: {
-            201: Type.Object({ image: ImageViewSchema }),
-            "4xx": ProblemSchema,
-            503: ProblemSchema,
+            201: ref(ImageEnvelopeSchema, { description: "Stored: the image, processing queued" }),
+            ...AUTH_ERRORS,
+            409: problem("The Idempotency-Key is in use by a request that has not finished"),
+            413: problem("The body is over the upload limit (maxBytes says it)"),
+            415: problem("The body is not image/…, application/octet-stream or multipart/form-data"),
+            422: problem(
+              "The body does not match the declared SHA-256, or the key was used with another request",
+            ),
+            "4xx": problem("The request is not valid (an empty body, a malformed form)"),
+            503: problem("The metadata database is unreachable; see Retry-After"),
           },
         },
       },

@@ -1,6 +1,6 @@
 import { ERRORS } from "../../domain/errors.ts";
 import { opsAccess } from "../plugins/ops-token.ts";
-import { ProblemSchema } from "../schemas.ts";
+import { MALFORMED, problem } from "../schemas.ts";
 import type { App, HttpDeps } from "../types.ts";
 
 /** GET /metrics: Prometheus text format. */
@@ -10,13 +10,18 @@ export function registerMetrics(app: App, deps: HttpDeps): void {
     "/metrics",
     {
       schema: {
+        operationId: "getMetrics",
+        tags: ["Operations"],
         summary: "Prometheus metrics (text exposition format)",
+        description: "Open to all unless IMGUP_OPS_TOKEN is set; then it needs that token as a bearer token.",
+        security: [{ opsToken: [] }, {}],
         response: {
           200: {
             description: "Every imgup_* metric and the process defaults",
             content: { "text/plain": { schema: { type: "string" } } },
           },
-          401: ProblemSchema,
+          401: problem("IMGUP_OPS_TOKEN is set and was not sent"),
+          ...MALFORMED,
         },
       },
     },

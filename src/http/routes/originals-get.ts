@@ -2,7 +2,7 @@ import { Type } from "typebox";
 import { contentDisposition } from "../../domain/filename.ts";
 import { originalPath } from "../../services/image-view.ts";
 import { applyCacheHeaders, SANDBOX_CSP } from "../delivery-headers.ts";
-import { binaryContent, ImageId, NotModified, ProblemSchema } from "../schemas.ts";
+import { binaryContent, ImageId, NoSecurity, NotModified, problem } from "../schemas.ts";
 import type { App, HttpDeps } from "../types.ts";
 
 /** GET /i/{imageId}/original: the untouched upload, with its real content type. */
@@ -11,18 +11,24 @@ export function registerGetOriginal(app: App, deps: HttpDeps): void {
     "/i/:imageId/original",
     {
       schema: {
+        operationId: "getOriginal",
+        tags: ["Delivery"],
+        security: NoSecurity,
         summary: "Download the original (private images need exp and sig)",
         description:
           "Without a signature, a public image's original comes without EXIF (GPS), XMP, IPTC and comments when the upload carried any (same coded pixels, colour profile and orientation kept). A signed URL (`urls.source` of the image view) serves the untouched upload.",
         params: Type.Object({ imageId: ImageId }),
         querystring: Type.Object({
-          exp: Type.Optional(Type.String({ maxLength: 20 })),
-          sig: Type.Optional(Type.String({ maxLength: 128 })),
+          exp: Type.Optional(
+            Type.String({ maxLength: 20, description: "signed URLs: expiry, unix seconds" }),
+          ),
+          sig: Type.Optional(Type.String({ maxLength: 128, description: "signed URLs: the signature" })),
         }),
         response: {
           200: binaryContent("The original bytes, with the type they were validated as", "image/*"),
           304: NotModified,
-          "4xx": ProblemSchema,
+          404: problem("No such image, not ready, or private without a valid signature (never 403)"),
+          "4xx": problem("The request is not valid"),
         },
       },
     },

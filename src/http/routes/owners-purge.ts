@@ -3,7 +3,7 @@ import { ERRORS } from "../../domain/errors.ts";
 import type { AuthService } from "../../services/auth.ts";
 import type { OwnerPurgeService } from "../../services/owner-purge.ts";
 import { principalOf } from "../plugins/auth.ts";
-import { BearerSecurity, ProblemSchema } from "../schemas.ts";
+import { AUTH_ERRORS, addSharedSchemas, BearerSecurity, problem, ref } from "../schemas.ts";
 import type { App } from "../types.ts";
 
 export interface OwnerPurgeDeps {
@@ -11,25 +11,38 @@ export interface OwnerPurgeDeps {
   ownerPurge: OwnerPurgeService;
 }
 
+export const OwnerPurgeSchema = Type.Object(
+  {
+    ownerId: Type.String(),
+    images: Type.Integer({ description: "the owner's images being purged" }),
+    markedDeleted: Type.Integer({ description: "images this request hid" }),
+  },
+  { $id: "OwnerPurge", description: "A purge under way" },
+);
+
 /**
  * DELETE /v1/owners/{ownerId}/images: every image of an owner (user withdrawal). 202: the images
  * are hidden at once and a job removes objects and rows; repeating the call resumes it.
  */
 export function registerOwnerPurge(app: App, deps: OwnerPurgeDeps): void {
+  addSharedSchemas(app, [OwnerPurgeSchema]);
   app.delete(
     "/v1/owners/:ownerId/images",
     {
       schema: {
+        operationId: "purgeOwnerImages",
+        tags: ["Admin"],
         summary: "Purge every image of an owner (admin scope)",
+        description:
+          "For a user who leaves: the images are hidden at once (delivery 404s) and a background job " +
+          "removes their objects and rows. Repeating the call resumes an interrupted purge.",
         security: BearerSecurity,
         params: Type.Object({ ownerId: Type.String({ pattern: "^[A-Za-z0-9._:@|-]{1,200}$" }) }),
         response: {
-          202: Type.Object({
-            ownerId: Type.String(),
-            images: Type.Integer({ description: "the owner's images being purged" }),
-            markedDeleted: Type.Integer({ description: "images this request hid" }),
-          }),
-          "4xx": ProblemSchema,
+          202: ref(OwnerPurgeSchema, { description: "Accepted: the images are hidden, removal is queued" }),
+          ...AUTH_ERRORS,
+          403: problem("The key does not have the admin scope"),
+          "4xx": problem("The request is not valid"),
         },
       },
     },

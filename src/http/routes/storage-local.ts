@@ -1,6 +1,6 @@
 import type { Readable } from "node:stream";
 import { Type } from "typebox";
-import { binaryContent, ProblemSchema } from "../schemas.ts";
+import { binaryContent, NoSecurity, problem } from "../schemas.ts";
 import type { App, HttpDeps } from "../types.ts";
 
 const SignedPutQuery = Type.Object({
@@ -39,13 +39,20 @@ export function registerLocalStorage(app: App, deps: HttpDeps): void {
       "/storage/*",
       {
         schema: {
+          operationId: "putStorageObject",
+          tags: ["Embedded storage"],
+          description:
+            "Only with the local storage driver: where an intent's `upload.url` (method put) and multipart " +
+            "part URLs point. The URL is the credential (signed, expiring), as with S3.",
+          security: NoSecurity,
           summary: "Embedded storage: the presigned PUT URL of an upload or of a multipart part",
           params: Type.Object({ "*": Type.String({ description: "object key" }) }),
           querystring: SignedPutQuery,
           body: binaryContent("the object's bytes, with exactly the headers the intent gave", "*/*"),
           response: {
             200: Type.Null({ description: "Stored; the ETag header names it (keep it for a part)" }),
-            "4xx": ProblemSchema,
+            403: problem("The signature, expiry, Content-Type or Content-Length does not match the URL"),
+            "4xx": problem("The upload is refused (e.g. an object already exists, a checksum mismatch)"),
           },
         },
       },
@@ -65,11 +72,18 @@ export function registerLocalStorage(app: App, deps: HttpDeps): void {
       "/storage-post",
       {
         schema: {
+          operationId: "postStorageForm",
+          tags: ["Embedded storage"],
+          description:
+            "Only with the local storage driver: where an intent's `upload.url` (method post) points, " +
+            "as an S3 POST policy form would. The signed policy is the credential.",
+          security: NoSecurity,
           summary: "Embedded storage: the browser form upload (method post) of an intent",
           body: { content: { "multipart/form-data": { schema: FormFields } } },
           response: {
             204: Type.Null({ description: "Stored; the ETag header names it" }),
-            "4xx": ProblemSchema,
+            403: problem("The policy signature does not match, it expired, or a field breaks a condition"),
+            "4xx": problem("The form is refused (malformed, too large, an object already exists)"),
           },
         },
       },

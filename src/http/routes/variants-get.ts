@@ -4,23 +4,22 @@ import type { Variant, VariantRequest } from "../../services/variants.ts";
 import { applyCacheHeaders } from "../delivery-headers.ts";
 import { appendVary } from "../plugins/cors.ts";
 import { keyedRateLimit, rateLimit } from "../plugins/rate-limit.ts";
-import { binaryContent, ImageId, NotModified, ProblemSchema } from "../schemas.ts";
+import { binaryContent, ImageId, NoSecurity, NotModified, problem } from "../schemas.ts";
 import type { App, HttpDeps } from "../types.ts";
 
 const VariantResponses = {
   200: binaryContent("The variant (made on the first request, then served from the storage)", "image/*"),
   304: NotModified,
-  "4xx": ProblemSchema,
-  429: {
-    ...ProblemSchema,
-    description: "Too many transforms for this client or this image owner; retry after Retry-After",
-  },
-  503: { ...ProblemSchema, description: "The transform queue is full; retry after Retry-After" },
+  403: problem("On-the-fly: the signature does not match the spec and image (invalid_signature)"),
+  404: problem("No such image or preset, not ready, or private without a valid exp and sig"),
+  429: problem("Too many transforms for this client or this image owner; retry after Retry-After"),
+  "4xx": problem("The request is not valid (e.g. a malformed spec)"),
+  503: problem("The transform queue is full; retry after Retry-After"),
 };
 
 const SignedQuery = Type.Object({
-  exp: Type.Optional(Type.String({ maxLength: 20 })),
-  sig: Type.Optional(Type.String({ maxLength: 128 })),
+  exp: Type.Optional(Type.String({ maxLength: 20, description: "private images: expiry, unix seconds" })),
+  sig: Type.Optional(Type.String({ maxLength: 128, description: "private images: the URL's signature" })),
 });
 
 /**
@@ -78,7 +77,14 @@ export function registerGetVariants(app: App, deps: HttpDeps): void {
     "/i/:imageId/:preset",
     {
       schema: {
+        operationId: "getPresetVariant",
+        tags: ["Delivery"],
         summary: "A named preset variant (private images need exp and sig)",
+        description:
+          "A preset configured on the server (thumb, medium, …), from `urls.presets` of the image. " +
+          "Format negotiated by Accept where the preset says so (Vary: Accept). Cacheable; ETag and " +
+          "If-None-Match. Unknown query parameters are ignored.",
+        security: NoSecurity,
         params: Type.Object({ imageId: ImageId, preset: Type.String({ maxLength: 64 }) }),
         querystring: SignedQuery,
         response: VariantResponses,
@@ -100,7 +106,14 @@ export function registerGetVariants(app: App, deps: HttpDeps): void {
     "/i/:signature/:spec/:imageId",
     {
       schema: {
+        operationId: "getTransformedVariant",
+        tags: ["Delivery"],
         summary: "An on-the-fly variant, e.g. w_400,h_300,fit_cover,f_auto,q_80, HMAC-signed",
+        description:
+          "The URL comes from POST /v1/images/{id}/urls: the signature covers the spec and the id, so " +
+          "nobody can ask for transforms the owner did not sign. Made on the first request (a miss " +
+          "is rate-limited), then served from the storage. Unknown query parameters are ignored.",
+        security: NoSecurity,
         params: Type.Object({
           signature: Type.String({ maxLength: 128 }),
           spec: Type.String({ maxLength: 256 }),
