@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { eventually, freePort } from "../support/harness.ts";
@@ -41,10 +41,11 @@ export interface ShellResult {
  */
 export function runShell(
   script: string,
-  opts: { cwd: string; env: Record<string, string>; timeoutMs?: number },
+  opts: { cwd: string; env: Record<string, string>; timeoutMs?: number; prefix?: string[] },
 ): Promise<ShellResult> {
+  const [command = "bash", ...args] = [...(opts.prefix ?? []), "bash", "-euo", "pipefail", "-c", script];
   return new Promise((resolve, reject) => {
-    const child = spawn("bash", ["-euo", "pipefail", "-c", script], {
+    const child = spawn(command, args, {
       cwd: opts.cwd,
       env: opts.env,
       stdio: ["ignore", "pipe", "pipe"],
@@ -64,13 +65,15 @@ export function runShell(
     child.once("error", reject);
     child.once("close", (code) => {
       clearTimeout(timer);
+      // What the script left running in the background (a server it started) goes with it.
+      killGroup(child, true);
       resolve({ code, output });
     });
   });
 }
 
-function killGroup(child: ChildProcess): void {
-  if (child.pid === undefined || child.exitCode !== null) return;
+function killGroup(child: ChildProcess, evenAfterExit = false): void {
+  if (child.pid === undefined || (child.exitCode !== null && !evenAfterExit)) return;
   try {
     process.kill(-child.pid, "SIGKILL");
   } catch {
@@ -78,9 +81,17 @@ function killGroup(child: ChildProcess): void {
   }
 }
 
+const scratch: string[] = [];
+
+/** Removes the scratch directories made so far. */
+export function removeScratchDirs(): void {
+  for (const dir of scratch.splice(0)) rmSync(dir, { recursive: true, force: true });
+}
+
 /** A scratch directory holding what the walkthroughs read: README.md and docs/sample.jpg. */
 export function scratchDir(): string {
   const dir = mkdtempSync(path.join(tmpdir(), "imgup-docs-"));
+  scratch.push(dir);
   mkdirSync(path.join(dir, "docs"));
   copyFileSync(path.join(REPO, "README.md"), path.join(dir, "README.md"));
   copyFileSync(path.join(REPO, "docs/sample.jpg"), path.join(dir, "docs/sample.jpg"));
@@ -128,10 +139,12 @@ export async function serveFromScript(script: string, env: Record<string, string
   child.stdout?.on("data", collect);
   child.stderr?.on("data", collect);
   const stop = async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    const gone = new Promise((r) => child.once("exit", r));
-    killGroup(child);
-    await gone;
+    if (child.exitCode === null && child.signalCode === null) {
+      const gone = new Promise((r) => child.once("exit", r));
+      killGroup(child);
+      await gone;
+    }
+    rmSync(dataDir, { recursive: true, force: true });
   };
   const keyFile = path.join(dataDir, "dev-api-key");
   try {

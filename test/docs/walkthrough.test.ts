@@ -11,7 +11,15 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createS3Client } from "../../src/storage/s3-client.ts";
 import { s3TestConnection } from "../support/s3-target.ts";
 import { docTest } from "./markdown.ts";
-import { cleanEnv, NEVER_RESTART_RGW, runShell, type Served, scratchDir, serveFromScript } from "./shell.ts";
+import {
+  cleanEnv,
+  NEVER_RESTART_RGW,
+  removeScratchDirs,
+  runShell,
+  type Served,
+  scratchDir,
+  serveFromScript,
+} from "./shell.ts";
 
 async function intentFile(served: Served, dir: string): Promise<void> {
   const response = await fetch(`${served.baseUrl}/v1/uploads`, {
@@ -32,6 +40,7 @@ function walkthroughSuite(name: string, start: () => Promise<Served>, s3: boolea
     }, 240_000);
     afterAll(async () => {
       await served?.stop();
+      removeScratchDirs();
     });
 
     it("runs docs/api.md's walkthrough from start to end", async () => {
