@@ -5,7 +5,12 @@ import { ERRORS } from "../domain/errors.ts";
 import type { ImageRecord } from "../domain/image.ts";
 import { isImageId, publicOriginalKey } from "../domain/keys.ts";
 import { verifyPathSignature } from "../domain/url-signature.ts";
-import type { ObjectHead, ObjectStore } from "../storage/object-store.ts";
+import {
+  type ByteRange,
+  type ObjectHead,
+  type ObjectStore,
+  RangeNotSatisfiableError,
+} from "../storage/object-store.ts";
 
 export interface Authorized {
   image: ImageRecord;
@@ -47,13 +52,27 @@ export class DeliveryService {
    * Opens the original's bytes of an authorized image: for an unsigned request the copy without
    * location and authorship metadata when processing made one (the upload carried some).
    */
-  async openOriginal(auth: Authorized): Promise<{ head: ObjectHead; body: Readable; stripped: boolean }> {
+  async openOriginal(
+    auth: Authorized,
+    range?: ByteRange,
+  ): Promise<{ head: ObjectHead; body: Readable; stripped: boolean; span?: { start: number; end: number } }> {
     const { image } = auth;
+    // A range is cut by the storage (S3 GetObject's Range), never by reading past what is wanted.
+    const open = async (key: string) => {
+      if (!range) return this.store.getStream(key);
+      const read = await this.store.getRange(key, range).catch((err: unknown) => {
+        if (!(err instanceof RangeNotSatisfiableError)) throw err;
+        throw ERRORS.rangeNotSatisfiable(err.message, {
+          headers: { "Content-Range": `bytes */${err.size}` },
+        });
+      });
+      return read && { head: read.head, body: read.body, span: { start: read.start, end: read.end } };
+    };
     if (!auth.signed) {
-      const copy = await this.store.getStream(publicOriginalKey(image.id));
+      const copy = await open(publicOriginalKey(image.id));
       if (copy) return { ...copy, stripped: true };
     }
-    const obj = await this.store.getStream(image.objectKey);
+    const obj = await open(image.objectKey);
     if (!obj) {
       this.log.error({ imageId: image.id, key: image.objectKey }, "ready image has no original object");
       throw ERRORS.imageNotFound();

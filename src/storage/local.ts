@@ -27,17 +27,22 @@ import { listObjects, walkKeys } from "./local-listing.ts";
 import { LocalMultipart } from "./local-multipart.ts";
 import { checkContentType, LocalPresigner } from "./local-presign.ts";
 import { type HeaderMap, type LocalUploadRequest, receivePut } from "./local-put-upload.ts";
-import type {
-  ListPage,
-  ObjectCreatedListener,
-  ObjectHead,
-  ObjectStore,
-  PresignedRequest,
-  PresignPartInput,
-  PresignPostInput,
-  PresignPutInput,
-  PutOptions,
-  UploadedPart,
+import {
+  type BucketCorsRule,
+  type ByteRange,
+  type ListPage,
+  type ObjectCreatedListener,
+  type ObjectHead,
+  type ObjectStore,
+  type PresignedRequest,
+  type PresignPartInput,
+  type PresignPostInput,
+  type PresignPutInput,
+  type PutOptions,
+  RangeNotSatisfiableError,
+  type RangeRead,
+  resolveRange,
+  type UploadedPart,
 } from "./object-store.ts";
 
 export interface LocalObjectStoreOptions {
@@ -165,6 +170,20 @@ export class LocalObjectStore implements ObjectStore {
   }
 
   async getStream(key: string, signal?: AbortSignal): Promise<{ head: ObjectHead; body: Readable } | null> {
+    const read = await this.open(key, signal);
+    return read && { head: read.head, body: read.body };
+  }
+
+  async getRange(key: string, range: ByteRange, signal?: AbortSignal): Promise<RangeRead | null> {
+    return this.open(key, signal, range);
+  }
+
+  /** The local driver has no bucket: imgup answers CORS for /storage* itself. */
+  async corsRules(): Promise<BucketCorsRule[] | null> {
+    return null;
+  }
+
+  private async open(key: string, signal?: AbortSignal, range?: ByteRange): Promise<RangeRead | null> {
     validateKey(key);
     signal?.throwIfAborted();
     let handle: Awaited<ReturnType<typeof open>>;
@@ -187,7 +206,14 @@ export class LocalObjectStore implements ObjectStore {
       throw err;
     }
     const head = headOf(key, data, await readSidecar(metaPath(this.dirs, key), data));
-    return { head, body: handle.createReadStream() };
+    const span = range ? resolveRange(range, head.size) : { start: 0, end: head.size - 1 };
+    if (!span) {
+      await handle.close();
+      throw new RangeNotSatisfiableError(head.size);
+    }
+    // An empty file: createReadStream with end -1 would read it whole, which is nothing anyway.
+    const body = handle.createReadStream(head.size === 0 ? {} : { start: span.start, end: span.end });
+    return { head, body, ...span };
   }
 
   async copyIfMatch(from: string, to: string, ifMatch: string, signal?: AbortSignal): Promise<boolean> {

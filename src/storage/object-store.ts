@@ -33,6 +33,16 @@ export interface ObjectStore {
   /** null when there is no object at the key. */
   getStream(key: string, signal?: AbortSignal): Promise<{ head: ObjectHead; body: Readable } | null>;
   /**
+   * Part of the object (head.size is still the whole object's size); null when there is no object
+   * at the key. Throws RangeNotSatisfiableError when the range starts past the end.
+   */
+  getRange(key: string, range: ByteRange, signal?: AbortSignal): Promise<RangeRead | null>;
+  /**
+   * The bucket's CORS rules as the storage reports them ([] when it has none); null when there is
+   * no bucket a browser talks to (the local driver: imgup itself answers CORS).
+   */
+  corsRules(signal?: AbortSignal): Promise<BucketCorsRule[] | null>;
+  /**
    * Copies, inside the storage, the object at `from` to `to` if `from` still has ETag `ifMatch`
    * (the version that was read and validated). false, with nothing written: `from` is gone or changed.
    */
@@ -87,6 +97,44 @@ export interface PresignedRequest {
   /** Form fields to send before the file field (POST). */
   fields: Record<string, string>;
   expiresAt: Date;
+}
+
+/** A single byte range as HTTP asks for it: first to last (inclusive; open-ended) or the last N bytes. */
+export type ByteRange = { start: number; end?: number } | { suffix: number };
+
+export interface RangeRead {
+  head: ObjectHead;
+  body: Readable;
+  /** The bytes served, inclusive. */
+  start: number;
+  end: number;
+}
+
+/** The range asked for lies wholly past the end of the object (HTTP 416). */
+export class RangeNotSatisfiableError extends Error {
+  constructor(readonly size: number) {
+    super(`the range starts past the end of the object (${size} bytes)`);
+    this.name = "RangeNotSatisfiableError";
+  }
+}
+
+/** Resolves a range against an object's size; null when it is not satisfiable. */
+export function resolveRange(range: ByteRange, size: number): { start: number; end: number } | null {
+  if ("suffix" in range) {
+    if (range.suffix <= 0 || size === 0) return null;
+    return { start: Math.max(0, size - range.suffix), end: size - 1 };
+  }
+  if (range.start >= size) return null;
+  return { start: range.start, end: Math.min(range.end ?? size - 1, size - 1) };
+}
+
+/** One CORS rule of a bucket, as S3's GetBucketCors returns it. */
+export interface BucketCorsRule {
+  allowedOrigins: string[];
+  allowedMethods: string[];
+  allowedHeaders: string[];
+  exposeHeaders: string[];
+  maxAgeSeconds?: number;
 }
 
 export interface UploadedPart {

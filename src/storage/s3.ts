@@ -17,6 +17,8 @@ import { ERRORS } from "../domain/errors.ts";
 import { validateKey } from "./local-files.ts";
 import { checkContentType } from "./local-presign.ts";
 import type {
+  BucketCorsRule,
+  ByteRange,
   ListPage,
   ObjectHead,
   ObjectStore,
@@ -25,12 +27,14 @@ import type {
   PresignPostInput,
   PresignPutInput,
   PutOptions,
+  RangeRead,
   UploadedPart,
 } from "./object-store.ts";
 import { sha256FromChecksum } from "./s3-body.ts";
 import { createS3Client, type S3ConnectionOptions } from "./s3-client.ts";
 import { isNotFound, isWriteConflict, mapMultipartError } from "./s3-errors.ts";
 import { S3Presigner } from "./s3-presign.ts";
+import { getBucketCorsRules, getObjectRange } from "./s3-reads.ts";
 import { MAX_SINGLE_PUT_BYTES, writeObject } from "./s3-write.ts";
 
 export interface S3ObjectStoreOptions extends S3ConnectionOptions {
@@ -222,6 +226,15 @@ export class S3ObjectStore implements ObjectStore {
       if (isNotFound(err)) return null;
       throw err;
     }
+  }
+
+  async getRange(key: string, range: ByteRange, signal?: AbortSignal): Promise<RangeRead | null> {
+    validateKey(key);
+    return getObjectRange(this.client, this.bucket, this.full(key), range, (out) => toHead(key, out), signal);
+  }
+
+  async corsRules(signal?: AbortSignal): Promise<BucketCorsRule[] | null> {
+    return getBucketCorsRules(this.client, this.bucket, signal);
   }
 
   async copyIfMatch(from: string, to: string, ifMatch: string, signal?: AbortSignal): Promise<boolean> {

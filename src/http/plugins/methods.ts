@@ -1,4 +1,4 @@
-import { AppError, ERRORS } from "../../domain/errors.ts";
+import { ERRORS } from "../../domain/errors.ts";
 import type { App } from "../types.ts";
 
 declare module "fastify" {
@@ -46,11 +46,7 @@ export function registerMethodHandling(app: App): void {
     if (!request.is404) return;
     const allow = allowedFor(request.url);
     if (allow.length === 0) return;
-    throw new AppError({
-      status: 405,
-      code: "method_not_allowed",
-      title: "The method is not allowed on this resource",
-      detail: `${request.method} is not allowed here; the Allow header lists what is`,
+    throw ERRORS.methodNotAllowed(`${request.method} is not allowed here; the Allow header lists what is`, {
       headers: { Allow: allow.join(", ") },
     });
   });

@@ -1,7 +1,7 @@
 import { Type } from "typebox";
 import { contentDisposition } from "../../domain/filename.ts";
 import { originalPath } from "../../services/image-view.ts";
-import { applyCacheHeaders, SANDBOX_CSP } from "../delivery-headers.ts";
+import { applyCacheHeaders, requestedRange, SANDBOX_CSP } from "../delivery-headers.ts";
 import { binaryContent, ImageId, NoSecurity, NotModified, problem } from "../schemas.ts";
 import type { App, HttpDeps } from "../types.ts";
 
@@ -26,8 +26,10 @@ export function registerGetOriginal(app: App, deps: HttpDeps): void {
         }),
         response: {
           200: binaryContent("The original bytes, with the type they were validated as", "image/*"),
+          206: binaryContent("One byte range of the original (Range; If-Range honoured)", "image/*"),
           304: NotModified,
           404: problem("No such image, not ready, or private without a valid signature (never 403)"),
+          416: problem("The range starts past the end of the original (Content-Range: bytes */size)"),
           "4xx": problem("The request is not valid"),
         },
       },
@@ -40,11 +42,17 @@ export function registerGetOriginal(app: App, deps: HttpDeps): void {
       const etag = auth.signed ? `"${image.sha256}"` : `"${image.sha256}-public"`;
       reply.header("Content-Security-Policy", SANDBOX_CSP);
       reply.header("Content-Disposition", contentDisposition(image.filename));
-      if (applyCacheHeaders(request, reply, auth, etag, image.readyAt ?? image.updatedAt)) {
+      reply.header("Accept-Ranges", "bytes");
+      const lastModified = image.readyAt ?? image.updatedAt;
+      if (applyCacheHeaders(request, reply, auth, etag, lastModified)) {
         return reply.code(304).send();
       }
-      const { head, body } = await deps.delivery.openOriginal(auth);
-      reply.header("Content-Length", head.size);
+      const range = requestedRange(request, etag, lastModified) ?? undefined;
+      const { head, body, span } = await deps.delivery.openOriginal(auth, range);
+      if (span) {
+        reply.code(206).header("Content-Range", `bytes ${span.start}-${span.end}/${head.size}`);
+        reply.header("Content-Length", span.end - span.start + 1);
+      } else reply.header("Content-Length", head.size);
       return reply.type(image.contentType ?? "application/octet-stream").send(body);
     },
   );
