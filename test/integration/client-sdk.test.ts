@@ -4,7 +4,7 @@ import type { Static } from "typebox";
 import { afterAll, beforeAll, describe, expect, expectTypeOf, it } from "vitest";
 import { createClient, type ImageView, type ImgupUppyOptions } from "../../client/index.ts";
 import { SCENARIOS, type ScenarioContext, type ScenarioName } from "../../client/test-scenarios/index.ts";
-import { ImageViewSchema } from "../../src/http/schemas.ts";
+import { ImageSchema } from "../../src/http/schemas.ts";
 import { fixtureBlob, probeBlob, SCENARIO_ENV } from "../support/client-sdk-fixtures.ts";
 import { dbTargets, kvEnvTargets, type Running, startImgup } from "../support/harness.ts";
 import { type S3TestTarget, s3Env, s3TestConnection, s3TestTarget } from "../support/s3-target.ts";
@@ -82,12 +82,12 @@ describe.each(targets)("the client SDK on $name", ({ db, kv, s3 }) => {
   it("returns images exactly as the server's schema describes them", async () => {
     const client = createClient({ baseUrl: run.baseUrl, token: run.alice, pollIntervalMs: 50 });
     const { image } = await client.upload(await fixtureBlob("png"));
-    expect(Object.keys(image).sort()).toEqual(Object.keys(ImageViewSchema.properties).sort());
+    expect(Object.keys(image).sort()).toEqual(Object.keys(ImageSchema.properties).sort());
   });
 });
 
 // Compile-time checks (tsc fails on a mismatch): the SDK's ImageView is the server's schema, and
 // the Uppy adapter's options are what the installed @uppy/aws-s3 takes.
-expectTypeOf<ImageView>().toExtend<Static<typeof ImageViewSchema>>();
-expectTypeOf<keyof ImageView>().toEqualTypeOf<keyof Static<typeof ImageViewSchema>>();
+expectTypeOf<ImageView>().toExtend<Static<typeof ImageSchema>>();
+expectTypeOf<keyof ImageView>().toEqualTypeOf<keyof Static<typeof ImageSchema>>();
 expectTypeOf<ImgupUppyOptions>().toExtend<AwsS3Options<Meta, Body>>();
