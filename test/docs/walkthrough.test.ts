@@ -77,7 +77,8 @@ function walkthroughSuite(name: string, start: () => Promise<Served>, s3: boolea
       expect(code, output).toBe(0);
       for (const expected of [
         '"status": "ok"',
-        "HTTP/1.1 ",
+        "HTTP/1.1 204",
+        "access-control-allow-origin: http://localhost:5173",
         "wrong Content-Type: 403",
         '"status": "pending"',
         '"code": "upload_incomplete"',
@@ -88,9 +89,12 @@ function walkthroughSuite(name: string, start: () => Promise<Served>, s3: boolea
   });
 }
 
+// The troubleshooting page's preflight asks as a page on http://localhost:5173 would.
+const CORS = { IMGUP_CORS_ORIGINS: "http://localhost:5173" };
+
 walkthroughSuite(
   "the docs' curl commands on embedded storage",
-  () => serveFromScript("npm start", {}),
+  () => serveFromScript("npm start", CORS),
   false,
 );
 
@@ -124,6 +128,7 @@ describe.skipIf(!connection)("on S3 (Ceph RGW from scripts/local-s3.sh)", () => 
     () =>
       serveFromScript(NEVER_RESTART_RGW + docTest("docs/operations.md", "local-s3-imgup"), {
         IMGUP_S3_PREFIX: prefix,
+        ...CORS,
       }),
     true,
   );
