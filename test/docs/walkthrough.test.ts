@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { writeFileSync } from "node:fs";
+import { statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import {
   AbortMultipartUploadCommand,
@@ -21,11 +21,13 @@ import {
   serveFromScript,
 } from "./shell.ts";
 
+/** An intent for docs/sample.jpg whose bytes never arrive: what the troubleshooting page inspects. */
 async function intentFile(served: Served, dir: string): Promise<void> {
+  const sample = path.join(dir, "docs/sample.jpg");
   const response = await fetch(`${served.baseUrl}/v1/uploads`, {
     method: "POST",
     headers: { authorization: `Bearer ${served.key}`, "content-type": "application/json" },
-    body: JSON.stringify({ filename: "stuck.jpg", contentType: "image/jpeg", size: 10_012 }),
+    body: JSON.stringify({ filename: "stuck.jpg", contentType: "image/jpeg", size: statSync(sample).size }),
   });
   expect(response.status).toBe(201);
   writeFileSync(path.join(dir, "intent.json"), await response.text());
