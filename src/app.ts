@@ -216,6 +216,10 @@ export async function createImgup(
     logger,
     leaseMs: config.jobs.leaseMs,
     settings: config.maintenance,
+    corsOrigins: {
+      configured: config.cors.apiOrigins,
+      page: config.demoPage.enabled ? new URL(config.publicUrl).origin : undefined,
+    },
     metrics,
   });
   const runsScheduler = config.role === "all" || config.role === "scheduler";

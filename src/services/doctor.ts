@@ -1,6 +1,7 @@
 import type { MaintenanceRepository } from "../db/maintenance-repository.ts";
 import { parseKey } from "../domain/keys.ts";
 import type { ObjectStore } from "../storage/object-store.ts";
+import { type BucketCorsCheck, checkBucketCors, printBucketCors } from "./doctor-cors.ts";
 import { classifyObject, imageIdOfKey } from "./orphan-sweep.ts";
 
 export interface DoctorSettings {
@@ -38,6 +39,8 @@ export interface DoctorReport {
   /** A few keys or ids per non-zero kind. */
   samples: Partial<Record<keyof Disagreements | "foreignObjects", string[]>>;
   total: number;
+  /** The bucket's CORS rules against the browser origins (S3 only; null on local storage). */
+  bucketCors: BucketCorsCheck | null;
 }
 
 const PAGE_SIZE = 1000;
@@ -54,9 +57,27 @@ export class Doctor {
       repo: MaintenanceRepository;
       store: ObjectStore;
       settings: DoctorSettings;
+      /** Browser origins that upload straight to the bucket: IMGUP_CORS_ORIGINS, and the demo page's. */
+      corsOrigins?: { configured: string[]; page?: string | undefined };
       now?: () => number;
     },
   ) {}
+
+  private async bucketCors(signal?: AbortSignal): Promise<BucketCorsCheck | null> {
+    const origins = this.deps.corsOrigins ?? { configured: [] };
+    try {
+      return await checkBucketCors(this.deps.store, origins, signal);
+    } catch (err) {
+      // Reading it needs s3:GetBucketCORS, which a deployment's key may lack: say so, do not fail.
+      const why = err instanceof Error ? err.message : String(err);
+      return {
+        rules: 0,
+        origins: [],
+        missing: [],
+        notes: [`could not read the bucket's CORS rules: ${why}`],
+      };
+    }
+  }
 
   async run(opts: { signal?: AbortSignal } = {}): Promise<DoctorReport> {
     const { repo, store, settings } = this.deps;
@@ -79,6 +100,7 @@ export class Doctor {
       notes: { foreignObjects: 0, orphansWithinGrace: 0 },
       samples: {},
       total: 0,
+      bucketCors: await this.bucketCors(opts.signal),
     };
     const sample = (kind: keyof DoctorReport["samples"], value: string) => {
       const list = report.samples[kind] ?? [];
@@ -146,7 +168,7 @@ export class Doctor {
 }
 
 export function doctorExitCode(report: DoctorReport): number {
-  return report.total > 0 ? 1 : 0;
+  return report.total > 0 || (report.bucketCors?.missing.length ?? 0) > 0 ? 1 : 0;
 }
 
 const LABELS: Record<keyof Disagreements, [string, string]> = {
@@ -183,5 +205,8 @@ export function printDoctorReport(report: DoctorReport, print: (line: string) =>
   if (orphansWithinGrace > 0) {
     print(`note: ${orphansWithinGrace} orphan objects are still inside the sweep's grace period`);
   }
-  print(report.total === 0 ? "no disagreements" : `${report.total} disagreements`);
+  printBucketCors(report.bucketCors, print);
+  const corsMissing =
+    (report.bucketCors?.missing.length ?? 0) > 0 ? "; the bucket's CORS rules are incomplete" : "";
+  print(`${report.total === 0 ? "no disagreements" : `${report.total} disagreements`}${corsMissing}`);
 }

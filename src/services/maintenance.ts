@@ -54,6 +54,8 @@ export function createMaintenance(deps: {
   /** Config.jobs.leaseMs: how long a crashed worker's job stays leased. */
   leaseMs: number;
   settings: MaintenanceSettings;
+  /** Browser origins uploading straight to the bucket, for the doctor's bucket CORS check. */
+  corsOrigins?: { configured: string[]; page?: string | undefined };
   /** Counts images expired and purged; optional for tests that wire maintenance by hand. */
   metrics?: Pick<Metrics, "imagesFinalized">;
 }): Maintenance {
@@ -76,6 +78,7 @@ export function createMaintenance(deps: {
   const doctor = new Doctor({
     repo,
     store,
+    corsOrigins: deps.corsOrigins,
     settings: {
       sweepGraceMs: settings.sweepGraceMs,
       pendingGraceMs: settings.pendingGraceMs,

@@ -113,13 +113,14 @@ describe("HTTP conventions: Range on originals (local storage)", () => {
   });
 
   it("sends it whole when If-Range names another version, several ranges are asked, or the header is malformed", async () => {
-    for (const headers of [
+    const wholes: Record<string, string>[] = [
       { range: "bytes=0-9", "if-range": '"someone-else"' },
       { range: "bytes=0-9", "if-range": "Thu, 01 Jan 1970 00:00:00 GMT" },
       { range: "bytes=0-1,4-5" },
       { range: "pages=1" },
       { range: "bytes=9-3" },
-    ]) {
+    ];
+    for (const headers of wholes) {
       const { res, body } = await get(headers);
       expect(res.status, JSON.stringify(headers)).toBe(200);
       expect(body.equals(whole)).toBe(true);
