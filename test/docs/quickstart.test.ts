@@ -3,6 +3,7 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symli
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { freePort } from "../support/harness.ts";
 import { s3TestConnection } from "../support/s3-target.ts";
 import { docTest, REPO } from "./markdown.ts";
 import { cleanEnv, NEVER_RESTART_RGW, runShell } from "./shell.ts";
@@ -51,7 +52,7 @@ describe("README.md on a fresh clone", () => {
     let env = cleanEnv();
     if (!ownNetwork) {
       // No network namespace here: the same tour on another port, the one change made to it.
-      const port = String(20_000 + Math.floor(Math.random() * 10_000));
+      const port = String(await freePort());
       tour = tour.replaceAll("localhost:8080", `localhost:${port}`);
       env = cleanEnv({ PORT: port });
     }
