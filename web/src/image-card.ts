@@ -2,6 +2,8 @@ import type { ImageView, Visibility } from "../../client/index.ts";
 import { h, icon } from "./dom.ts";
 import { formatBytes, formatExpiry } from "./format.ts";
 import { placeholderUrl } from "./placeholder.ts";
+import { loadIntoSlot } from "./slot-image.ts";
+import { type PresetGeometries, readPresetGeometry, squareSrcset } from "./srcset.ts";
 import { toast } from "./toast.ts";
 
 export interface CardActions {
@@ -9,6 +11,12 @@ export interface CardActions {
   linkTo(image: ImageView): Promise<string>;
   remove(id: string): Promise<void>;
 }
+
+let geometry: PresetGeometries | undefined;
+const presetGeometry = (): PresetGeometries => {
+  geometry ??= readPresetGeometry(document);
+  return geometry;
+};
 
 /** How long the delete button waits for its confirming second click. */
 const CONFIRM_MS = 4000;
@@ -30,7 +38,13 @@ export class ImageCard {
     this.media = h("div", { class: "card-media" });
     this.meta = h("div", { class: "card-meta" });
     this.visibility = h("button", { type: "button", class: "chip vis-toggle", role: "switch" });
-    this.copy = h("button", { type: "button", class: "chip copy-link" }, icon("link"), "Copy link");
+    // Labels give way to icons on narrow cards (a container query); the aria-labels stay.
+    this.copy = h(
+      "button",
+      { type: "button", class: "chip copy-link", "aria-label": "Copy link", title: "Copy link" },
+      icon("link"),
+      h("span", { class: "chip-label" }, "Copy link"),
+    );
     this.del = h(
       "button",
       { type: "button", class: "chip danger delete", "aria-label": `Delete ${image.filename}` },
@@ -70,7 +84,10 @@ export class ImageCard {
     this.visibility.title = isPrivate
       ? "Private: only signed links work. Click to make public."
       : "Public: click to make private.";
-    this.visibility.replaceChildren(icon(isPrivate ? "lock" : "globe"), isPrivate ? "Private" : "Public");
+    this.visibility.replaceChildren(
+      icon(isPrivate ? "lock" : "globe"),
+      h("span", { class: "chip-label" }, isPrivate ? "Private" : "Public"),
+    );
     this.copy.disabled = image.status !== "ready";
     this.visibility.disabled = image.status !== "ready";
     const parts = [
@@ -78,7 +95,9 @@ export class ImageCard {
       image.format?.toUpperCase(),
       image.size ? formatBytes(image.size) : null,
     ].filter(Boolean);
-    this.meta.textContent = image.status === "ready" ? parts.join(" · ") : "Processing…";
+    // A narrow card wraps between the parts, never inside one ("2.8" / "MB").
+    const meta = parts.map((part) => String(part).replaceAll(" ", "\u00a0")).join(" · ");
+    this.meta.textContent = image.status === "ready" ? meta : "Processing…";
     const thumb = image.urls ? thumbUrl(image) : null;
     if (!this.media.firstChild || thumb !== previousThumb) this.drawMedia(thumb);
   }
@@ -91,7 +110,15 @@ export class ImageCard {
     if (thumb) {
       const img = h("img", { class: "card-thumb", alt: this.image.filename, decoding: "async" });
       img.addEventListener("load", () => img.classList.add("loaded"), { once: true });
-      img.src = thumb;
+      const srcset = this.image.urls
+        ? squareSrcset(this.image.urls.presets, presetGeometry(), this.image.width, this.image.height)
+        : null;
+      if (srcset) {
+        img.loading = "lazy";
+        // A larger variant is made on its first request and may be refused (429): fall back to src.
+        img.addEventListener("error", () => img.removeAttribute("srcset"), { once: true });
+      }
+      loadIntoSlot(img, this.media, thumb, srcset);
       children.push(img);
     } else {
       children.push(h("div", { class: "card-spinner", "aria-label": "Processing" }));
@@ -123,7 +150,7 @@ export class ImageCard {
         toast(`Link copied${note}`, { detail: url });
       } catch {
         // No clipboard permission (or an insecure origin): show the link to copy by hand.
-        toast(`Copy this link${note}`, { detail: url });
+        toast(`Copy this link${note}`, { detail: url, selectable: true });
       }
     } catch (err) {
       toast(`No link: ${message(err)}`, { kind: "error" });
@@ -133,6 +160,7 @@ export class ImageCard {
   private async delete(): Promise<void> {
     if (!this.del.classList.contains("confirming")) {
       this.del.classList.add("confirming");
+      // The confirming chip takes the whole action row (styles): it never runs out of the card.
       this.del.replaceChildren(icon("trash"), "Delete?");
       this.confirmTimer = setTimeout(() => this.resetDelete(), CONFIRM_MS);
       return;

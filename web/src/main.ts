@@ -135,6 +135,10 @@ function wireVisibility(): void {
 }
 
 takeKeyFromLocation();
+// A `#key=` link pasted into this tab changes only the fragment: no reload, so no fresh start.
+window.addEventListener("hashchange", () => {
+  if (takeKeyFromLocation()) void showWorkspace();
+});
 wireConnectForm();
 wireDropzone();
 wireVisibility();

@@ -8,17 +8,35 @@ const region = (): HTMLElement => {
   return el;
 };
 
-/** A short message at the bottom of the screen; errors stay longer. `detail` may hold a URL to select. */
-export function toast(message: string, opts: { kind?: "info" | "error"; detail?: string } = {}): void {
+/** Beyond this many, the oldest toast goes at once: a burst of messages must not fill the screen. */
+const MAX_SHOWN = 3;
+
+/**
+ * A short message in a corner of the screen; errors stay longer. `detail` shows a URL; `selectable`
+ * lets the pointer select it (to copy by hand). Toasts let clicks through to what lies under them
+ * (styles: pointer-events), so they never stand between a user and a card's buttons.
+ */
+export function toast(
+  message: string,
+  opts: { kind?: "info" | "error"; detail?: string; selectable?: boolean } = {},
+): void {
   const kind = opts.kind ?? "info";
   const iconName: IconName = kind === "error" ? "alert" : "check";
   const el = h(
     "div",
     { class: `toast toast-${kind}` },
     icon(iconName),
-    h("div", { class: "toast-text" }, h("span", {}, message), opts.detail ? detailField(opts.detail) : null),
+    h(
+      "div",
+      { class: "toast-text" },
+      h("span", {}, message),
+      opts.detail ? detailField(opts.detail, opts.selectable ?? false) : null,
+    ),
   );
-  region().append(el);
+  const shown = region();
+  shown.append(el);
+  const current = shown.querySelectorAll(".toast:not(.leaving)");
+  for (const old of [...current].slice(0, Math.max(0, current.length - MAX_SHOWN))) old.remove();
   const ttl = kind === "error" || opts.detail ? 6000 : 2500;
   setTimeout(() => {
     el.classList.add("leaving");
@@ -26,8 +44,14 @@ export function toast(message: string, opts: { kind?: "info" | "error"; detail?:
   }, ttl);
 }
 
-function detailField(text: string): HTMLInputElement {
-  const input = h("input", { class: "toast-detail", readonly: true, value: text, "aria-label": "Link" });
+function detailField(text: string, selectable: boolean): HTMLInputElement {
+  const input = h("input", {
+    class: selectable ? "toast-detail selectable" : "toast-detail",
+    readonly: true,
+    value: text,
+    "aria-label": "Link",
+    tabindex: selectable ? null : -1,
+  });
   input.addEventListener("focus", () => input.select());
   return input;
 }

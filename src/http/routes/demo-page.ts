@@ -4,6 +4,7 @@ import path from "node:path";
 import { Type } from "typebox";
 import type { Config } from "../../config.ts";
 import { ERRORS } from "../../domain/errors.ts";
+import type { Presets } from "../../domain/presets.ts";
 import type { App, HttpDeps } from "../types.ts";
 
 const CONTENT_TYPES: Record<string, string> = {
@@ -26,9 +27,11 @@ export function registerDemoPage(app: App, deps: HttpDeps): void {
   const { enabled, dir } = deps.config.demoPage;
   if (!enabled) return;
   const csp = contentSecurityPolicy(deps.config);
+  const presetsMeta = presetGeometryMeta(deps.config.delivery.presets);
 
   app.get("/", { schema: { hide: true } }, async (request, reply) => {
-    const html = await readFile(path.join(dir, "index.html")).catch(() => null);
+    const file = await readFile(path.join(dir, "index.html"), "utf8").catch(() => null);
+    const html = file?.replace("</head>", `${presetsMeta}\n  </head>`);
     reply.header("Content-Security-Policy", csp).header("Referrer-Policy", "no-referrer");
     // The page's asset names change with their content; the page itself must be revalidated.
     reply.header("Cache-Control", "no-cache");
@@ -55,6 +58,21 @@ export function registerDemoPage(app: App, deps: HttpDeps): void {
       return reply.type(type as string).send(body);
     },
   );
+}
+
+/**
+ * The presets' sizes, for the page's srcset: image URLs name a preset, not its size, and presets
+ * are configurable (IMGUP_PRESETS). Only geometry; the page picks a variant per screen density.
+ */
+export function presetGeometryMeta(presets: Presets): string {
+  const geometry = Object.fromEntries(
+    Object.entries(presets).map(([name, spec]) => [
+      name,
+      { w: spec.width, h: spec.height, fit: spec.fit, dpr: spec.dpr },
+    ]),
+  );
+  const content = JSON.stringify(geometry).replaceAll("&", "&amp;").replaceAll('"', "&quot;");
+  return `<meta name="imgup-presets" content="${content.replaceAll("<", "&lt;").replaceAll(">", "&gt;")}" />`;
 }
 
 async function readAsset(dir: string, name: string): Promise<Buffer | null> {
