@@ -27,7 +27,8 @@ export async function registerApiReference(app: App, deps: { config: Config }): 
 /**
  * Swagger UI needs only its own scripts and styles, data: images (its icons) and requests to this
  * instance (the document, and "Try it out" against the public URL the document names). Inline
- * styles: React sets style attributes on the models and the syntax highlighter.
+ * styles only: Swagger UI adds a <style> element of its own (a hash would break with each Swagger
+ * UI release); scripts stay 'self'.
  */
 export function apiReferencePolicy(config: Config): string {
   const self = [...new Set(["'self'", new URL(config.publicUrl).origin])].join(" ");
