@@ -115,10 +115,11 @@ describe("toasts", () => {
     expect(overlaps, "the switch lies under the toast").toBe(true);
 
     const id = await toggle.evaluate((el) => el.closest(".card")?.getAttribute("data-id"));
+    const wasPrivate = (await toggle.getAttribute("aria-checked")) === "true";
     // A click at that very point (Playwright's own click would scroll the switch out from under it).
     await page.mouse.click(t.x + t.width / 2, t.y + t.height / 2);
-    await page.locator(`.card[data-id="${id}"] .vis-toggle[aria-checked="true"]`).waitFor();
-    expect((await fx.api.getImage(id ?? "")).body.visibility).toBe("private");
+    await page.locator(`.card[data-id="${id}"] .vis-toggle[aria-checked="${!wasPrivate}"]`).waitFor();
+    expect((await fx.api.getImage(id ?? "")).body.visibility).toBe(wasPrivate ? "public" : "private");
   });
 
   it("show at most three at once", async () => {

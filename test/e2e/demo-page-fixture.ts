@@ -52,8 +52,8 @@ export async function startDemoFixture(env: Record<string, string> = {}): Promis
     const { intent, put } = await api.uploadBytes(bytes, {
       filename: picture.filename,
       contentType: png ? "image/png" : "image/jpeg",
-      // One private image: the lock badge and the Private chip show in the screenshots.
-      visibility: i === 1 ? "private" : "public",
+      // One private image, in the first row the page shows: its lock badge and Private chip.
+      visibility: i === 3 ? "private" : "public",
     });
     if (put.status >= 300) throw new Error(`upload of ${picture.filename}: ${put.status} ${put.body}`);
     images.push(await api.settled(intent.image.id));
