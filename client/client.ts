@@ -1,5 +1,6 @@
 import { ImgupError } from "./errors.ts";
 import { Api, seg } from "./http.ts";
+import type { FetchInit } from "./platform.ts";
 import { UploadProtocol, type WaitOptions } from "./protocol.ts";
 import { chooseTransfer, type Transfer } from "./transfer.ts";
 import type { ImageView, ImgupClient, ImgupClientOptions, Visibility } from "./types.ts";
@@ -23,7 +24,14 @@ export function internalsOf(client: ImgupClient): ClientInternals {
 }
 
 export function createClient(opts: ImgupClientOptions): ImgupClient {
-  const fetchFn = opts.fetch ?? globalThis.fetch.bind(globalThis);
+  // Called as a plain function: a browser's fetch throws "Illegal invocation" when called as a
+  // method of the options object.
+  const userFetch = opts.fetch;
+  const customFetch = userFetch
+    ? (((input: string, init?: RequestInit) =>
+        userFetch(input, init as FetchInit)) as unknown as typeof fetch)
+    : undefined;
+  const fetchFn = customFetch ?? globalThis.fetch.bind(globalThis);
   const settings: UploadSettings = {
     multipartThresholdBytes: opts.multipartThresholdBytes ?? 32 * MiB,
     partConcurrency: Math.max(1, opts.partConcurrency ?? 4),
@@ -38,7 +46,7 @@ export function createClient(opts: ImgupClientOptions): ImgupClient {
     retries: settings.retries,
   });
   const protocol = new UploadProtocol(api);
-  const transfer: Transfer = chooseTransfer(opts.fetch);
+  const transfer: Transfer = chooseTransfer(customFetch);
 
   const getImage = (id: string) => protocol.getImage(id);
   const readyImage = async (image: ImageView) => {

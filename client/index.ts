@@ -1,6 +1,7 @@
 /** imgup's client SDK (`imgup/client`): browsers and Node >= 20. */
 export { createClient } from "./client.ts";
 export { ImgupError, UploadRejectedError } from "./errors.ts";
+export type { AbortSignalLike, BlobLike, FetchInit, FetchLike, ResponseLike } from "./platform.ts";
 export type {
   ImagePage,
   ImageStatus,

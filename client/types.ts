@@ -1,4 +1,5 @@
 /** Public types of the imgup client SDK. Runs in browsers and in Node >= 20: no Node-only APIs. */
+import type { AbortSignalLike, BlobLike, FetchLike } from "./platform.ts";
 
 export type Visibility = "public" | "private";
 export type ImageStatus = "pending" | "processing" | "ready" | "rejected" | "expired" | "deleted";
@@ -45,7 +46,7 @@ export interface ImgupClientOptions {
   baseUrl: string;
   /** API key or JWT, sent as Bearer; a function is asked before every request (token refresh). */
   token: string | (() => string | Promise<string>);
-  fetch?: typeof fetch | undefined;
+  fetch?: FetchLike["fetch"] | undefined;
   /** Default 32 MiB: larger files use method "multipart". */
   multipartThresholdBytes?: number | undefined;
   /** Parts uploaded at once, default 4. */
@@ -67,7 +68,7 @@ export interface UploadProgress {
 export interface UploadOptions {
   visibility?: Visibility | undefined;
   onProgress?: ((p: UploadProgress) => void) | undefined;
-  signal?: AbortSignal | undefined;
+  signal?: AbortSignalLike | undefined;
   /** Default: the File's name, else "upload". */
   filename?: string | undefined;
   /** Default: the Blob's type (required one way or the other). */
@@ -101,7 +102,7 @@ export interface ImagePage {
 
 export interface ImgupClient {
   /** Hashes (unless `dedup: false`), uploads straight to the storage, resolves once the image is ready. */
-  upload(file: Blob, opts?: UploadOptions): Promise<UploadResult>;
+  upload(file: BlobLike, opts?: UploadOptions): Promise<UploadResult>;
   getImage(id: string): Promise<ImageView>;
   listImages(opts?: { limit?: number | undefined; cursor?: string | undefined }): Promise<ImagePage>;
   deleteImage(id: string): Promise<void>;

@@ -1,6 +1,7 @@
 import { abortErrorOf, isAbortError, throwIfAborted } from "./errors.ts";
 import { sha256OfBlob } from "./hash.ts";
 import { sendMultipart } from "./multipart-upload.ts";
+import { asBlob, asSignal, type BlobLike } from "./platform.ts";
 import type { UploadProtocol } from "./protocol.ts";
 import { sendSingle } from "./single-upload.ts";
 import type { Transfer } from "./transfer.ts";
@@ -24,10 +25,11 @@ export async function runUpload(
   protocol: UploadProtocol,
   transfer: Transfer,
   settings: UploadSettings,
-  file: Blob,
+  blob: BlobLike,
   opts: UploadOptions,
 ): Promise<UploadResult> {
-  const signal = opts.signal ?? new AbortController().signal;
+  const file = asBlob(blob);
+  const signal = asSignal(opts.signal) ?? new AbortController().signal;
   throwIfAborted(signal);
   const contentType = opts.contentType ?? file.type;
   if (!contentType) throw new TypeError("upload(): the Blob has no type; pass opts.contentType");

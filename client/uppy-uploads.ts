@@ -1,5 +1,6 @@
 import { ImgupError } from "./errors.ts";
 import { isImgupError } from "./http.ts";
+import type { BlobLike } from "./platform.ts";
 import type { UploadProtocol, WaitOptions } from "./protocol.ts";
 import type { ImageView, Visibility } from "./types.ts";
 import type { IntentRequest, PartsStatus, UploadedPart, UploadInstructions } from "./wire.ts";
@@ -11,7 +12,7 @@ export interface UppyFileLike {
   type?: string | null;
   size?: number | null;
   /** A local file's Blob (a remote file, which only Companion can upload, has just a size). */
-  data?: Blob | { size: number | null } | null;
+  data?: BlobLike | { size: number | null } | null;
 }
 
 interface Tracked {
@@ -51,7 +52,7 @@ export class UppyUploads {
     method: IntentRequest["method"],
     partSize?: number,
   ): Promise<UploadInstructions & { imageId: string }> {
-    const contentType = file.type || (file.data instanceof Blob ? file.data.type : "");
+    const contentType = file.type || (file.data && "type" in file.data ? file.data.type : "");
     if (!contentType) throw new TypeError(`Uppy file ${file.id} has no type`);
     const body: IntentRequest = {
       filename: file.name || "upload",

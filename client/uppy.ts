@@ -1,5 +1,6 @@
 import { internalsOf } from "./client.ts";
 import { ImgupError } from "./errors.ts";
+import { type AbortSignalLike, asSignal } from "./platform.ts";
 import { sendableHeaders } from "./single-upload.ts";
 import type { ImageView, ImgupClient, Visibility } from "./types.ts";
 import { type SignRequest, signRequestFor } from "./uppy-sign-request.ts";
@@ -14,7 +15,7 @@ export interface AwsS3Part {
   ETag?: string;
 }
 
-type Signal = { signal?: AbortSignal | null };
+type Signal = { signal?: AbortSignalLike | null | undefined };
 type PartRef = Signal & { uploadId: string; key: string };
 
 export interface ImgupUppyOptions {
@@ -48,7 +49,7 @@ export interface ImgupUppyOptions {
    * Call on Uppy's `upload-success`: tells imgup a PUT/POST finished (processing starts without
    * waiting for the storage event) and resolves when the image is ready (UploadRejectedError if not).
    */
-  waitForReady(file: { id: string }, opts?: { signal?: AbortSignal }): Promise<ImageView>;
+  waitForReady(file: { id: string }, opts?: { signal?: AbortSignalLike | undefined }): Promise<ImageView>;
 }
 
 export interface UppyAdapterOptions {
@@ -99,7 +100,7 @@ export function uppyAwsS3Options(client: ImgupClient, opts: UppyAdapterOptions =
     getChunkSize: (file) => chunkSize(file.size ?? 0),
     generateObjectKey(file) {
       // What the intent needs, not the file: holding its Blob would keep it from being collected.
-      const type = file.type || (file.data instanceof Blob ? file.data.type : "");
+      const type = file.type || (file.data && "type" in file.data ? file.data.type : "");
       files.set(file.id, { id: file.id, name: file.name ?? null, type, size: UppyUploads.sizeOf(file) });
       return `${keyPrefix}${file.id}`;
     },
@@ -125,23 +126,23 @@ export function uppyAwsS3Options(client: ImgupClient, opts: UppyAdapterOptions =
     },
 
     signPart: async (_file, { key, partNumber, signal }) => ({
-      url: await uploads.partUrl(key, partNumber, signal),
+      url: await uploads.partUrl(key, partNumber, asSignal(signal)),
     }),
 
     async listParts(_file, { key, signal }) {
-      const status = await uploads.parts(key, signal);
+      const status = await uploads.parts(key, asSignal(signal));
       return status.uploaded.map((p) => ({ PartNumber: p.partNumber, ETag: p.etag, Size: p.size }));
     },
 
     async completeMultipartUpload(_file, { key, parts, signal }) {
       const completed = parts.map((p) => ({ partNumber: Number(p.PartNumber), etag: String(p.ETag) }));
-      await uploads.complete(key, completed, signal);
+      await uploads.complete(key, completed, asSignal(signal));
       return { location: uploads.location(key) };
     },
 
     abortMultipartUpload: (_file, { key }) => uploads.abort(key),
     imageIdOf: (file) => uploads.imageIdOf(file.id),
-    waitForReady: (file, waitOpts = {}) => uploads.waitForReady(file.id, wait(waitOpts.signal)),
+    waitForReady: (file, waitOpts = {}) => uploads.waitForReady(file.id, wait(asSignal(waitOpts.signal))),
   };
 
   const sign = signRequestFor({

@@ -11,7 +11,11 @@ const client = createClient({
 export async function storePhoto(path: string, type: string): Promise<ImageView> {
   const file = await openAsBlob(path, { type });
   try {
-    const { image } = await client.upload(file, { dedup: false, visibility: "private" });
+    const { image } = await client.upload(file, {
+      dedup: false,
+      visibility: "private",
+      signal: AbortSignal.timeout(120_000),
+    });
     return image;
   } catch (err) {
     if (err instanceof UploadRejectedError) throw new Error(`not accepted: ${err.reason}`);

@@ -45,6 +45,13 @@ beforeAll(async () => {
       'const client: ImgupClient = imgup.createClient({ baseUrl: "", token: "k" });\n' +
       "module.exports = client;\n",
   );
+  await writeFile(
+    path.join(project, "check-bare.ts"),
+    'import { type BlobLike, createClient, type UploadResult } from "@imgup/client";\n' +
+      "declare const file: BlobLike;\n" +
+      'const client = createClient({ baseUrl: "https://imgup.example", token: () => "k" });\n' +
+      "export const uploaded: Promise<UploadResult> = client.upload(file, { dedup: false });\n",
+  );
 }, 120_000);
 
 afterAll(async () => {
@@ -88,6 +95,12 @@ describe("types for consumers", () => {
 
   it("compile under NodeNext without the DOM lib (a Node backend), ESM and CJS", async () => {
     await tsc("nodenext", { ...node, lib: ["ES2022"] }, ["sdk-node.ts", "check-require.cts"]);
+  });
+
+  it("compile with neither the DOM lib nor @types/node (structural platform types)", async () => {
+    await tsc("bare", { module: "NodeNext", moduleResolution: "NodeNext", lib: ["ES2022"], types: [] }, [
+      "check-bare.ts",
+    ]);
   });
 
   it("compile under NodeNext with the DOM lib", async () => {
