@@ -55,6 +55,7 @@ function walkthroughSuite(name: string, start: () => Promise<Served>, s3: boolea
         '"status": "ready"',
         '"rejectReason": "not_an_image"',
         "200 image/webp",
+        "range: 206 100",
         "unsigned: 404",
         "signed: 200",
         "deleted: 204",
