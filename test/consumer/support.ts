@@ -1,10 +1,10 @@
 /**
- * Throwaway consumer projects for @imgup/client: the package is packed exactly as `npm publish`
- * would (prepack builds it with tsdown) and installed from that tarball, so the tests see what a
+ * Throwaway consumer projects for @imgup/client: the package is built with its tsdown config,
+ * packed as `npm publish` would pack it and installed from that tarball, so the tests see what a
  * user gets, not the sources next door.
  */
 import { execFile } from "node:child_process";
-import { mkdir, mkdtemp, readdir, rm, symlink, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, mkdtemp, readdir, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
@@ -46,11 +46,21 @@ export async function workDir(prefix: string): Promise<{ dir: string; cleanup: (
   return { dir, cleanup: () => rm(dir, { recursive: true, force: true }) };
 }
 
-/** Builds and packs client/ into dir; returns the tarball's path. */
+/**
+ * Builds client/ with its tsdown config into a staging copy of the package and packs that: test
+ * files running side by side never clean each other's build, and client/dist is left alone.
+ * Returns the tarball's path.
+ */
 export async function packClient(dir: string): Promise<string> {
+  const stage = path.join(dir, "package");
   const out = path.join(dir, "pack");
   await mkdir(out, { recursive: true });
-  await exec("npm", ["pack", "--silent", "--pack-destination", out], { cwd: path.join(ROOT, "client") });
+  await mkdir(stage, { recursive: true });
+  const client = path.join(ROOT, "client");
+  await copyFile(path.join(client, "package.json"), path.join(stage, "package.json"));
+  await exec(bin("tsdown"), ["--out-dir", path.join(stage, "dist"), "--logLevel", "warn"], { cwd: client });
+  // prepack would build again, from sources the staging copy does not have.
+  await exec("npm", ["pack", "--silent", "--ignore-scripts", "--pack-destination", out], { cwd: stage });
   const [tarball] = (await readdir(out)).filter((f) => f.endsWith(".tgz"));
   if (!tarball) throw new Error("npm pack made no tarball");
   return path.join(out, tarball);
