@@ -2,6 +2,7 @@ import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import Fastify from "fastify";
 import type { Logger } from "pino";
 import { registerApiAuthentication } from "./plugins/api-auth.ts";
+import { registerCompression } from "./plugins/compress.ts";
 import { registerCors } from "./plugins/cors.ts";
 import { frameworkErrors, registerErrorHandling } from "./plugins/errors.ts";
 import { registerMethodHandling } from "./plugins/methods.ts";
@@ -68,6 +69,7 @@ export async function buildHttpServer(deps: HttpDeps, logger: Logger): Promise<A
   // Before authentication: a preflight carries no credentials. Then 405/OPTIONS, which reads it.
   await registerCors(app, deps.config.cors);
   registerMethodHandling(app);
+  await registerCompression(app);
   // Before any route: /v1 is authenticated unless a route opts out.
   registerApiAuthentication(app, deps);
 

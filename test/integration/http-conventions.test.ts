@@ -1,3 +1,5 @@
+import { request as httpRequest } from "node:http";
+import { brotliDecompressSync, gunzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Api, type ImageJson } from "../support/api.ts";
 import { makeImage } from "../support/fixtures.ts";
@@ -127,5 +129,89 @@ describe("HTTP conventions: Range on originals (local storage)", () => {
     }
     const current = await get({ range: "bytes=0-9", "if-range": etag });
     expect(current.res.status).toBe(206);
+  });
+});
+
+/** A GET whose body is read as sent: fetch would decode Content-Encoding behind the test's back. */
+function rawGet(url: string, headers: Record<string, string>) {
+  return new Promise<{
+    status: number;
+    headers: Record<string, string | string[] | undefined>;
+    body: Buffer;
+  }>((resolve, reject) => {
+    httpRequest(url, { headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("end", () =>
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }),
+      );
+      res.on("error", reject);
+    })
+      .on("error", reject)
+      .end();
+  });
+}
+
+describe("HTTP conventions: compression", () => {
+  let run: Running;
+  let image: ImageJson;
+
+  beforeAll(async () => {
+    run = await startImgup(db.make());
+    const alice = new Api(run.baseUrl, run.alice);
+    for (let i = 0; i < 6; i++) {
+      const { intent } = await alice.uploadBytes(await makeImage("png", 40 + i, 30), {
+        filename: `z${i}.png`,
+        contentType: "image/png",
+      });
+      image = await alice.settled(intent.image.id);
+    }
+  });
+  afterAll(async () => run?.stop());
+
+  it("compresses JSON with br or gzip as asked, and says Vary: Accept-Encoding", async () => {
+    const auth = { authorization: `Bearer ${run.alice}` };
+    // Ids only: signed URLs in the list differ from one answer to the next.
+    const ids = (text: string) => (JSON.parse(text) as { items: { id: string }[] }).items.map((i) => i.id);
+    const plain = await rawGet(`${run.baseUrl}/v1/images`, auth);
+    expect(plain.headers["content-encoding"]).toBeUndefined();
+    expect(plain.body.length).toBeGreaterThan(1024);
+    const br = await rawGet(`${run.baseUrl}/v1/images`, { ...auth, "accept-encoding": "br" });
+    expect(br.headers["content-encoding"]).toBe("br");
+    expect(String(br.headers.vary)).toMatch(/accept-encoding/i);
+    expect(br.body.length).toBeLessThan(plain.body.length);
+    expect(ids(brotliDecompressSync(br.body).toString())).toEqual(ids(plain.body.toString()));
+    const gz = await rawGet(`${run.baseUrl}/v1/images`, { ...auth, "accept-encoding": "gzip" });
+    expect(gz.headers["content-encoding"]).toBe("gzip");
+    expect(ids(gunzipSync(gz.body).toString())).toEqual(ids(plain.body.toString()));
+  });
+
+  it("never compresses images, originals or ranges, which keep Content-Length", async () => {
+    const enc = { "accept-encoding": "br, gzip" };
+    for (const url of [image.urls?.original ?? "", image.urls?.presets.thumb ?? ""]) {
+      const res = await rawGet(url, enc);
+      expect(res.status).toBe(200);
+      expect(res.headers["content-encoding"]).toBeUndefined();
+      expect(Number(res.headers["content-length"])).toBe(res.body.length);
+    }
+    const part = await rawGet(image.urls?.original ?? "", { ...enc, range: "bytes=0-3" });
+    expect(part.status).toBe(206);
+    expect(part.headers["content-encoding"]).toBeUndefined();
+    expect(part.body.length).toBe(4);
+  });
+
+  it("does not decompress request bodies: a gzip-encoded JSON body is not silently inflated", async () => {
+    const body = Buffer.from(JSON.stringify({ filename: "a.png", contentType: "image/png", size: 10 }));
+    const res = await fetch(`${run.baseUrl}/v1/uploads`, {
+      method: "POST",
+      headers: {
+        authorization: `Bearer ${run.alice}`,
+        "content-type": "application/json",
+        "content-encoding": "gzip",
+      },
+      body: (await import("node:zlib")).gzipSync(body),
+    });
+    expect(res.status).toBeGreaterThanOrEqual(400);
+    expect(res.status).toBeLessThan(500);
   });
 });
