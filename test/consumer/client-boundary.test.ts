@@ -19,7 +19,7 @@ function sources(dir: string): string[] {
 }
 
 /** Specifiers of import/export ... from, import("..."), and side-effect imports. */
-export function specifiers(source: string): string[] {
+function specifiers(source: string): string[] {
   const found = source.matchAll(/(?:\bfrom\s*|\bimport\s*\(?\s*)["']([^"']+)["']/g);
   return [...found].map((m) => m[1] ?? "");
 }
