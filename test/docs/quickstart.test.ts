@@ -124,7 +124,6 @@ describe("docs/operations.md", () => {
       expect(ci).toContain('eval "$(bash scripts/local-s3.sh env)"');
       expect(ci).toContain("bash scripts/local-s3.sh start");
     },
-    60_000,
   );
 
   it("lists the commands and options imgup --help knows", () => {

@@ -71,21 +71,17 @@ describe.each(targets)("the client SDK in Chromium, $name", ({ s3 }) => {
     // and asks before it talks to the loopback S3 server; a real bucket is public and never asks.
     if (s3) await browser.context.grantPermissions(["local-network-access"], { origin: run.baseUrl });
     page = await openSdkTestPage(browser.context, run.baseUrl, bundle);
-  }, 60_000);
+  });
 
   afterAll(async () => {
     await browser?.close();
     await run?.stop();
     await bucket?.cleanup();
-  }, 60_000);
+  });
 
-  it.each(Object.keys(SCENARIOS) as ScenarioName[])(
-    "%s",
-    async (name) => {
-      expect(await inPage(page, "run", name, tokens)).toBeNull();
-    },
-    60_000,
-  );
+  it.each(Object.keys(SCENARIOS) as ScenarioName[])("%s", async (name) => {
+    expect(await inPage(page, "run", name, tokens)).toBeNull();
+  });
 
   it("a real Uppy (@uppy/core + @uppy/aws-s3) uploads a small file with one PUT", async () => {
     const result = await inPage(page, "uppyUpload", tokens, "jpeg");
@@ -94,7 +90,7 @@ describe.each(targets)("the client SDK in Chromium, $name", ({ s3 }) => {
     expect(result.image).toMatchObject({ status: "ready", size: result.size });
     expect(result.key).toBe(result.image?.id);
     expect(result.progress).toBe(result.size);
-  }, 60_000);
+  });
 
   it("a real Uppy uploads a large file in parts", async () => {
     const result = await inPage(page, "uppyUpload", tokens, "large");
@@ -103,5 +99,5 @@ describe.each(targets)("the client SDK in Chromium, $name", ({ s3 }) => {
     expect(result.size).toBeGreaterThan(3 * PART_SIZE);
     expect(result.image).toMatchObject({ status: "ready", size: result.size });
     expect(result.key).toBe(result.image?.id);
-  }, 60_000);
+  });
 });

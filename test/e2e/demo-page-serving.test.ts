@@ -30,7 +30,7 @@ describe("demo page serving", () => {
   let run: Running;
   beforeAll(async () => {
     run = await startImgup(pglite(), { IMGUP_DEMO_DIR: webDir });
-  }, 60_000);
+  });
   afterAll(() => run?.stop());
 
   it("serves the page no-cache under a CSP of its own origin, and hashed assets as immutable", async () => {

@@ -178,7 +178,7 @@ describe.each(connection ? [embedded, rgw] : [embedded])("demo page in Chromium 
       path: path.join(ARTIFACTS_DIR, `demo-page-${backend.name}.png`),
       fullPage: true,
     });
-  }, 90_000);
+  });
 
   it("keeps the gallery across a reload", async () => {
     await page.reload();

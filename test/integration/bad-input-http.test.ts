@@ -32,7 +32,7 @@ describe("the bad-input corpus through the HTTP API", () => {
       IMGUP_IMAGE_TASK_MEMORY_MB: String(CORPUS_POLICY.taskMemoryBytes / 2 ** 20),
     });
     api = new Api(run.baseUrl, run.alice);
-  }, 60_000);
+  });
   afterAll(async () => run?.stop());
 
   it("has at least 30 entries", () => {
@@ -104,7 +104,7 @@ describe("the bad-input corpus through the HTTP API", () => {
       expect(data[0]).toBeGreaterThan(150);
       expect(data[2]).toBeLessThan(100);
     }
-  }, 60_000);
+  });
 
   it("refuses absurd spec values with 400 invalid_spec", async () => {
     const id = "01a20093-bb84-7083-ac30-021ce1fa58b9";

@@ -42,7 +42,7 @@ describe("a 200 MB upload from Node", () => {
   afterAll(async () => {
     await run?.stop();
     await rm(file, { force: true });
-  }, 60_000);
+  });
 
   it("becomes ready, retries the failed part, and keeps RSS growth far below the file size", async () => {
     const child = path.resolve("test/support/client-sdk-upload-child.ts");

@@ -53,12 +53,12 @@ describe.each(targets)("the client SDK on $name", ({ db, kv, s3 }) => {
       probe: probeBlob,
       fetch: globalThis.fetch,
     };
-  }, 60_000);
+  });
 
   afterAll(async () => {
     await run?.stop();
     await bucket?.cleanup();
-  }, 60_000);
+  });
 
   it.each(Object.keys(SCENARIOS) as ScenarioName[])("%s", (name) => SCENARIOS[name](ctx), 60_000);
 

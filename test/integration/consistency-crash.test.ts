@@ -43,7 +43,7 @@ describe.skipIf(!connection || !db)("a worker killed with SIGKILL mid-job (Postg
     run = await startImgup(db.make(), { ...env, IMGUP_ROLE: "api" });
     alice = new Api(run.baseUrl, run.alice);
     m = maintenanceFor(run, { pendingGraceMs: 1000, processingGraceMs: 1000 });
-  }, 60_000);
+  });
 
   afterAll(async () => {
     for (const w of workers) w.kill("SIGKILL");

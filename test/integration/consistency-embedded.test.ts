@@ -112,5 +112,5 @@ describe.skipIf(!pglite)("consistency jobs in embedded mode (PGlite + local stor
     const rows = await database.selectFrom("images").select("id").where("owner_id", "=", "alice").execute();
     expect(rows).toEqual([]);
     expect((await m.doctor.run()).total).toBe(0);
-  }, 60_000);
+  });
 });

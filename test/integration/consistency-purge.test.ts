@@ -37,7 +37,7 @@ describe.skipIf(!connection || !db)("owner purge (PostgreSQL + Ceph RGW)", () =>
     m = maintenanceFor(run);
     admin = new Api(run.baseUrl, (await run.imgup.auth.createKey({ ownerId: "ops", scopes: ["admin"] })).key);
     carol = new Api(run.baseUrl, (await run.imgup.auth.createKey({ ownerId: "carol" })).key);
-  }, 60_000);
+  });
 
   afterAll(async () => {
     await worker?.stop(5000);
@@ -180,5 +180,5 @@ describe.skipIf(!connection || !db)("owner purge (PostgreSQL + Ceph RGW)", () =>
     expect((await erin.request("DELETE", `/v1/images/${id}`)).status).toBe(204);
     await eventually(async () => (await listAll(run, imagePrefix(id as string))).length === 0, 20_000);
     expect((await m.doctor.run()).total).toBe(0);
-  }, 60_000);
+  });
 });

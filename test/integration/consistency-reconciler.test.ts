@@ -31,7 +31,7 @@ describe.skipIf(!connection || !db)("reconciler with storage events off (Postgre
     run = await startImgup(db.make(), { ...s3Env(target, connection), IMGUP_UPLOAD_URL_TTL: "4" });
     alice = new Api(run.baseUrl, run.alice);
     m = maintenanceFor(run, { pendingGraceMs: 500, processingGraceMs: 500 });
-  }, 60_000);
+  });
 
   afterAll(async () => {
     await run?.stop();
@@ -103,7 +103,7 @@ describe.skipIf(!connection || !db)("reconciler with storage events off (Postgre
     const again = await m.reconciler.run({ dryRun: false, signal: new AbortController().signal });
     expect(again).toMatchObject({ pendingChecked: 0, processingQueued: 0, expired: 0, stuckRequeued: 0 });
     expect((await m.doctor.run()).total).toBe(0);
-  }, 90_000);
+  });
 
   it("re-queues a dead processing job and a processing image nobody works on", async () => {
     const bytes = await makeImage("webp", 50, 50);
@@ -129,7 +129,7 @@ describe.skipIf(!connection || !db)("reconciler with storage events off (Postgre
     expect((await alice.settled(b, 20_000)).status).toBe("ready");
     expect(await finishedJob(run.imgup.jobs, `process:${a}`)).toMatchObject({ status: "done" });
     expect((await m.doctor.run()).total).toBe(0);
-  }, 60_000);
+  });
 });
 
 async function postUpload(api: Api, bytes: Buffer): Promise<string> {

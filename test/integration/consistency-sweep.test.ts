@@ -34,7 +34,7 @@ describe.skipIf(!connection || !db)("orphan sweep (PostgreSQL + Ceph RGW)", () =
     run = await startImgup(db.make(), s3Env(target, connection));
     alice = new Api(run.baseUrl, run.alice);
     m = maintenanceFor(run, { sweepGraceMs: GRACE_MS });
-  }, 60_000);
+  });
 
   afterAll(async () => {
     await run?.stop();
@@ -200,5 +200,5 @@ describe.skipIf(!connection || !db)("orphan sweep (PostgreSQL + Ceph RGW)", () =
     }
     expect(deleted).toBe(5);
     for (const key of ghosts) expect(await listAll(run)).not.toContain(key);
-  }, 60_000);
+  });
 });

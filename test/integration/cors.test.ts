@@ -1,4 +1,4 @@
-import { createServer, type Server } from "node:http";
+import { createServer, request as httpRequest, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Api, type ImageJson, putTo } from "../support/api.ts";
@@ -136,6 +136,35 @@ describe("CORS with named origins", () => {
     expect(varyOf(small.headers)).toEqual(expect.arrayContaining(["origin", "accept"]));
     const original = await fetch(image.urls?.original ?? "", { headers: { origin: APP } });
     expect(original.headers.get("access-control-allow-origin")).toBe(APP);
+  });
+
+  it("builds upload URLs from IMGUP_PUBLIC_URL, never from the request's Host, and allows no loopback alias", async () => {
+    const body = JSON.stringify({ filename: "h.png", contentType: "image/png", size: 100 });
+    const answer = await new Promise<string>((resolve, reject) => {
+      const req = httpRequest(`${run.baseUrl}/v1/uploads`, {
+        method: "POST",
+        headers: {
+          host: "evil.test:666",
+          authorization: `Bearer ${run.alice}`,
+          "content-type": "application/json",
+          "content-length": String(Buffer.byteLength(body)),
+        },
+      });
+      req.on("response", (res) => {
+        let text = "";
+        res.on("data", (c: Buffer) => {
+          text += c.toString();
+        });
+        res.on("end", () => resolve(text));
+      });
+      req.on("error", reject);
+      req.end(body);
+    });
+    const intent = JSON.parse(answer) as { upload: { url: string } };
+    expect(new URL(intent.upload.url).origin).toBe(run.config.publicUrl);
+    const alias = `http://localhost:${run.config.port}`;
+    const pre = await preflight("/storage/x", alias, "PUT", "content-type");
+    expect(pre.headers.get("access-control-allow-origin")).toBeNull();
   });
 
   it("gives no CORS to the demo page, health and metrics", async () => {

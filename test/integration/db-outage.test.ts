@@ -53,7 +53,7 @@ describe.skipIf(!url || !kvTarget)("a database outage under load", () => {
         IMGUP_MAX_CONNECTIONS_PER_IP: "1000000",
       },
     );
-  }, 60_000);
+  });
 
   afterAll(async () => {
     await proxy.start().catch(() => undefined);

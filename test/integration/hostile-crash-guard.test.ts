@@ -29,7 +29,7 @@ describe("the crash guard (installCrashGuard)", () => {
     });
     const listening = await eventually(async () => lines.find((l) => l.msg === "listening"), 60_000);
     baseUrl = String(listening.address);
-  }, 90_000);
+  });
   afterAll(() => {
     child?.kill("SIGKILL");
   });

@@ -118,5 +118,5 @@ describe("POST /storage-post refusals never take imgup down", () => {
     expect(res.status).toBe(403);
     expect(res.text).toContain("url_expired");
     await expectAlive();
-  }, 60_000);
+  });
 });

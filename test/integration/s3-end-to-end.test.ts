@@ -42,7 +42,7 @@ describe.skipIf(!connection || !db)("end to end on S3 (Ceph RGW)", () => {
       pushEndpoint: `${run.baseUrl}/v1/events/storage?token=${TOKEN}`,
       keySuffix: UPLOAD_KEY_SUFFIX,
     });
-  }, 60_000);
+  });
 
   afterAll(async () => {
     await run?.stop();
@@ -64,7 +64,7 @@ describe.skipIf(!connection || !db)("end to end on S3 (Ceph RGW)", () => {
     });
     const original = await fetch(`${run.baseUrl}/i/${intent.image.id}/original`);
     expect(Buffer.from(await original.arrayBuffer()).equals(bytes)).toBe(true);
-  }, 90_000);
+  });
 
   it("a browser-form POST upload becomes ready from the notification alone", async () => {
     const bytes = await makeImage("png", 50, 40);
@@ -101,7 +101,7 @@ describe.skipIf(!connection || !db)("end to end on S3 (Ceph RGW)", () => {
     expect((await original()).equals(bytes)).toBe(true);
     // Compared without urls: urls.source is signed with an expiry counted from each read.
     expect({ ...(await alice.getImage(id)).body, urls: null }).toEqual({ ...ready, urls: null });
-  }, 90_000);
+  });
 
   it("a 60 MB multipart upload in parallel parts, with a re-sent part and a resume, becomes ready", async () => {
     // Uncompressed noise: a real, decodable 60 MB image.
@@ -169,7 +169,7 @@ describe.skipIf(!connection || !db)("end to end on S3 (Ceph RGW)", () => {
       status: "done",
       attempts: 1,
     });
-  }, 90_000);
+  });
 
   it("the storage itself refuses a tampered URL, another Content-Type, a larger body, a second PUT", async () => {
     const bytes = await makeImage("jpeg", 30, 30);
@@ -197,5 +197,5 @@ describe.skipIf(!connection || !db)("end to end on S3 (Ceph RGW)", () => {
       form.append(k, k === "key" ? `${v}-other` : v);
     form.append("file", new Blob([Buffer.alloc(100)], { type: "image/png" }), "p.png");
     expect((await fetch(post.body.upload.url, { method: "POST", body: form })).status).toBe(403);
-  }, 60_000);
+  });
 });

@@ -37,7 +37,7 @@ describe.skipIf(!connection)("IMGUP_S3_PREFIX: deployments sharing one bucket", 
       bucket = (await s3TestTarget()) as S3TestTarget;
       a = await startImgup(pglite.make(), { ...s3Env(bucket, connection), IMGUP_S3_PREFIX: "team-a" });
       b = await startImgup(pglite.make(), { ...s3Env(bucket, connection), IMGUP_S3_PREFIX: "team-b/prod" });
-    }, 60_000);
+    });
     afterAll(async () => {
       await a?.stop();
       await b?.stop();

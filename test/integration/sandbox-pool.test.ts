@@ -40,7 +40,7 @@ describe("the image pool", () => {
     expect(c.output?.subarray(8, 12).toString("latin1")).toBe("WEBP");
     expect(pool.stats.started).toBe(1);
     expect(pool.childCount).toBe(1);
-  }, 60_000);
+  });
 
   it("kills a decode at its deadline (reason timeout) and serves the next task from a new child", async () => {
     pool = new ImagePool({ size: 1, taskMemoryBytes: 1024 ** 3 });
@@ -59,7 +59,7 @@ describe("the image pool", () => {
     const again = await pool.run("probe", { limits: LIMITS }, jpeg, { timeoutMs: 30_000 });
     expect(again.result).toMatchObject({ ok: true });
     expect(pool.stats.started).toBe(2);
-  }, 60_000);
+  });
 
   it("refuses a scan bomb by its scan count before decoding", async () => {
     pool = new ImagePool({ size: 1, taskMemoryBytes: 1024 ** 3 });
@@ -67,7 +67,7 @@ describe("the image pool", () => {
       timeoutMs: 30_000,
     });
     expect(out.result).toMatchObject({ ok: false, reason: "too_complex" });
-  }, 60_000);
+  });
 
   it("kills a task whose process grows past the memory bound (reason too_complex)", async () => {
     pool = new ImagePool({ size: 1, taskMemoryBytes: 1024 ** 3, sampleIntervalMs: 20 });
@@ -99,7 +99,7 @@ describe("the image pool", () => {
     await pool.stop();
     expect(await reason(stopped)).toMatch(/^other: /);
     expect(pool.childCount).toBe(0);
-  }, 60_000);
+  });
 
   it("never keeps its process alive: a script that used the pool exits by itself", async () => {
     const script = path.join(import.meta.dirname, "../support/sandbox-exit-child.ts");
@@ -113,5 +113,5 @@ describe("the image pool", () => {
     const code = await new Promise<number | null>((resolve) => child.on("exit", resolve));
     expect(out).toContain("probed jpeg");
     expect(code).toBe(0);
-  }, 60_000);
+  });
 });

@@ -282,7 +282,7 @@ describe.skipIf(!connection)("S3 driver against a real S3 server", () => {
         s3: { bucket: { name: target.options.bucket }, object: { key: "ab12/img1/original", size: 2048 } },
       });
       await saveFixture("ceph-put.json", received[0]);
-    }, 60_000);
+    });
 
     it("announces a completed multipart upload", async () => {
       const before = records().length;

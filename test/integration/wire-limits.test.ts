@@ -35,7 +35,7 @@ describe("wire limits", () => {
       IMGUP_MAX_UPLOAD_BYTES: String(1024 * 1024),
     });
     api = new Api(run.baseUrl, run.alice);
-  }, 60_000);
+  });
   afterAll(async () => {
     for (const ex of open) ex.socket.destroy();
     await run?.stop();
@@ -160,7 +160,7 @@ describe("connections per client address", () => {
   const open: RawExchange[] = [];
   beforeAll(async () => {
     run = await startImgup(pglite, { IMGUP_MAX_CONNECTIONS_PER_IP: String(MAX) });
-  }, 60_000);
+  });
   afterAll(async () => {
     for (const ex of open) ex.socket.destroy();
     await run?.stop();
@@ -194,7 +194,7 @@ describe("a refusal answered while the client is still sending its body", () => 
   beforeAll(async () => {
     // A body timeout no loaded machine reaches: what is tested is the drain, not its bound.
     run = await startImgup(pglite, { IMGUP_BODY_TIMEOUT_MS: "600000" });
-  }, 60_000);
+  });
   afterAll(async () => {
     ex?.socket.destroy();
     await run?.stop();
