@@ -3,10 +3,11 @@ import { IMAGE_STATUSES, type ImageStatus, REJECT_REASONS, type RejectReason } f
 import type { App } from "./types.ts";
 
 /**
- * The API's shared schemas. Each has an `$id`: `registerSharedSchemas` adds them to Fastify (which
+ * The API's shared schemas. Each has an `$id`: `addSharedSchemas` adds them to Fastify (which
  * validates and serializes through them) and @fastify/swagger lists them under their `$id` in
  * `components/schemas`, so generated clients get named types (`Image`, `Problem`) instead of one
- * inlined copy per operation. Routes point at them with `ref(...)`.
+ * inlined copy per operation. Routes point at them with `ref(...)`; a schema used by one route
+ * file is defined and added there, one used by several is here (CORE_SCHEMAS, added by openapi.ts).
  */
 
 /** `{$ref}` to a shared schema, typed as the schema itself (the type provider infers through it). */
