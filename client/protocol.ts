@@ -10,7 +10,7 @@ export interface WaitOptions {
   signal?: AbortSignal | undefined;
 }
 
-/** imgup's upload endpoints, one method each (README "Uploads in depth"). */
+/** imgup's upload endpoints, one method each (docs/api.md "Uploads"). */
 export class UploadProtocol {
   readonly api: Api;
 

@@ -1,6 +1,6 @@
 import type { ImageView, Visibility } from "./types.ts";
 
-/** Request and response bodies of the upload endpoints (README "Uploads in depth"). */
+/** Request and response bodies of the upload endpoints (docs/api.md "Uploads"). */
 
 export interface IntentRequest {
   filename: string;

@@ -32,7 +32,7 @@ commands:
                                             point a Ceph RGW bucket's notifications at imgup
 ${MAINTENANCE_USAGE}
 
-configuration comes from environment variables; see README.md.`;
+configuration comes from environment variables; see docs/configuration.md.`;
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;

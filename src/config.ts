@@ -169,7 +169,7 @@ export interface CorsSettings {
   deliveryOrigins: string[] | "*";
 }
 
-/** How Bearer JWTs are checked; see README "Authentication". */
+/** How Bearer JWTs are checked; see docs/configuration.md "Authentication". */
 export interface JwtSettings {
   /** HS256 shared secret. */
   secret: string | undefined;

@@ -1,4 +1,4 @@
-/** The image lifecycle (DESIGN.md "Image lifecycle"). Pure: no I/O. */
+/** The image lifecycle (docs/architecture.md "Image lifecycle"). Pure: no I/O. */
 export const IMAGE_STATUSES = ["pending", "processing", "ready", "rejected", "expired", "deleted"] as const;
 export type ImageStatus = (typeof IMAGE_STATUSES)[number];
 

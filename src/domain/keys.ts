@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 
 /**
- * Object key layout (DESIGN.md, README): `{p}/{imageId}/upload` (where clients and proxy uploads
+ * Object key layout (docs/architecture.md): `{p}/{imageId}/upload` (where clients and proxy uploads
  * write), `{p}/{imageId}/original` (only the worker writes it, by copying validated bytes),
  * `{p}/{imageId}/public` and `{p}/{imageId}/v/{spec}.{ext}`, where p is 4 hex chars of a hash of
  * the id, so keys spread over partitions and every object of an image shares one prefix. Never a
@@ -36,7 +36,7 @@ export function variantKey(imageId: string, canonicalSpec: string, ext: string):
 }
 
 /**
- * What anyone may fetch as a public original (DESIGN.md key layout): the upload with its EXIF/XMP/GPS
+ * What anyone may fetch as a public original (docs/architecture.md "Object key layout"): the upload with its EXIF/XMP/GPS
  * removed, made at processing time when the upload carried any. Under the image's prefix, so every
  * delete and purge takes it too.
  */

@@ -4,7 +4,7 @@ import type { OutputFormat } from "../../domain/transform-spec.ts";
 import { loaded, remainingSeconds, type Step, sharpMessage } from "../pipeline.ts";
 
 /**
- * Encoder settings (DESIGN.md "Defaults worth keeping"). AVIF effort 2 with 4:2:0 keeps a 1280-px
+ * Encoder settings (docs/architecture.md "Defaults worth keeping"). AVIF effort 2 with 4:2:0 keeps a 1280-px
  * encode well under a second here; effort 4 costs 4-5 s. PNG and GIF ignore the spec's quality.
  */
 export const ENCODERS: Readonly<Record<OutputFormat, (image: Sharp, quality: number | undefined) => Sharp>> =
