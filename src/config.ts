@@ -16,6 +16,8 @@ export interface Config {
   publicUrl: string;
   dataDir: string;
   logLevel: string;
+  /** `auto`: pretty human lines on a terminal, JSON lines otherwise (see logging.ts). */
+  logFormat: "auto" | "json" | "pretty";
   database: {
     url: string | undefined;
     pgliteDir: string;
@@ -150,6 +152,23 @@ export interface Config {
     /** Each /readyz check (database, KV, storage) fails after this. */
     readyCheckTimeoutMs: number;
   };
+  /** /healthz, /readyz and /metrics on a port of their own, in any role; see docs/operations.md. */
+  admin: {
+    host: string;
+    /** Unset: no admin server (roles all and api still answer the probes on the main port). */
+    port: number | undefined;
+  };
+  /** Cross-instance liveness signals kept in the KV and what /readyz makes of them. */
+  health: {
+    /** How often a worker publishes its run loop's last tick. */
+    heartbeatIntervalMs: number;
+    /** A worker whose run loop has not ticked for this long answers 503 on its /readyz. */
+    workerStallMs: number;
+    /** The API reports degraded when no worker heartbeat is this old or newer; 0: not checked. */
+    workerHeartbeatMaxAgeMs: number;
+    /** The API reports degraded when uploads were issued this long ago and no storage event came since; 0: not checked. */
+    storageEventMaxAgeMs: number;
+  };
   /** Which browser origins may call imgup cross-origin; see docs/cors.md. */
   cors: CorsSettings;
   /** The demo uploader page at `/`, served from the bundle `npm run build` writes (web/build.ts). */
@@ -225,6 +244,7 @@ export function loadConfig(env: Env, overrides: { role?: Role } = {}): Config {
       ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const,
       "info",
     ),
+    logFormat: r.oneOf("IMGUP_LOG_FORMAT", ["auto", "json", "pretty"] as const, "auto"),
     database: {
       url: r.optional("DATABASE_URL"),
       pgliteDir: path.join(dataDir, "db"),
@@ -348,6 +368,16 @@ export function loadConfig(env: Env, overrides: { role?: Role } = {}): Config {
       trustProxy: r.parsed("IMGUP_TRUST_PROXY", parseTrustProxy),
       shutdownTimeoutMs: r.int("IMGUP_SHUTDOWN_TIMEOUT_MS", 10_000, 0, 600_000),
       readyCheckTimeoutMs: r.int("IMGUP_READY_TIMEOUT_MS", 2000, 50, 60_000),
+    },
+    admin: {
+      host: r.str("IMGUP_ADMIN_HOST", r.str("HOST", "127.0.0.1")),
+      port: r.optional("IMGUP_ADMIN_PORT") === undefined ? undefined : r.int("IMGUP_ADMIN_PORT", 0, 1, 65535),
+    },
+    health: {
+      heartbeatIntervalMs: r.int("IMGUP_HEARTBEAT_INTERVAL_MS", 5000, 50, 600_000),
+      workerStallMs: r.int("IMGUP_WORKER_STALL_SECONDS", 60, 1, 24 * 3600) * 1000,
+      workerHeartbeatMaxAgeMs: r.int("IMGUP_READY_WORKER_SECONDS", 60, 0, 7 * 24 * 3600) * 1000,
+      storageEventMaxAgeMs: r.int("IMGUP_READY_EVENTS_SECONDS", 900, 0, 7 * 24 * 3600) * 1000,
     },
     cors: corsSettings(r.parsed("IMGUP_CORS_ORIGINS", parseCorsOrigins), publicUrlGiven ? null : port),
     demoPage: {
