@@ -3,8 +3,13 @@ import { createRequire } from "node:module";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import type { ChildMessage } from "./protocol.ts";
 
-const CHILD = fileURLToPath(new URL("./child.ts", import.meta.url));
-const TSX_LOADER = pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href;
+// Compiled (dist/, the package) the child is plain JavaScript and tsx is not installed; from the
+// sources (development, tests) it is TypeScript run through tsx.
+const COMPILED = import.meta.url.endsWith(".js");
+const CHILD = fileURLToPath(new URL(COMPILED ? "./child.js" : "./child.ts", import.meta.url));
+const LOADER_ARGS = COMPILED
+  ? []
+  : ["--import", pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href];
 
 /** Starts an image child; `ready` resolves on its first message, rejects if it exits or is late. */
 export function forkChild(
@@ -12,7 +17,7 @@ export function forkChild(
   startTimeoutMs: number,
 ): { proc: ChildProcess; ready: Promise<void> } {
   const proc = fork(CHILD, [], {
-    execArgv: ["--import", TSX_LOADER],
+    execArgv: LOADER_ARGS,
     serialization: "advanced",
     stdio: ["ignore", "inherit", "inherit", "ipc"],
     // Not the server's environment: a child that an exploit took over finds no secrets there.
