@@ -27,7 +27,7 @@ import { loadOrCreateSecret } from "./secrets.ts";
 import { AuthService } from "./services/auth.ts";
 import { BoundedQueue } from "./services/bounded-queue.ts";
 import { DeliveryService } from "./services/delivery.ts";
-import { createDevKey, logDemoPageUrl } from "./services/dev-key.ts";
+import { createDevKey, type DemoLink, demoPageLink } from "./services/dev-key.ts";
 import type { UrlBuilder } from "./services/image-view.ts";
 import { ImagesService } from "./services/images.ts";
 import { IntentBuffer } from "./services/intent-buffer.ts";
@@ -66,6 +66,8 @@ export interface Imgup {
   runner: JobRunner | null;
   /** Listens (api role) and starts the background work; resolves with the bound URL, if any. */
   start(): Promise<string | null>;
+  /** Once started: the demo page link for the startup banner (null when the page is off). */
+  readonly demoLink: DemoLink | null;
   stop(): Promise<void>;
 }
 
@@ -79,7 +81,8 @@ export async function createImgup(
   opts: { logger?: Logger; kvClock?: () => number; kvCommandTimeoutMs?: number; imageWork?: ImageWork } = {},
 ): Promise<Imgup> {
   // A logger of the caller's (tests) lacks the request/job context on service lines; createLogger has it.
-  const logger = opts.logger ?? createLogger({ level: config.logLevel, role: config.role });
+  const logger =
+    opts.logger ?? createLogger({ level: config.logLevel, role: config.role, format: config.logFormat });
   const metrics = createMetrics();
   // libvips' operation cache only helps repeated identical ops; memory matters more here.
   sharp.cache(false);
@@ -298,6 +301,7 @@ export async function createImgup(
   // Replays intents buffered during a database outage, from any instance (a KV lock picks one).
   let drainTimer: NodeJS.Timeout | null = null;
   let localAdmin: { withdraw(): void } | null = null;
+  let demoLink: DemoLink | null = null;
   // The drain's own insert is what probes a half-open breaker: with no other traffic, skipping
   // while "open" would leave the breaker (and the buffer) stuck forever.
   const drain = async () => {
@@ -327,6 +331,9 @@ export async function createImgup(
     get runner() {
       return runner;
     },
+    get demoLink() {
+      return demoLink;
+    },
     async start() {
       const devKey =
         config.auth.devKey && !(await auth.hasAnyKey()) ? await createDevKey(auth, config) : null;
@@ -341,7 +348,7 @@ export async function createImgup(
       if (!config.database.url && config.database.pgliteDir !== "memory://") {
         localAdmin = publishLocalAdmin(config.dataDir, address, auth);
       }
-      logDemoPageUrl(config, logger, devKey);
+      demoLink = demoPageLink(config, logger, devKey);
       return address;
     },
     async stop() {

@@ -12,6 +12,7 @@ import { migrateToLatest, openDatabase } from "./db/connect.ts";
 import { EmbeddedDatabaseLockedError } from "./db/embedded-lock.ts";
 import { UPLOAD_KEY_SUFFIX } from "./domain/keys.ts";
 import { installCrashGuard } from "./http/plugins/errors.ts";
+import { startupBanner } from "./logging.ts";
 import { readEmbeddedSecret } from "./secrets.ts";
 import { transformUrl } from "./services/transform-urls.ts";
 import { normalizeKeyPrefix } from "./storage/s3.ts";
@@ -72,7 +73,8 @@ async function serve(args: string[]): Promise<number> {
   const imgup = await createImgup(config);
   installCrashGuard(imgup.logger);
   const url = await imgup.start();
-  imgup.logger.info({ url }, url ? `imgup listening on ${url}` : "imgup started");
+  const publicUrl = url ? imgup.config.publicUrl : null;
+  startupBanner(imgup.logger, { role: imgup.config.role, url: publicUrl, listen: url, demo: imgup.demoLink });
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
     let received: NodeJS.Signals | null = null;
     const onSignal = (s: NodeJS.Signals) => {

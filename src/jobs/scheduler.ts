@@ -130,7 +130,8 @@ export class Scheduler {
       attempted = true;
       const started = performance.now();
       const report = await task.run({ dryRun: false, signal: withTimeout(opts.signal, timeoutMs) });
-      this.#log.info(
+      // A pass that found nothing is the common case every interval: info would bury the rest.
+      this.#log[didSomething(report) ? "info" : "debug"](
         { task: task.name, ms: Math.round(performance.now() - started), report: summary(report) },
         `${task.name} finished`,
       );
@@ -149,6 +150,12 @@ export class Scheduler {
 /** The report without its per-item lines: those are for the CLI, the log has its own per-item lines. */
 function summary(report: object): object {
   return Object.fromEntries(Object.entries(report).filter(([k]) => k !== "details"));
+}
+
+/** A report lists what it did (or failed at) in `details` and counts `errors`; neither means a no-op. */
+function didSomething(report: object): boolean {
+  const { details, errors } = report as { details?: unknown; errors?: unknown };
+  return (Array.isArray(details) && details.length > 0) || (typeof errors === "number" && errors > 0);
 }
 
 function tickOf(task: ScheduledTask): number {

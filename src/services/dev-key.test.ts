@@ -5,8 +5,9 @@ import pino from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import { loadConfig } from "../config.ts";
 import { memoryApiKeys } from "../db/memory-api-keys.test-support.ts";
+import { startupBanner } from "../logging.ts";
 import { AuthService } from "./auth.ts";
-import { createDevKey, logDemoPageUrl } from "./dev-key.ts";
+import { createDevKey, demoPageLink } from "./dev-key.ts";
 
 function captureLogger() {
   const lines: string[] = [];
@@ -32,12 +33,20 @@ describe("the development key", () => {
     expect((await stat(file)).mode & 0o777).toBe(0o600);
 
     const first = captureLogger();
-    logDemoPageUrl(config, first.logger, key);
+    startupBanner(first.logger, {
+      role: "all",
+      url: config.publicUrl,
+      demo: demoPageLink(config, first.logger, key),
+    });
     expect(first.text()).toContain(`#key=${encodeURIComponent(key)}`);
 
     // Every later start: the link and where the key is, never the key itself.
     const later = captureLogger();
-    logDemoPageUrl(config, later.logger, null);
+    startupBanner(later.logger, {
+      role: "all",
+      url: config.publicUrl,
+      demo: demoPageLink(config, later.logger, null),
+    });
     expect(later.text()).toContain("demo page: http://localhost:8080/");
     expect(later.text()).toContain(file);
     expect(later.text()).not.toContain(key);

@@ -16,22 +16,28 @@ export async function createDevKey(auth: AuthService, config: Config): Promise<s
   return key;
 }
 
+/** The demo page link the startup banner prints, and where the development key is kept. */
+export interface DemoLink {
+  url: string;
+  /** Said on later starts instead of the key itself. */
+  keyFile: string | null;
+}
+
 /**
  * The demo page reads the key from the URL fragment, which browsers never send to a server. The
  * key is in the link only right after it was created; later starts point at the file instead.
  */
-export function logDemoPageUrl(config: Config, logger: Logger, createdKey: string | null): void {
+export function demoPageLink(config: Config, logger: Logger, createdKey: string | null): DemoLink | null {
   const file = devKeyFile(config);
   if (createdKey) {
     logger.warn({ file }, `created a development API key for owner "dev" (shown once; kept in ${file})`);
     if (config.demoPage.enabled)
-      logger.info(`demo page: ${config.publicUrl}/#key=${encodeURIComponent(createdKey)}`);
-    else logger.info(`development API key: ${createdKey}`);
-    return;
+      return { url: `${config.publicUrl}/#key=${encodeURIComponent(createdKey)}`, keyFile: null };
+    logger.info(`development API key: ${createdKey}`);
+    return null;
   }
-  if (!config.demoPage.enabled) return;
-  const hint = config.auth.devKey && existsSync(file) ? ` (API key in ${file})` : "";
-  logger.info(`demo page: ${config.publicUrl}/${hint}`);
+  if (!config.demoPage.enabled) return null;
+  return { url: `${config.publicUrl}/`, keyFile: config.auth.devKey && existsSync(file) ? file : null };
 }
 
 function devKeyFile(config: Config): string {

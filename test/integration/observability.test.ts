@@ -68,16 +68,17 @@ describe("request ids in the logs (API role: nothing runs in the background)", (
     await run?.stop();
   });
 
-  /** The lines written from just before the request until Fastify logged its completion. */
+  /** The lines written from just before the request until its request line. */
   async function linesOf(send: () => Promise<Response>): Promise<{ res: Response; lines: LogLine[] }> {
     const from = run.lines.length;
     const res = await send();
     await res.arrayBuffer();
     const id = res.headers.get("x-request-id");
-    await eventually(async () =>
-      run.lines.slice(from).some((l) => l.msg === "request completed" && l.reqId === id),
-    );
-    const end = run.lines.findIndex((l, i) => i >= from && l.msg === "request completed" && l.reqId === id);
+    // The request line (RequestLogController) is the last one a request writes.
+    const done = (l: LogLine) =>
+      typeof l.status === "number" && typeof l.method === "string" && l.reqId === id;
+    await eventually(async () => run.lines.slice(from).some(done));
+    const end = run.lines.findIndex((l, i) => i >= from && done(l));
     return { res, lines: run.lines.slice(from, end + 1) };
   }
 

@@ -107,7 +107,8 @@ export function installCrashGuard(logger: Logger, exit: (code: number) => void =
  */
 export function frameworkErrors(err: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
   const appErr = toAppError(err);
-  request.log.info({ code: appErr.code, status: appErr.status }, appErr.message);
+  // The request line says the status and code; the message is for debugging.
+  request.log.debug({ code: appErr.code, status: appErr.status }, appErr.message);
   sendProblem(reply, appErr);
 }
 
@@ -120,7 +121,7 @@ export function registerErrorHandling(app: App): void {
   app.setErrorHandler((err: FastifyError, request, reply) => {
     const appErr = toAppError(err);
     if (appErr.status >= 500) request.log.error({ err }, "request failed");
-    else request.log.info({ code: appErr.code, status: appErr.status }, appErr.message);
+    else request.log.debug({ code: appErr.code, status: appErr.status }, appErr.message);
     return sendProblem(reply, appErr);
   });
   app.setNotFoundHandler((request, reply) =>

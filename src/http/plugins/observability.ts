@@ -1,6 +1,6 @@
 import { AsyncResource } from "node:async_hooks";
-import type { FastifyRequest } from "fastify";
-import { markContextBound, withLogContext } from "../../logging.ts";
+import { type FastifyReply, type FastifyRequest, LogController } from "fastify";
+import { markContextBound, redactUrl, withLogContext } from "../../logging.ts";
 import type { Metrics } from "../../metrics.ts";
 import type { App } from "../types.ts";
 
@@ -31,6 +31,20 @@ export function registerObservability(app: App, metrics: Metrics): void {
     else done();
   });
 
+  // The request line names the problem's code: errors.ts logs 4xx only at debug.
+  app.addHook("onSend", async (request, reply, payload) => {
+    if (reply.statusCode >= 400 && typeof payload === "string") {
+      const type = reply.getHeader("content-type");
+      if (typeof type === "string" && type.startsWith("application/problem+json")) {
+        try {
+          const code = (JSON.parse(payload) as { code?: unknown }).code;
+          if (typeof code === "string") problemCodes.set(request, code);
+        } catch {}
+      }
+    }
+    return payload;
+  });
+
   app.addHook("onResponse", async (request, reply) => {
     metrics.httpRequestSeconds.observe(
       {
@@ -41,4 +55,39 @@ export function registerObservability(app: App, metrics: Metrics): void {
       reply.elapsedTime / 1000,
     );
   });
+}
+
+const problemCodes = new WeakMap<FastifyRequest, string>();
+
+/** Probes and scrapes that succeed say nothing at info: one every few seconds would drown the log. */
+const QUIET_PATHS = new Set(["/healthz", "/readyz", "/metrics"]);
+
+/**
+ * One line per request at info, written when the response is finished: method, URL (credentials
+ * in the query redacted), status, problem code, duration and the request id, instead of Fastify's
+ * "incoming request" plus "request completed". 5xx at error, a response cut off by a stream error at warn.
+ */
+export class RequestLogController extends LogController {
+  /** At debug only: says a request arrived while it is still being read or handled. */
+  override incomingRequest(request: FastifyRequest): void {
+    if (!this.isLogDisabled(request)) request.log.debug({ req: request }, "incoming request");
+  }
+
+  override requestCompleted(
+    error: Error | null | undefined,
+    request: FastifyRequest,
+    reply: FastifyReply,
+  ): void {
+    if (this.isLogDisabled(request)) return;
+    const url = redactUrl(request.url);
+    const status = reply.statusCode;
+    const ms = Math.round(reply.elapsedTime * 10) / 10;
+    const code = problemCodes.get(request);
+    const fields = { method: request.method, url, status, ms, ...(code ? { code } : {}) };
+    const msg = `${request.method} ${url} ${status}${code ? ` ${code}` : ""} ${ms} ms`;
+    if (error) reply.log.warn({ ...fields, err: error }, msg);
+    else if (status >= 500) reply.log.error(fields, msg);
+    else if (status < 400 && QUIET_PATHS.has(url.split("?")[0] ?? "")) reply.log.debug(fields, msg);
+    else reply.log.info(fields, msg);
+  }
 }
