@@ -4,7 +4,7 @@ import sharp from "sharp";
 import type { Config } from "./config.ts";
 import { type ApiKeysRepository, KyselyApiKeysRepository } from "./db/api-keys-repository.ts";
 import { DatabaseBreaker, isDatabaseUnavailable } from "./db/breaker.ts";
-import { type DatabaseHandle, migrateToLatest, openDatabase } from "./db/connect.ts";
+import { assertSchemaCurrent, type DatabaseHandle, migrateToLatest, openDatabase } from "./db/connect.ts";
 import { GuardedImagesRepository } from "./db/guarded-images-repository.ts";
 import { KyselyImagesRepository } from "./db/images-repository.ts";
 import { DEFAULT_SPEC_LIMITS } from "./domain/transform-spec.ts";
@@ -97,7 +97,14 @@ export async function createImgup(
       ),
     );
   const database = await openDatabase(config.database);
-  await migrateToLatest(database.db);
+  try {
+    // Migrating is an explicit step (`imgup migrate`) unless embedded or IMGUP_AUTO_MIGRATE=true.
+    if (config.database.autoMigrate) await migrateToLatest(database.db);
+    else await assertSchemaCurrent(database.db);
+  } catch (err) {
+    await database.close();
+    throw err;
+  }
   const kv: KeyValueStore = config.kv.redisUrl
     ? new RedisKeyValueStore({
         url: config.kv.redisUrl,

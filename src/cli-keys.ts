@@ -1,7 +1,7 @@
 import { parseArgs } from "node:util";
 import type { Config } from "./config.ts";
 import { KyselyApiKeysRepository } from "./db/api-keys-repository.ts";
-import { migrateToLatest, openDatabase } from "./db/connect.ts";
+import { assertSchemaCurrent, migrateToLatest, openDatabase } from "./db/connect.ts";
 import { EmbeddedDatabaseLockedError } from "./db/embedded-lock.ts";
 import { AuthService } from "./services/auth.ts";
 import { readLocalAdmin } from "./services/local-admin.ts";
@@ -102,7 +102,13 @@ async function openBackend(config: Config): Promise<KeysBackend> {
     if (server) return viaServer(server.url, server.token);
     throw err;
   }
-  await migrateToLatest(handle.db);
+  try {
+    if (config.database.autoMigrate) await migrateToLatest(handle.db);
+    else await assertSchemaCurrent(handle.db);
+  } catch (err) {
+    await handle.close();
+    throw err;
+  }
   const auth = new AuthService(new KyselyApiKeysRepository(handle.db), null);
   return {
     create: (input) => auth.createKey(input),

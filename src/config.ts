@@ -28,6 +28,8 @@ export interface Config {
     breakerFailures: number;
     breakerHalfOpenAfterMs: number;
     queryTimeoutMs: number;
+    /** Apply pending migrations at start (embedded mode by default); else refuse to start on a stale schema. */
+    autoMigrate: boolean;
   };
   kv: {
     /** redis://… shared by every instance; undefined for the in-process store (one process only). */
@@ -254,6 +256,7 @@ export function loadConfig(env: Env, overrides: { role?: Role } = {}): Config {
       breakerFailures: r.int("IMGUP_DB_BREAKER_FAILURES", 5, 1, 1000),
       breakerHalfOpenAfterMs: r.int("IMGUP_DB_BREAKER_HALF_OPEN_MS", 5000, 100, 600_000),
       queryTimeoutMs: r.int("IMGUP_DB_QUERY_TIMEOUT_MS", 5000, 100, 600_000),
+      autoMigrate: r.bool("IMGUP_AUTO_MIGRATE", r.optional("DATABASE_URL") === undefined),
     },
     kv: {
       redisUrl: r.optional("REDIS_URL"),

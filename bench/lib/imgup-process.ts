@@ -74,7 +74,8 @@ export async function startImgupProcess(opts: ImgupProcessOptions): Promise<Imgu
   let server: ServerProcess;
   let apiKey: string;
   try {
-    // `keys create` also migrates the fresh schema, so the server starts on a ready database.
+    // Migrating is an explicit step: the fresh schema first, then a key, then the server.
+    await promisify(execFile)(process.execPath, [opts.bin ?? BIN, "migrate"], { env });
     const { stdout } = await promisify(execFile)(
       process.execPath,
       [opts.bin ?? BIN, "keys", "create", "--owner", "bench"],

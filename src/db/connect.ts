@@ -2,16 +2,13 @@ import { mkdirSync } from "node:fs";
 import path from "node:path";
 import { PGlite } from "@electric-sql/pglite";
 import { Kysely, PGliteDialect, PostgresDialect, sql } from "kysely";
-// kysely 0.29 moved the migrator out of the root entry point.
-import { Migrator } from "kysely/migration";
 import pg from "pg";
+import { BackendError, checkBackendUrl, classifyBackendError } from "../backend-errors.ts";
 import { acquireEmbeddedLock } from "./embedded-lock.ts";
-import * as m001 from "./migrations/001-initial.ts";
-import * as m002 from "./migrations/002-multipart-part-size.ts";
-import * as m003 from "./migrations/003-maintenance-indexes.ts";
-import * as m004 from "./migrations/004-placeholder.ts";
-import * as m005 from "./migrations/005-job-groups.ts";
 import type { Database, Db } from "./schema.ts";
+
+// Callers (and tests) keep importing the migrator from here.
+export { assertSchemaCurrent, migrateToLatest, SchemaVersionError, schemaStatus } from "./migrations.ts";
 
 export interface DatabaseOptions {
   /** postgres://… for a real server; undefined for embedded PGlite. */
@@ -34,6 +31,8 @@ const INT8_OID = 20;
 
 export async function openDatabase(opts: DatabaseOptions): Promise<DatabaseHandle> {
   if (opts.url) {
+    const badUrl = checkBackendUrl("database", opts.url);
+    if (badUrl) throw new BackendError(badUrl);
     const schema = quoteIdent(opts.schema);
     const pool = new pg.Pool({
       connectionString: opts.url,
@@ -53,7 +52,13 @@ export async function openDatabase(opts: DatabaseOptions): Promise<DatabaseHandl
     pool.on("error", () => undefined);
     pool.on("connect", (client) => client.on("error", () => undefined));
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-    await sql`create schema if not exists ${sql.raw(schema)}`.execute(db);
+    try {
+      // The first connection: what goes wrong here is the operator's to fix, so it names the setting.
+      await sql`create schema if not exists ${sql.raw(schema)}`.execute(db);
+    } catch (err) {
+      await db.destroy().catch(() => undefined);
+      throw new BackendError(classifyBackendError("database", err, { url: opts.url }), { cause: err });
+    }
     return { db, dialect: "postgres", close: () => db.destroy() };
   }
   let lock: { release(): void } | null = null;
@@ -89,28 +94,6 @@ export async function openDatabase(opts: DatabaseOptions): Promise<DatabaseHandl
       }
     },
   };
-}
-
-export async function migrateToLatest(db: Db): Promise<string[]> {
-  // Without an explicit schema Kysely's "does the migration table exist" check matches a table of that
-  // name in any schema, so a second schema on the same server would never get its bookkeeping tables.
-  const current = await sql<{ schema: string }>`select current_schema() as schema`.execute(db);
-  const migrator = new Migrator({
-    db,
-    provider: {
-      getMigrations: async () => ({
-        "001-initial": m001,
-        "002-multipart-part-size": m002,
-        "003-maintenance-indexes": m003,
-        "004-placeholder": m004,
-        "005-job-groups": m005,
-      }),
-    },
-    migrationTableSchema: current.rows[0]?.schema,
-  });
-  const { error, results } = await migrator.migrateToLatest();
-  if (error) throw error;
-  return (results ?? []).filter((r) => r.status === "Success").map((r) => r.migrationName);
 }
 
 /** Drops a schema with everything in it (tests clean up after themselves). */

@@ -33,7 +33,8 @@ export function dbTargets(): Array<{ name: "pglite" | "postgres"; make: () => Db
         const schema = `t_${randomBytes(6).toString("hex")}`;
         return {
           name: "postgres",
-          env: { DATABASE_URL: url, DATABASE_SCHEMA: schema },
+          // A fresh schema per test: migrated at start, as `imgup migrate` would (off by default with DATABASE_URL).
+          env: { DATABASE_URL: url, DATABASE_SCHEMA: schema, IMGUP_AUTO_MIGRATE: "true" },
           cleanup: async () => {
             const client = new pg.Client({ connectionString: url });
             await client.connect();
