@@ -7,8 +7,10 @@ import { DatabaseBreaker, isDatabaseUnavailable } from "./db/breaker.ts";
 import { assertSchemaCurrent, type DatabaseHandle, migrateToLatest, openDatabase } from "./db/connect.ts";
 import { GuardedImagesRepository } from "./db/guarded-images-repository.ts";
 import { KyselyImagesRepository } from "./db/images-repository.ts";
+import { readPendingStats } from "./db/pending-stats.ts";
 import { DEFAULT_SPEC_LIMITS } from "./domain/transform-spec.ts";
 import { SqsEventSource } from "./events/sqs-event-source.ts";
+import { startAdminServer } from "./http/admin-server.ts";
 import { closeHttp } from "./http/close.ts";
 import { buildHttpServer } from "./http/server.ts";
 import type { App } from "./http/types.ts";
@@ -37,7 +39,8 @@ import { createMaintenance, type Maintenance } from "./services/maintenance.ts";
 import { ProcessingService, processingDerivatives } from "./services/processing.ts";
 import { ProxyUploadService } from "./services/proxy-upload.ts";
 import { createProxyUploadMetrics } from "./services/proxy-upload-metrics.ts";
-import { checkReadiness } from "./services/readiness.ts";
+import { roleReadiness } from "./services/readiness.ts";
+import { HealthSignals, publishHeartbeat } from "./services/readiness-signals.ts";
 import { PROCESS_IMAGE, StorageEventsService } from "./services/storage-events.ts";
 import { UploadCompletionService } from "./services/upload-completion.ts";
 import { UploadsService } from "./services/uploads.ts";
@@ -68,6 +71,8 @@ export interface Imgup {
   start(): Promise<string | null>;
   /** Once started: the demo page link for the startup banner (null when the page is off). */
   readonly demoLink: DemoLink | null;
+  /** Once started: where /healthz, /readyz and /metrics answer on IMGUP_ADMIN_PORT (null when unset). */
+  readonly adminUrl: string | null;
   stop(): Promise<void>;
 }
 
@@ -152,15 +157,19 @@ export async function createImgup(
     perGroupConcurrency: config.jobs.perOwnerConcurrency,
   });
   metrics.observeJobQueue(() => queue.stats());
+  metrics.observePendingImages(() => readPendingStats(database.db));
   let runner: JobRunner | null = null;
   const jobs = wakingQueue(queue, () => runner?.wake());
 
   const auth = new AuthService(guardedKeys, JwtVerifier.create(config.auth.jwt));
+  // Cross-instance liveness (worker heartbeat, storage events) for the API's /readyz, in the KV.
+  const signals = new HealthSignals(kv, logger);
   const storageEvents = new StorageEventsService(
     jobs,
     logger,
     async (id) => (await imagesRepo.findById(id))?.ownerId ?? null,
     (key) => store.logicalKey(key),
+    () => signals.storageEventSeen(),
   );
   localStore?.setObjectCreatedListener((event) => storageEvents.objectCreated(event).then(() => undefined));
   const delivery = new DeliveryService(imagesRepo, store, secret, logger);
@@ -263,6 +272,15 @@ export async function createImgup(
         })
       : null;
 
+  const readiness = roleReadiness({
+    config,
+    database: async () =>
+      breaker.state === "open" ? "degraded: circuit open, intents are buffered" : imagesRepo.ping(),
+    kv,
+    store,
+    signals,
+    runLoop: runner,
+  });
   const http =
     config.role === "all" || config.role === "api"
       ? await buildHttpServer(
@@ -271,7 +289,15 @@ export async function createImgup(
             auth,
             kv,
             metrics,
-            uploads: new UploadsService(imagesRepo, store, config.uploads, metrics, intentBuffer),
+            uploads: new UploadsService(
+              imagesRepo,
+              store,
+              config.uploads,
+              metrics,
+              intentBuffer,
+              Date.now,
+              () => signals.uploadIssued(),
+            ),
             proxyUploads: new ProxyUploadService(
               imagesRepo,
               store,
@@ -288,18 +314,7 @@ export async function createImgup(
             storageEvents,
             urls,
             localStorage: localStore,
-            readiness: () =>
-              checkReadiness(
-                {
-                  database: async () =>
-                    breaker.state === "open"
-                      ? "degraded: circuit open, intents are buffered"
-                      : imagesRepo.ping(),
-                  kv: () => kv.ping(),
-                  storage: (signal) => store.ping(signal),
-                },
-                config.http.readyCheckTimeoutMs,
-              ),
+            readiness,
           },
           logger,
         )
@@ -309,6 +324,8 @@ export async function createImgup(
   let drainTimer: NodeJS.Timeout | null = null;
   let localAdmin: { withdraw(): void } | null = null;
   let demoLink: DemoLink | null = null;
+  let admin: { url: string; close(graceMs: number): Promise<void> } | null = null;
+  let heartbeat: { stop(): void } | null = null;
   // The drain's own insert is what probes a half-open breaker: with no other traffic, skipping
   // while "open" would leave the breaker (and the buffer) stuck forever.
   const drain = async () => {
@@ -341,10 +358,19 @@ export async function createImgup(
     get demoLink() {
       return demoLink;
     },
+    get adminUrl() {
+      return admin?.url ?? null;
+    },
     async start() {
       const devKey =
         config.auth.devKey && !(await auth.hasAnyKey()) ? await createDevKey(auth, config) : null;
       runner?.start();
+      if (runner) {
+        const { heartbeatIntervalMs: intervalMs, workerStallMs: stallMs } = config.health;
+        heartbeat = publishHeartbeat(runner, signals, { intervalMs, stallMs, log: logger });
+      }
+      if (config.admin.port !== undefined)
+        admin = await startAdminServer({ config, metrics, readiness }, logger);
       sqs?.start();
       if (runsScheduler) maintenance.scheduler.start();
       drainTimer = setInterval(() => void drain(), 1000);
@@ -360,12 +386,14 @@ export async function createImgup(
     },
     async stop() {
       if (drainTimer) clearInterval(drainTimer);
+      heartbeat?.stop();
       localAdmin?.withdraw();
       // Requests in flight and running jobs share most of the bound, side by side; releasing the
       // jobs left and closing the pools get the rest.
       const drainMs = Math.floor(config.http.shutdownTimeoutMs * 0.8);
       await Promise.all([
         closeHttp(http, drainMs),
+        admin?.close(drainMs),
         maintenance.scheduler.stop(),
         sqs?.stop(),
         runner?.stop(drainMs),

@@ -4,10 +4,27 @@ import type { QueueStats } from "./jobs/job-queue.ts";
 /** Statuses an image never leaves on its own (deleted is final for delivery even before the purge). */
 export type FinalStatus = "ready" | "rejected" | "expired" | "deleted";
 
+/**
+ * prom-client's defaults that break the Prometheus naming rules (`promtool check metrics`): gauges
+ * ending in _total. Each is the sum of a by-type gauge that stays (`sum(nodejs_active_handles)`).
+ */
+export const DROPPED_DEFAULT_METRICS = [
+  "nodejs_active_handles_total",
+  "nodejs_active_requests_total",
+  "nodejs_active_resources_total",
+];
+
+/** What the pending-image gauge reads from the database at scrape time. */
+export interface PendingStats {
+  /** The earliest upload-URL expiry among pending images; null when none is pending. */
+  oldestUploadExpiry: Date | null;
+}
+
 /** One registry per imgup instance (tests build several in one process). */
-export function createMetrics() {
+export function createMetrics(now: () => number = Date.now) {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
+  for (const name of DROPPED_DEFAULT_METRICS) registry.removeSingleMetric(name);
   const counter = (name: string, help: string, labelNames: string[] = []) =>
     new Counter({ name, help, labelNames, registers: [registry] });
 
@@ -42,12 +59,29 @@ export function createMetrics() {
     },
   });
 
+  let readPendingStats: (() => Promise<PendingStats>) | null = null;
+  const pendingLapsedAge = new Gauge({
+    name: "imgup_images_pending_lapsed_seconds",
+    help: "Seconds since the upload URL of the oldest pending image lapsed (0 when none has): past IMGUP_PENDING_GRACE_MS plus a reconcile interval, pending images are stuck",
+    registers: [registry],
+    async collect() {
+      const stats = readPendingStats ? await readPendingStats().catch(() => null) : null;
+      const expiry = stats?.oldestUploadExpiry;
+      this.set(stats ? (expiry ? Math.max(0, (now() - expiry.getTime()) / 1000) : 0) : Number.NaN);
+    },
+  });
+
   return {
     registry,
     /** Where the queue gauges read from; set once the queue exists. */
     observeJobQueue(stats: () => Promise<QueueStats>): void {
       readQueueStats = stats;
     },
+    /** Where the pending-image gauge reads from; set once the database is open. */
+    observePendingImages(stats: () => Promise<PendingStats>): void {
+      readPendingStats = stats;
+    },
+    pendingLapsedAge,
     queueDepth,
     queueOldestAge,
     httpRequestSeconds: new Histogram({

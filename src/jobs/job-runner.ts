@@ -53,6 +53,7 @@ export class JobRunner {
   #polling: Promise<void> | undefined;
   #pollAgain = false;
   #stopped: Promise<void> | undefined;
+  #lastTickAt = Date.now();
 
   constructor(opts: JobRunnerOptions) {
     if (opts.concurrency < 1) throw new Error("concurrency must be at least 1");
@@ -65,9 +66,18 @@ export class JobRunner {
     return this.#running.size;
   }
 
+  /**
+   * Epoch ms of the poll loop's last tick. It ticks every poll interval, idle or with every slot
+   * taken; a claim that hangs stops it (the worker's /readyz and heartbeat read it).
+   */
+  get lastTickAt(): number {
+    return this.#lastTickAt;
+  }
+
   start(): void {
     if (this.#state !== "idle") return;
     this.#state = "running";
+    this.#lastTickAt = Date.now();
     this.wake();
   }
 
@@ -85,6 +95,7 @@ export class JobRunner {
     this.#polling = withoutLogContext(() =>
       this.#poll().finally(() => {
         this.#polling = undefined;
+        this.#lastTickAt = Date.now();
         if (this.#state !== "running") return;
         if (this.#pollAgain) {
           this.#pollAgain = false;

@@ -1,3 +1,8 @@
+import type { Config } from "../config.ts";
+import type { KeyValueStore } from "../kv/kv.ts";
+import type { ObjectStore } from "../storage/object-store.ts";
+import { type HealthSignals, type RunLoop, runLoopCheck } from "./readiness-signals.ts";
+
 /**
  * One readiness check: resolves when the dependency answers (whatever with), or with a "degraded: …"
  * note when it does not but the process still serves (the database breaker is open and intents are
@@ -44,4 +49,48 @@ async function bounded(check: ReadinessCheck, timeoutMs: number): Promise<CheckO
   } finally {
     clearTimeout(timer);
   }
+}
+
+export interface RoleReadinessDeps {
+  config: Config;
+  /** The database check (the breaker's "degraded" included). */
+  database: ReadinessCheck;
+  kv: KeyValueStore;
+  store: ObjectStore;
+  signals: HealthSignals;
+  /** The worker's run loop, in the roles that run one. */
+  runLoop: RunLoop | null;
+}
+
+/**
+ * What /readyz checks in this role. Every role: the database (the worker's queue), the KV and the
+ * storage. The worker: its run loop too (stalled: 503, so the orchestrator restarts it). The API:
+ * whether any worker is alive and storage events arrive, read from the KV, as "degraded" only:
+ * taking every API instance out of the load balancer because workers are gone would turn a
+ * processing backlog into an outage of uploads and delivery too. Those two are left out where the
+ * KV is this process's own and the worker another process's (nothing shared to read).
+ */
+export function roleReadiness(deps: RoleReadinessDeps): () => Promise<Record<string, CheckOutcome>> {
+  const { config, kv, store, signals } = deps;
+  const checks: Record<string, ReadinessCheck> = {
+    database: deps.database,
+    kv: () => kv.ping(),
+    storage: (signal) => store.ping(signal),
+  };
+  const servesApi = config.role === "all" || config.role === "api";
+  const seesWorkers = kv.kind === "redis" || config.role === "all";
+  const { workerHeartbeatMaxAgeMs, storageEventMaxAgeMs, workerStallMs } = config.health;
+  if (servesApi && seesWorkers && workerHeartbeatMaxAgeMs > 0) {
+    checks.workers = () => signals.workerHeartbeat(workerHeartbeatMaxAgeMs);
+  }
+  // Without an event source (S3 with neither webhook nor SQS) no event is ever expected.
+  const eventsExpected =
+    config.storage.driver === "local" ||
+    config.events.webhookToken !== undefined ||
+    config.events.sqsQueueUrl !== undefined;
+  if (servesApi && seesWorkers && eventsExpected && storageEventMaxAgeMs > 0) {
+    checks.storageEvents = () => signals.storageEvents(storageEventMaxAgeMs);
+  }
+  if (config.role === "worker" && deps.runLoop) checks.runLoop = runLoopCheck(deps.runLoop, workerStallMs);
+  return () => checkReadiness(checks, config.http.readyCheckTimeoutMs);
 }

@@ -29,6 +29,8 @@ export class StorageEventsService {
     private readonly ownerOf: OwnerLookup,
     /** The storage's key to ours (an S3 key prefix is stripped); null for another deployment's. */
     private readonly keyOf: (storageKey: string) => string | null = (key) => key,
+    /** An upload's event arrived: the API's /readyz tells whether events flow (HealthSignals). */
+    private readonly onUploadEvent: () => void = () => {},
   ) {}
 
   async objectCreated(event: ObjectCreatedEvent): Promise<"enqueued" | "duplicate" | "ignored"> {
@@ -38,6 +40,7 @@ export class StorageEventsService {
       this.log.debug({ key: event.key, source: event.source }, "storage event ignored: not an upload");
       return "ignored";
     }
+    this.onUploadEvent();
     // No row: an object nobody asked for; the job finds nothing to do, uncapped is harmless.
     const owner = await this.ownerOf(parsed.imageId);
     const { created } = await this.jobs.enqueue({

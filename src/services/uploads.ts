@@ -49,6 +49,8 @@ export class UploadsService {
     /** Where intents go while the database is down; absent, such intents fail with 503. */
     private readonly buffer: IntentBuffer | null,
     private readonly now: () => number = Date.now,
+    /** A new upload URL was handed out (the API's /readyz then expects a storage event). */
+    private readonly onIssued: () => void = () => {},
   ) {}
 
   async createIntent(
@@ -81,6 +83,7 @@ export class UploadsService {
     try {
       const image = await this.images.insert(newImage);
       this.metrics.intentsCreated.inc({ method: intent.method });
+      this.onIssued();
       return { kind: "created", image, upload };
     } catch (err) {
       if (err instanceof IdempotencyKeyTaken && idempotencyKey) {
@@ -91,6 +94,7 @@ export class UploadsService {
       if (this.buffer && isDatabaseUnavailable(err)) {
         await this.buffer.add(newImage);
         this.metrics.intentsCreated.inc({ method: intent.method });
+        this.onIssued();
         return { kind: "created", image: pendingRecord(newImage, this.now()), upload };
       }
       if (upload.method === "multipart") {

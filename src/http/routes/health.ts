@@ -12,15 +12,18 @@ export const ReadinessSchema = Type.Object(
     }),
     checks: Type.Record(Type.String(), Type.String(), {
       description:
-        'per dependency (database, kv, storage): "ok", "degraded: …" or why it failed (only "failed" without IMGUP_OPS_TOKEN outside embedded mode)',
+        'per check: "ok", "degraded: …" or why it failed (only "degraded" or "failed" without IMGUP_OPS_TOKEN outside embedded mode). database, kv, storage in every role; workers and storageEvents (degraded at worst) on the API; runLoop on a worker',
     }),
     failed: Type.Array(Type.String(), { description: "the dependencies that failed their check" }),
   },
   { $id: "Readiness", description: "Whether this instance can serve, per dependency" },
 );
 
+/** What the probes need: on the API port and on the admin port (http/admin-server.ts) alike. */
+export type HealthDeps = Pick<HttpDeps, "config" | "readiness">;
+
 /** GET /healthz (the process is alive) and GET /readyz (its dependencies answer). */
-export function registerHealth(app: App, deps: HttpDeps): void {
+export function registerHealth(app: App, deps: HealthDeps): void {
   const access = opsAccess(deps.config);
   addSharedSchemas(app, [ReadinessSchema]);
   app.get(
@@ -53,7 +56,8 @@ export function registerHealth(app: App, deps: HttpDeps): void {
         security: [{}, { opsToken: [] }],
         response: {
           200: ref(ReadinessSchema, {
-            description: "Ready, or degraded but serving (database breaker open)",
+            description:
+              "Ready, or degraded but serving (database breaker open, no worker heartbeat, no storage event while uploads were issued)",
           }),
           503: ref(ReadinessSchema, { description: "A dependency failed; `failed` names it" }),
           ...MALFORMED,

@@ -3,8 +3,11 @@ import { opsAccess } from "../plugins/ops-token.ts";
 import { MALFORMED, problem } from "../schemas.ts";
 import type { App, HttpDeps } from "../types.ts";
 
+/** What /metrics needs: on the API port and on the admin port (http/admin-server.ts) alike. */
+export type MetricsDeps = Pick<HttpDeps, "config" | "metrics">;
+
 /** GET /metrics: Prometheus text format. */
-export function registerMetrics(app: App, deps: HttpDeps): void {
+export function registerMetrics(app: App, deps: MetricsDeps): void {
   const access = opsAccess(deps.config);
   app.get(
     "/metrics",
