@@ -1,15 +1,10 @@
-import { parseArgs } from "node:util";
-import type { Config } from "./config.ts";
+import { CliError } from "./cli/errors.ts";
+import { type Config, loadConfig } from "./config.ts";
 import { KyselyApiKeysRepository } from "./db/api-keys-repository.ts";
 import { assertSchemaCurrent, migrateToLatest, openDatabase } from "./db/connect.ts";
 import { EmbeddedDatabaseLockedError } from "./db/embedded-lock.ts";
 import { AuthService } from "./services/auth.ts";
 import { readLocalAdmin } from "./services/local-admin.ts";
-
-export const KEYS_USAGE = `usage:
-  imgup keys create --owner ID [--name NAME] [--scope admin]   create a key (printed once)
-  imgup keys list [--owner ID] [--json]                         active keys (never the keys themselves)
-  imgup keys revoke KEY_ID                                      revoke a key`;
 
 interface KeyView {
   id: string;
@@ -27,65 +22,38 @@ interface KeysBackend {
   close(): Promise<void>;
 }
 
-export async function keysCommand(args: string[], config: Config): Promise<number> {
-  const [sub, ...rest] = args;
-  if (sub !== "create" && sub !== "list" && sub !== "revoke") {
-    console.error(KEYS_USAGE);
-    return 2;
-  }
-  let parsed: ReturnType<typeof parse>;
-  try {
-    parsed = parse(rest);
-  } catch (err) {
-    console.error(`${(err as Error).message}\n\n${KEYS_USAGE}`);
-    return 2;
-  }
-  const { values, positionals } = parsed;
-  if (sub === "create" && !values.owner) {
-    console.error(`--owner is required\n\n${KEYS_USAGE}`);
-    return 2;
-  }
-  if (sub === "revoke" && positionals.length !== 1) {
-    console.error(`name the key to revoke (its id, key_…)\n\n${KEYS_USAGE}`);
-    return 2;
-  }
+export type KeysArgs =
+  | { sub: "create"; owner: string; name?: string; scope?: string[] }
+  | { sub: "list"; owner?: string; json?: boolean }
+  | { sub: "revoke"; keyId: string };
+
+/** `imgup keys create|list|revoke`, arguments already parsed by the CLI; the exit code. */
+export async function keysCommand(args: KeysArgs): Promise<number> {
+  const config = loadConfig(process.env, { role: "api" });
   const backend = await openBackend(config);
   try {
-    if (sub === "create") {
+    if (args.sub === "create") {
       const { id, key } = await backend.create({
-        ownerId: values.owner as string,
-        ...(values.name ? { name: values.name } : {}),
-        scopes: values.scope ?? [],
+        ownerId: args.owner,
+        ...(args.name ? { name: args.name } : {}),
+        scopes: args.scope ?? [],
       });
-      console.log(`created API key ${id} for owner ${values.owner} (shown once, store it now):\n${key}`);
-    } else if (sub === "list") {
-      const keys = await backend.list(values.owner);
-      if (values.json) console.log(JSON.stringify(keys, null, 2));
+      console.log(`created API key ${id} for owner ${args.owner} (shown once, store it now):\n${key}`);
+    } else if (args.sub === "list") {
+      const keys = await backend.list(args.owner);
+      if (args.json) console.log(JSON.stringify(keys, null, 2));
       else if (keys.length === 0) console.log("no active API keys");
       else
         for (const k of keys)
           console.log(`${k.id}  ${k.ownerId}  ${k.scopes.join(",") || "-"}  ${k.createdAt}  ${k.name}`);
     } else {
-      await backend.revoke(positionals[0] as string);
-      console.log(`revoked ${positionals[0]}`);
+      await backend.revoke(args.keyId);
+      console.log(`revoked ${args.keyId}`);
     }
   } finally {
     await backend.close();
   }
   return 0;
-}
-
-function parse(args: string[]) {
-  return parseArgs({
-    args,
-    allowPositionals: true,
-    options: {
-      owner: { type: "string" },
-      name: { type: "string" },
-      scope: { type: "string", multiple: true },
-      json: { type: "boolean" },
-    },
-  });
 }
 
 async function openBackend(config: Config): Promise<KeysBackend> {
@@ -141,7 +109,7 @@ function viaServer(url: string, token: string): KeysBackend {
           return text;
         }
       })();
-      throw new Error(`the running imgup at ${url} answered ${res.status}: ${detail}`);
+      throw new CliError(`the running imgup at ${url} answered ${res.status}: ${detail}`);
     }
     return (text ? JSON.parse(text) : undefined) as T;
   };

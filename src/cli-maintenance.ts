@@ -1,4 +1,5 @@
-import { parseArgs } from "node:util";
+import { CliError, UsageError } from "./cli/errors.ts";
+import { startProgress } from "./cli/progress.ts";
 import { doctorExitCode, printDoctorReport } from "./services/doctor.ts";
 import type { Maintenance } from "./services/maintenance.ts";
 import type { SweepReport } from "./services/orphan-sweep.ts";
@@ -6,13 +7,14 @@ import type { ReconcileReport } from "./services/reconciler.ts";
 
 export type Print = (line: string) => void;
 
-export const MAINTENANCE_COMMANDS = ["reconcile", "sweep", "doctor", "purge"] as const;
-export type MaintenanceCommand = (typeof MAINTENANCE_COMMANDS)[number];
+export type MaintenanceCommand = "reconcile" | "sweep" | "doctor" | "purge";
 
-export const MAINTENANCE_USAGE = `  reconcile [--dry-run]                     repair lost events, expire abandoned uploads, re-queue stuck jobs
-  sweep [--dry-run]                         delete storage objects no live image owns (past the grace period)
-  doctor                                    compare database and storage; exit 1 on any disagreement
-  purge --owner ID [--dry-run]              delete every image of an owner, objects and rows`;
+export interface MaintenanceOptions {
+  dryRun?: boolean;
+  owner?: string;
+  yes?: boolean;
+  json?: boolean;
+}
 
 /** A wired Maintenance and how to let go of what it holds (the CLI opens one imgup per command). */
 export interface MaintenanceHandle {
@@ -20,54 +22,108 @@ export interface MaintenanceHandle {
   close(): Promise<void>;
 }
 
-export function isMaintenanceCommand(command: string | undefined): command is MaintenanceCommand {
-  return MAINTENANCE_COMMANDS.includes(command as MaintenanceCommand);
+/**
+ * The maintenance commands need the adapters and nothing running: role "scheduler" builds no HTTP
+ * server and no worker, and start() is never called, so its scheduler stays idle.
+ */
+async function openMaintenance(): Promise<MaintenanceHandle> {
+  const [{ createImgup }, { loadConfig }, { checkBackends, checkUrls }] = await Promise.all([
+    import("./app.ts"),
+    import("./config.ts"),
+    import("./cli/backend-checks.ts"),
+  ]);
+  const config = loadConfig(process.env, { role: "scheduler" });
+  checkUrls(config);
+  // The report goes to stdout; only warnings of the machinery join it unless LOG_LEVEL says more.
+  const imgup = await createImgup({ ...config, logLevel: process.env.LOG_LEVEL ? config.logLevel : "warn" });
+  try {
+    await checkBackends(imgup);
+  } catch (err) {
+    await imgup.stop().catch(() => undefined);
+    throw err;
+  }
+  return { maintenance: imgup.maintenance, close: () => imgup.stop() };
 }
 
-/** Parses the arguments first (a usage error opens nothing), then runs the command; the exit code. */
+/** A terminal to ask on: both ends of the conversation. */
+const interactive = () => Boolean(process.stdin.isTTY && process.stderr.isTTY);
+
+/** Runs one maintenance command (arguments parsed by the CLI); the exit code. */
 export async function runMaintenanceCommand(
   command: MaintenanceCommand,
-  args: string[],
-  open: () => Promise<MaintenanceHandle>,
-  print: Print = console.log,
-  printError: Print = console.error,
+  opts: MaintenanceOptions,
+  open: () => Promise<MaintenanceHandle> = openMaintenance,
 ): Promise<number> {
-  let values: { "dry-run"?: boolean; owner?: string };
-  try {
-    ({ values } = parseArgs({
-      args,
-      options: { "dry-run": { type: "boolean" }, owner: { type: "string" } },
-      strict: true,
-    }));
-  } catch (err) {
-    printError(`${(err as Error).message}\nusage:\n${MAINTENANCE_USAGE}`);
-    return 2;
-  }
-  const dryRun = values["dry-run"] === true;
-  if (command === "purge" && !values.owner) {
-    printError("purge needs --owner ID");
-    return 2;
+  const dryRun = opts.dryRun === true;
+  if (command === "purge" && !dryRun && !opts.yes && !interactive()) {
+    throw new UsageError(
+      `purge deletes every image of owner ${opts.owner} and cannot be undone: add --yes to confirm ` +
+        "(there is no terminal to ask on)",
+    );
   }
   const handle = await open();
+  const progress = startProgress(command);
+  const json: Print = (line) => void line;
+  const print: Print = opts.json ? json : console.log;
   try {
     const m = handle.maintenance;
+    let result: { code: number; report: unknown };
     switch (command) {
       case "reconcile":
-        return await reconcile(m, { dryRun }, print);
+        result = await reconcileReport(m, { dryRun }, print);
+        break;
       case "sweep":
-        return await sweep(m, { dryRun }, print);
-      case "doctor":
-        return await doctor(m, print);
-      case "purge":
-        return await purge(m, { ownerId: values.owner as string, dryRun }, print);
+        result = await sweepReport(m, { dryRun }, print);
+        break;
+      case "doctor": {
+        const report = await m.doctor.run();
+        progress.stop();
+        if (!opts.json) printDoctorReport(report, print);
+        result = { code: doctorExitCode(report), report };
+        break;
+      }
+      case "purge": {
+        const ownerId = opts.owner as string;
+        if (!dryRun && !opts.yes) {
+          progress.stop();
+          await confirmPurge(m, ownerId);
+        }
+        result = await purgeReport(m, { ownerId, dryRun }, print, progress.stop);
+        break;
+      }
     }
+    progress.stop();
+    if (opts.json)
+      console.log(JSON.stringify({ command, exitCode: result.code, report: result.report }, null, 2));
+    return result.code;
   } finally {
+    progress.stop();
     await handle.close();
   }
 }
 
+async function confirmPurge(m: Maintenance, ownerId: string): Promise<void> {
+  const { images } = await m.ownerPurge.purge(ownerId, { dryRun: true });
+  const { createInterface } = await import("node:readline/promises");
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    const answer = await rl.question(
+      `Delete ${images} images of owner ${ownerId}, with their objects? This cannot be undone. [y/N] `,
+    );
+    if (!/^y(es)?$/i.test(answer.trim())) throw new CliError("purge cancelled: nothing was deleted");
+  } finally {
+    rl.close();
+  }
+}
+
+type Outcome = { code: number; report: unknown };
+
 /** One reconciler pass under the scheduler's lock (a dry run takes none). */
 export async function reconcile(m: Maintenance, opts: { dryRun: boolean }, print: Print): Promise<number> {
+  return (await reconcileReport(m, opts, print)).code;
+}
+
+async function reconcileReport(m: Maintenance, opts: { dryRun: boolean }, print: Print): Promise<Outcome> {
   const outcome = await m.scheduler.runNow("reconcile", opts);
   if (!outcome.ran) return busy("reconcile", print);
   const r = outcome.report as ReconcileReport;
@@ -82,11 +138,15 @@ export async function reconcile(m: Maintenance, opts: { dryRun: boolean }, print
   if (r.errors > 0) print(`  ${r.errors} errors (see the log); the next run retries`);
   if (r.truncated) print("  more remain: the per-run limit was reached");
   for (const line of r.details) print(`    ${line}`);
-  return r.errors > 0 ? 1 : 0;
+  return { code: r.errors > 0 ? 1 : 0, report: r };
 }
 
 /** One full sweep under the scheduler's lock (a dry run takes none). */
 export async function sweep(m: Maintenance, opts: { dryRun: boolean }, print: Print): Promise<number> {
+  return (await sweepReport(m, opts, print)).code;
+}
+
+async function sweepReport(m: Maintenance, opts: { dryRun: boolean }, print: Print): Promise<Outcome> {
   const outcome = await m.scheduler.runNow("sweep", opts);
   if (!outcome.ran) return busy("sweep", print);
   const r = outcome.report as SweepReport;
@@ -101,7 +161,7 @@ export async function sweep(m: Maintenance, opts: { dryRun: boolean }, print: Pr
   if (r.foreign > 0) print(`  ${r.foreign} objects outside imgup's key layout, left alone`);
   if (r.errors > 0) print(`  ${r.errors} deletes failed (see the log); the next sweep retries`);
   for (const line of r.details) print(`    ${line}`);
-  return r.errors > 0 ? 1 : 0;
+  return { code: r.errors > 0 ? 1 : 0, report: r };
 }
 
 export async function doctor(m: Maintenance, print: Print): Promise<number> {
@@ -119,18 +179,40 @@ export async function purge(
   opts: { ownerId: string; dryRun: boolean },
   print: Print,
 ): Promise<number> {
-  const result = await m.ownerPurge.purge(opts.ownerId, { dryRun: opts.dryRun });
-  if (opts.dryRun) {
-    print(`purge (dry run): would delete ${result.images} images of owner ${opts.ownerId}, objects and rows`);
-    return 0;
-  }
-  print(`purge: owner ${opts.ownerId} has ${result.images} images; ${result.markedDeleted} hidden now`);
-  const { removed } = await m.ownerPurge.purgeObjects(opts.ownerId, new AbortController().signal);
-  print(`purge: ${removed} images removed with their objects`);
-  return 0;
+  return (await purgeReport(m, opts, print)).code;
 }
 
-function busy(task: string, print: Print): number {
+async function purgeReport(
+  m: Maintenance,
+  opts: { ownerId: string; dryRun: boolean },
+  print: Print,
+  beforePrint: () => void = () => undefined,
+): Promise<Outcome> {
+  const result = await m.ownerPurge.purge(opts.ownerId, { dryRun: opts.dryRun });
+  if (opts.dryRun) {
+    beforePrint();
+    print(`purge (dry run): would delete ${result.images} images of owner ${opts.ownerId}, objects and rows`);
+    return { code: 0, report: { ownerId: opts.ownerId, dryRun: true, images: result.images } };
+  }
+  const { removed, failed } = await m.ownerPurge.purgeObjects(opts.ownerId, new AbortController().signal);
+  beforePrint();
+  print(`purge: owner ${opts.ownerId} had ${result.images} images; ${result.markedDeleted} hidden at once`);
+  print(`purge: ${removed} images removed with their objects`);
+  if (failed > 0) print(`purge: ${failed} could not be removed (see the log); run purge again`);
+  return {
+    code: failed > 0 ? 1 : 0,
+    report: {
+      ownerId: opts.ownerId,
+      dryRun: false,
+      images: result.images,
+      hidden: result.markedDeleted,
+      removed,
+      failed,
+    },
+  };
+}
+
+function busy(task: string, print: Print): Outcome {
   print(`${task} is running on another instance right now; try again when it is done`);
-  return 75; // EX_TEMPFAIL
+  return { code: 75, report: { busy: true } }; // EX_TEMPFAIL
 }
