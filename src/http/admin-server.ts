@@ -3,9 +3,10 @@ import Fastify from "fastify";
 import type { Logger } from "pino";
 import { closeHttp } from "./close.ts";
 import { registerErrorHandling } from "./plugins/errors.ts";
+import { RequestLogController } from "./plugins/observability.ts";
 import { type HealthDeps, registerHealth } from "./routes/health.ts";
 import { type MetricsDeps, registerMetrics } from "./routes/metrics.ts";
-import { addSharedSchemas, ProblemSchema } from "./schemas.ts";
+import { addSharedSchemas, CORE_SCHEMAS } from "./schemas.ts";
 import type { App } from "./types.ts";
 
 export type AdminDeps = HealthDeps & MetricsDeps;
@@ -23,13 +24,14 @@ export async function startAdminServer(
   if (port === undefined) throw new Error("IMGUP_ADMIN_PORT is not set");
   const app: App = Fastify({
     loggerInstance: logger,
-    // A probe every few seconds and a scrape every 15 s would drown the log; a failed
-    // readiness check logs itself ("not ready").
-    disableRequestLogging: true,
+    // The API port's one line per request: successful probes and scrapes only at debug (one
+    // every few seconds would drown the log), failures at info and above.
+    logController: new RequestLogController(),
     return503OnClosing: true,
     forceCloseConnections: "idle",
   }).withTypeProvider<TypeBoxTypeProvider>();
-  addSharedSchemas(app, [ProblemSchema]);
+  // The problem responses refer to the core schemas (Problem and what it names).
+  addSharedSchemas(app, CORE_SCHEMAS);
   registerErrorHandling(app);
   registerHealth(app, deps);
   registerMetrics(app, deps);
