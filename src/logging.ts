@@ -91,7 +91,7 @@ export function resolveLogFormat(
  * Fields the pretty lines leave out: the request line already says them in its message, and
  * pid/hostname/role are noise in one terminal.
  */
-const PRETTY_IGNORED = "pid,hostname,role,reqId,method,url,status,ms,code";
+const PRETTY_IGNORED = "pid,hostname,role,reqId,method,url,status,ms,code,ip";
 
 /**
  * pino-pretty loaded only when a terminal asks for it: JSON mode (production) never pays for it.

@@ -83,7 +83,8 @@ export class RequestLogController extends LogController {
     const status = reply.statusCode;
     const ms = Math.round(reply.elapsedTime * 10) / 10;
     const code = problemCodes.get(request);
-    const fields = { method: request.method, url, status, ms, ...(code ? { code } : {}) };
+    // request.ip is the client's behind a proxy named in IMGUP_TRUST_PROXY, else the peer's.
+    const fields = { method: request.method, url, status, ms, ip: request.ip, ...(code ? { code } : {}) };
     const msg = `${request.method} ${url} ${status}${code ? ` ${code}` : ""} ${ms} ms`;
     if (error) reply.log.warn({ ...fields, err: error }, msg);
     else if (status >= 500) reply.log.error(fields, msg);
