@@ -29,7 +29,7 @@ export function checkUrls(config: Config): void {
  */
 export async function checkBackends(imgup: Imgup): Promise<void> {
   const { config } = imgup;
-  if (config.kv.redisUrl) await waitForRedis(imgup, config.kv.redisUrl);
+  if (config.kv.redisUrl) await waitForRedis(config.kv.redisUrl);
   if (imgup.store.kind === "s3") {
     try {
       await imgup.store.ping(AbortSignal.timeout(STORAGE_CHECK_MS));
@@ -45,19 +45,35 @@ export async function checkBackends(imgup: Imgup): Promise<void> {
   }
 }
 
-async function waitForRedis(imgup: Imgup, url: string): Promise<void> {
+/**
+ * A client of its own, one connection attempt at a time: the store's client reconnects in the
+ * background and reports only "unreachable", while this one sees ECONNREFUSED, WRONGPASS and such.
+ */
+async function waitForRedis(url: string): Promise<void> {
+  const { Redis } = await import("ioredis");
   const deadline = Date.now() + REDIS_START_WAIT_MS;
-  // The first failure is the telling one (ECONNREFUSED, WRONGPASS); later ones say "reconnecting".
   let first: { problem: BackendProblem; err: unknown } | null = null;
   for (;;) {
+    let seen: unknown = null;
+    const client = new Redis(url, {
+      lazyConnect: true,
+      connectTimeout: 2000,
+      maxRetriesPerRequest: 0,
+      retryStrategy: () => null,
+      enableOfflineQueue: false,
+    });
+    client.on("error", (err: unknown) => {
+      seen ??= err;
+    });
     try {
-      await imgup.kv.ping();
+      await client.connect();
+      await client.ping();
       return;
     } catch (err) {
-      const problem = classifyBackendError("redis", err, { url });
+      const problem = classifyBackendError("redis", seen ?? err, { url });
       if (!first || (first.problem.cause === "unknown" && problem.cause !== "unknown"))
         first = { problem, err };
-      if (problem.cause === "auth" || Date.now() >= deadline) {
+      if (problem.cause === "auth" || problem.cause === "invalid-url" || Date.now() >= deadline) {
         throw new BackendError(
           {
             ...first.problem,
@@ -66,6 +82,8 @@ async function waitForRedis(imgup: Imgup, url: string): Promise<void> {
           { cause: first.err },
         );
       }
+    } finally {
+      client.disconnect();
     }
     await new Promise((r) => setTimeout(r, 250));
   }
