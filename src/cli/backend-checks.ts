@@ -77,7 +77,7 @@ async function waitForRedis(url: string): Promise<void> {
         throw new BackendError(
           {
             ...first.problem,
-            message: `${first.problem.message} (gave up after ${REDIS_START_WAIT_MS / 1000} s)`,
+            message: `${first.problem.message}${Date.now() >= deadline ? ` (gave up after ${REDIS_START_WAIT_MS / 1000} s)` : ""}`,
           },
           { cause: first.err },
         );
