@@ -37,7 +37,7 @@ function buildProgram(): Command {
       `
 Commands in full:
   serve [--role all|api|worker|scheduler]
-  migrate
+  migrate [--status]
   keys create --owner ID [--name NAME] [--scope admin]
   keys list [--owner ID] [--json]
   keys revoke KEY_ID
