@@ -24,6 +24,25 @@ describe("loadConfig", () => {
     expect(() => loadConfig({ DATABASE_SCHEMA: "Robert'); drop" })).toThrow(/DATABASE_SCHEMA/);
   });
 
+  it("reads the admin port: unset by default, bound to HOST unless IMGUP_ADMIN_HOST, never PORT itself", () => {
+    expect(loadConfig({}).admin).toEqual({ host: "127.0.0.1", port: undefined });
+    expect(loadConfig({ HOST: "0.0.0.0", IMGUP_ADMIN_PORT: "9464" }).admin).toEqual({
+      host: "0.0.0.0",
+      port: 9464,
+    });
+    expect(loadConfig({ IMGUP_ADMIN_PORT: "9464", IMGUP_ADMIN_HOST: "10.0.0.5" }).admin.host).toBe(
+      "10.0.0.5",
+    );
+    expect(() => loadConfig({ PORT: "9000", IMGUP_ADMIN_PORT: "9000" })).toThrow(
+      /^IMGUP_ADMIN_PORT: is PORT/,
+    );
+    // A worker listens on no PORT: the same number is its admin port.
+    expect(loadConfig({ PORT: "9000", IMGUP_ADMIN_PORT: "9000", IMGUP_ROLE: "worker" }).admin.port).toBe(
+      9000,
+    );
+    expect(() => loadConfig({ IMGUP_ADMIN_PORT: "0" })).toThrow(/IMGUP_ADMIN_PORT/);
+  });
+
   it("reads IMGUP_CORS_ORIGINS: named origins for everything, * for public delivery only", () => {
     const named = loadConfig({
       IMGUP_PUBLIC_URL: "https://imgup.example",

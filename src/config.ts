@@ -394,6 +394,12 @@ export function loadConfig(env: Env, overrides: { role?: Role } = {}): Config {
   if ((config.storage.s3.accessKeyId === undefined) !== (config.storage.s3.secretAccessKey === undefined)) {
     throw new ConfigError("S3_SECRET_ACCESS_KEY", "S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY go together");
   }
+  if (config.admin.port === config.port && (config.role === "all" || config.role === "api")) {
+    throw new ConfigError(
+      "IMGUP_ADMIN_PORT",
+      `is PORT (${config.port}); unset it to serve the probes on PORT only`,
+    );
+  }
   for (const name of config.delivery.eagerPresets) {
     if (!Object.hasOwn(config.delivery.presets, name)) {
       throw new ConfigError(
