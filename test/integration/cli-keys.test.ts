@@ -121,6 +121,6 @@ describe("imgup keys with the embedded database", { timeout: 240_000 }, () => {
     expect((JSON.parse(listed.stdout) as Array<{ ownerId: string }>).map((k) => k.ownerId)).toContain("dave");
     const usage = await cli("keys", "revoke");
     expect(usage.code).toBe(2);
-    expect(usage.stderr).toContain("usage:");
+    expect(usage.stderr).toContain("missing required argument 'keyId'");
   });
 });
