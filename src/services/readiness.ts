@@ -1,3 +1,4 @@
+import { classifyBackendError } from "../backend-errors.ts";
 import type { Config } from "../config.ts";
 import type { KeyValueStore } from "../kv/kv.ts";
 import type { ObjectStore } from "../storage/object-store.ts";
@@ -77,6 +78,14 @@ export function roleReadiness(deps: RoleReadinessDeps): () => Promise<Record<str
     kv: () => kv.ping(),
     storage: (signal) => store.ping(signal),
   };
+  // Name the setting and the cause (as at start), not the SDK's "UnknownError" of a bodiless 403.
+  if (store.kind === "s3") {
+    const { bucket, endpoint } = config.storage.s3;
+    checks.storage = (signal) =>
+      store.ping(signal).catch((err: unknown) => {
+        throw new Error(classifyBackendError("s3", err, { bucket, url: endpoint }).message);
+      });
+  }
   const servesApi = config.role === "all" || config.role === "api";
   const seesWorkers = kv.kind === "redis" || config.role === "all";
   const { workerHeartbeatMaxAgeMs, storageEventMaxAgeMs, workerStallMs } = config.health;

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { Api } from "../support/api.ts";
 import { dbTargets, freePort, type Running, startImgup } from "../support/harness.ts";
+import { s3TestConnection } from "../support/s3-target.ts";
 
 const OPS_TOKEN = "ops-token-for-the-test-0123456789";
 type Ready = { status: string; checks: Record<string, string>; failed: string[] };
@@ -45,8 +46,39 @@ describe.each(dbTargets())("/metrics and /readyz details on $name", (target) => 
     expect(outside.body.checks.storage).toBe("failed");
     expect(JSON.stringify(outside.body)).not.toMatch(/127\.0\.0\.1|ECONNREFUSED/);
     const inside = await ops.request<Ready>("GET", "/readyz");
-    expect(inside.body.checks.storage).toMatch(/ECONNREFUSED/);
+    expect(inside.body.checks.storage).toMatch(/^S3_ENDPOINT: connection refused .*ECONNREFUSED/);
   });
+
+  const s3 = s3TestConnection();
+  it.skipIf(!s3)(
+    "names the setting on a real S3 (Ceph RGW) that refuses the key or lacks the bucket",
+    async () => {
+      const env = {
+        IMGUP_STORAGE: "s3",
+        S3_ENDPOINT: s3?.endpoint ?? "",
+        S3_REGION: s3?.region ?? "us-east-1",
+        S3_FORCE_PATH_STYLE: "true",
+        S3_ACCESS_KEY_ID: s3?.accessKeyId ?? "",
+        IMGUP_OPS_TOKEN: OPS_TOKEN,
+      };
+      const wrongSecret = await start({
+        ...env,
+        S3_BUCKET: "imgup-dev",
+        S3_SECRET_ACCESS_KEY: "wrong-secret",
+      });
+      const a = await new Api(wrongSecret.baseUrl, OPS_TOKEN).request<Ready>("GET", "/readyz");
+      expect(a.status).toBe(503);
+      expect(a.body.checks.storage).toMatch(/^S3_ACCESS_KEY_ID: /);
+      const noBucket = await start({
+        ...env,
+        S3_BUCKET: "imgup-no-such-bucket",
+        S3_SECRET_ACCESS_KEY: s3?.secretAccessKey ?? "",
+      });
+      const b = await new Api(noBucket.baseUrl, OPS_TOKEN).request<Ready>("GET", "/readyz");
+      expect(b.status).toBe(503);
+      expect(b.body.checks.storage).toMatch(/^S3_BUCKET: .*"imgup-no-such-bucket" does not exist/);
+    },
+  );
 
   it("without a token: /metrics is open; /readyz details only in embedded mode", async () => {
     const run = await start(await refusedS3());
