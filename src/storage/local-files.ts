@@ -112,14 +112,16 @@ export async function writeTemp(
   const meter = new Meter(opts.limit, opts.overLimit);
   const out = createWriteStream(path, { flags: "wx", mode: FILE_MODE });
   const source = Buffer.isBuffer(body) ? Readable.from([body]) : body;
-  // The stream that fails first is where the failure came from; the pipeline then destroys the
-  // others with the same error, so it is the first 'error' that tells a disk fault from a client abort.
-  let origin: "body" | "disk" | undefined;
-  source.on("error", () => {
-    origin ??= "body";
+  // A disk fault is an fs error of the file stream itself (it has a syscall: open, write). The
+  // pipeline also destroys the file stream when the body breaks, with the body's error or a
+  // premature-close error, sometimes before the body reports anything: those are the client's.
+  let bodyError: unknown;
+  let diskError: unknown;
+  source.on("error", (err) => {
+    bodyError ??= err;
   });
-  out.on("error", () => {
-    origin ??= "disk";
+  out.on("error", (err: NodeJS.ErrnoException) => {
+    if (err !== bodyError && err.syscall !== undefined && !err.code?.startsWith("ERR_")) diskError ??= err;
   });
   try {
     await pipeline(source, meter, out, opts.signal ? { signal: opts.signal } : {});
@@ -134,7 +136,7 @@ export async function writeTemp(
     };
   } catch (err) {
     await rm(path, { force: true });
-    if (isAppError(err) || (err as Error | null)?.name === "AbortError" || origin === "disk") throw err;
+    if (isAppError(err) || (err as Error | null)?.name === "AbortError" || diskError !== undefined) throw err;
     // Anything else broke on the reading side: the client went away mid-body.
     throw ERRORS.incompleteBody(`The body stream failed before it ended (${(err as Error).message})`);
   }
