@@ -112,6 +112,8 @@ export async function startImgup(
       IMGUP_PUBLIC_URL: `http://127.0.0.1:${port}`,
       IMGUP_DEV_KEY: "false",
       IMGUP_JOB_POLL_MS: "50",
+      // Every test database is fresh (its own schema): migrate it at start, as embedded mode does.
+      IMGUP_AUTO_MIGRATE: "true",
       IMGUP_SIGNING_SECRET: randomBytes(32).toString("hex"),
       LOG_LEVEL: "silent",
       ...target.env,
