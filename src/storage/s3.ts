@@ -34,7 +34,7 @@ import { sha256FromChecksum } from "./s3-body.ts";
 import { createS3Client, type S3ConnectionOptions } from "./s3-client.ts";
 import { isNotFound, isWriteConflict, mapMultipartError } from "./s3-errors.ts";
 import { S3Presigner } from "./s3-presign.ts";
-import { getBucketCorsRules, getObjectRange } from "./s3-reads.ts";
+import { getBucketCorsRules, getObjectRange, type HeadFields } from "./s3-reads.ts";
 import { MAX_SINGLE_PUT_BYTES, writeObject } from "./s3-write.ts";
 
 export interface S3ObjectStoreOptions extends S3ConnectionOptions {
@@ -386,17 +386,7 @@ export function normalizeKeyPrefix(raw: string): string {
   return `${trimmed}/`;
 }
 
-function toHead(
-  key: string,
-  out: {
-    ContentLength?: number;
-    ContentType?: string;
-    ETag?: string;
-    LastModified?: Date;
-    ChecksumSHA256?: string;
-    ChecksumType?: string;
-  },
-): ObjectHead {
+function toHead(key: string, out: HeadFields): ObjectHead {
   return {
     key,
     size: out.ContentLength ?? 0,

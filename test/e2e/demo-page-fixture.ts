@@ -9,7 +9,7 @@ import path from "node:path";
 import { type Browser, type BrowserContextOptions, chromium, type Page } from "playwright-core";
 import { buildWeb } from "../../web/build.ts";
 import { Api, type ImageJson } from "../support/api.ts";
-import { CHROMIUM_PATH } from "../support/browser.ts";
+import { CHROMIUM_ARGS, CHROMIUM_PATH } from "../support/browser.ts";
 import { dbTargets, type Running, startImgup } from "../support/harness.ts";
 import { photoLike } from "../support/image-builders.ts";
 
@@ -60,15 +60,7 @@ export async function startDemoFixture(env: Record<string, string> = {}): Promis
   }
   const browser = await chromium.launch({
     executablePath: CHROMIUM_PATH,
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
+    args: CHROMIUM_ARGS,
   });
   const failedRequests: string[] = [];
   const open = async (options: BrowserContextOptions = {}) => {

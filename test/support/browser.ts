@@ -6,6 +6,17 @@ import { type BrowserContext, chromium } from "playwright-core";
 /** Debian's Chromium; `.ci/run` installs it. Override with CHROMIUM_PATH. */
 export const CHROMIUM_PATH = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 
+/** Chromium flags for a closed network: no background dialling of Google's hosts, no QUIC. */
+export const CHROMIUM_ARGS = [
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
+
 /**
  * A headless Chromium with a fresh profile. The background-networking flags matter here: this
  * machine's network is closed and Chromium would otherwise keep dialling Google's hosts.
@@ -15,17 +26,7 @@ export async function launchChromium(): Promise<{ context: BrowserContext; close
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM_PATH,
     headless: true,
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-      "--enable-precise-memory-info",
-    ],
+    args: ["--headless", ...CHROMIUM_ARGS, "--enable-precise-memory-info"],
   });
   return {
     context,
