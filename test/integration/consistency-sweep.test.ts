@@ -6,7 +6,7 @@ import { hashPrefix, imagePrefix, originalKey, uploadKey, variantKey } from "../
 import type { Maintenance } from "../../src/services/maintenance.ts";
 import { Api } from "../support/api.ts";
 import { makeImage } from "../support/fixtures.ts";
-import { dbTargets, type Running, startImgup } from "../support/harness.ts";
+import { dbTargets, finishedJob, type Running, startImgup } from "../support/harness.ts";
 import { listAll, maintenanceFor } from "../support/maintenance.ts";
 import { type S3TestTarget, s3Env, s3TestConnection, s3TestTarget } from "../support/s3-target.ts";
 
@@ -85,6 +85,8 @@ describe.skipIf(!connection || !db)("orphan sweep (PostgreSQL + Ceph RGW)", () =
       .image.id;
     await alice.request("POST", `/v1/uploads/${rejected}/complete`);
     expect((await alice.settled(rejected)).status).toBe("rejected");
+    // The job deletes the rejected bytes just after the transition: plant ours once it is done.
+    await finishedJob(run.imgup.jobs, `process:${rejected}`);
     await put(originalKey(rejected));
     const expired = (await alice.createIntent({ filename: "e.jpg", contentType: "image/jpeg", size: 100 }))
       .body.image.id;
