@@ -64,12 +64,7 @@ export async function probeImage(input: Buffer, limits: ProbeLimits): Promise<Pr
     if (scans) return { ok: false, reason: "too_complex", detail: scans };
   }
   try {
-    await sharp(input, {
-      limitInputPixels: limits.maxPixels,
-      failOn: "error",
-      sequentialRead: true,
-      pages: -1,
-    }).stats();
+    await decodeEverything(input, meta.format, { width, height: pageHeight, maxPixels: limits.maxPixels });
   } catch (err) {
     return { ok: false, reason: "corrupt", detail: `does not decode: ${message(err)}` };
   }
@@ -84,6 +79,26 @@ export async function probeImage(input: Buffer, limits: ProbeLimits): Promise<Pr
     hasAlpha: meta.hasAlpha ?? false,
     orientation,
   };
+}
+
+/**
+ * Reads every coded byte of the image, so truncated or corrupt data fails here. A JPEG decodes at
+ * 1/8 scale: libjpeg still entropy-decodes every block (where truncation and corruption surface) and
+ * only skips most of the inverse DCT, ~5x faster on a 12 MP photo. Other formats decode at full
+ * size: their loaders may read a smaller embedded level instead (TIFF pyramids, HEIF thumbnails).
+ */
+async function decodeEverything(
+  input: Buffer,
+  format: string | undefined,
+  { width, height, maxPixels }: { width: number; height: number; maxPixels: number },
+): Promise<void> {
+  const image = sharp(input, { limitInputPixels: maxPixels, failOn: "error", sequentialRead: true, pages: -1 });
+  if (format !== "jpeg") {
+    await image.stats();
+    return;
+  }
+  const eighth = { width: Math.max(1, Math.floor(width / 8)), height: Math.max(1, Math.floor(height / 8)) };
+  await image.resize({ ...eighth, fit: "fill", kernel: "nearest", fastShrinkOnLoad: true }).raw().toBuffer();
 }
 
 async function probeHeic(input: Buffer, limits: ProbeLimits): Promise<ProbeResult> {

@@ -260,6 +260,9 @@ async function build(): Promise<CorpusEntry[]> {
 
     // Broken images: the header may read, the pixels do not.
     E("jpeg-truncated", cut(jpeg, 0.6), "image/jpeg", "rejected:corrupt"),
+    // The validation decode of a JPEG runs at 1/8 scale: every block is still entropy-decoded.
+    E("jpeg-truncated-last-blocks", cut(jpeg, 0.99), "image/jpeg", "rejected:corrupt"),
+    E("jpeg-progressive-truncated", cut(progressive, 0.8), "image/jpeg", "rejected:corrupt"),
     E("jpeg-header-only", cut(jpeg, 0.1), "image/jpeg", "rejected:corrupt"),
     E("jpeg-soi-eoi-only", b([0xff, 0xd8, 0xff, 0xd9]), "image/jpeg", "rejected:corrupt"),
     E("png-truncated", cut(png, 0.6), "image/png", "rejected:corrupt"),
