@@ -92,13 +92,21 @@ async function decodeEverything(
   format: string | undefined,
   { width, height, maxPixels }: { width: number; height: number; maxPixels: number },
 ): Promise<void> {
-  const image = sharp(input, { limitInputPixels: maxPixels, failOn: "error", sequentialRead: true, pages: -1 });
+  const image = sharp(input, {
+    limitInputPixels: maxPixels,
+    failOn: "error",
+    sequentialRead: true,
+    pages: -1,
+  });
   if (format !== "jpeg") {
     await image.stats();
     return;
   }
   const eighth = { width: Math.max(1, Math.floor(width / 8)), height: Math.max(1, Math.floor(height / 8)) };
-  await image.resize({ ...eighth, fit: "fill", kernel: "nearest", fastShrinkOnLoad: true }).raw().toBuffer();
+  await image
+    .resize({ ...eighth, fit: "fill", kernel: "nearest", fastShrinkOnLoad: true })
+    .raw()
+    .toBuffer();
 }
 
 async function probeHeic(input: Buffer, limits: ProbeLimits): Promise<ProbeResult> {
