@@ -9,7 +9,7 @@ import { REJECT_REASONS, type RejectReason } from "../domain/image.ts";
 import { CONTENT_TYPES } from "./formats.ts";
 import type { ResolvedSpec } from "./pipeline.ts";
 import { thumbhashOf } from "./placeholder.ts";
-import { type ProbeLimits, type ProbeResult, probeImage } from "./probe.ts";
+import { type ProbeRequest, type ProbeResult, probeImage } from "./probe.ts";
 import type { ImagePool } from "./sandbox/pool.ts";
 import { type TransformResult, transformImage } from "./transform.ts";
 
@@ -27,7 +27,7 @@ export interface DecodeLimits {
 }
 
 export interface ImageWork {
-  probe(input: Buffer, limits: ProbeLimits, opts: WorkOptions): Promise<ProbeResult>;
+  probe(input: Buffer, limits: ProbeRequest, opts: WorkOptions): Promise<ProbeResult>;
   transform(
     input: Buffer,
     spec: ResolvedSpec,

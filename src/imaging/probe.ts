@@ -1,13 +1,20 @@
 import sharp, { type Metadata } from "sharp";
+import { isAppError } from "../domain/errors.ts";
 import type { RejectReason } from "../domain/image.ts";
 import { SNIFF_BYTES, sniff } from "../domain/sniff.ts";
 import { decodeHeic } from "./heic.ts";
 import { jpegScansOver } from "./jpeg-scans.ts";
+import { thumbhashOf } from "./placeholder.ts";
 
 export interface ProbeLimits {
   maxPixels: number;
   /** Progressive JPEGs with more scans are refused before decoding (too_complex). */
   maxJpegScans?: number;
+}
+
+export interface ProbeRequest extends ProbeLimits {
+  /** Also compute the ThumbHash placeholder; for a JPEG its decode is the validating one. */
+  placeholder?: boolean;
 }
 
 export type ProbeResult =
@@ -21,6 +28,11 @@ export type ProbeResult =
       hasAlpha: boolean;
       /** EXIF orientation 1..8 as stored (1 when absent, and for HEIC, whose decoder rotates). */
       orientation: number;
+      /**
+       * The ThumbHash when asked for and made in the same decode (JPEG, and every format sharp
+       * decodes); null when it failed on content; absent when the caller must make it (HEIC).
+       */
+      placeholder?: string | null;
     }
   | { ok: false; reason: RejectReason; detail: string };
 
@@ -36,7 +48,7 @@ function formatName(meta: Metadata): string {
  * (stats() reads sequentially), so memory stays bounded by the pixel limit, not the file.
  * HEVC-coded HEIF goes to the WASM decoder (heic.ts), which checks the header the same way.
  */
-export async function probeImage(input: Buffer, limits: ProbeLimits): Promise<ProbeResult> {
+export async function probeImage(input: Buffer, limits: ProbeRequest): Promise<ProbeResult> {
   let meta: Metadata;
   try {
     meta = await sharp(input, { limitInputPixels: false }).metadata();
@@ -63,11 +75,18 @@ export async function probeImage(input: Buffer, limits: ProbeLimits): Promise<Pr
     const scans = jpegScansOver(input, limits.maxJpegScans);
     if (scans) return { ok: false, reason: "too_complex", detail: scans };
   }
+  let placeholder: string | null | undefined;
   try {
-    await decodeEverything(input, meta.format, { width, height: pageHeight, maxPixels: limits.maxPixels });
+    if (meta.format === "jpeg" && limits.placeholder) {
+      // The placeholder's decode reads every block (see decodeEverything): one pass, not two.
+      placeholder = await thumbhashOf(input, limits);
+    } else {
+      await decodeEverything(input, meta.format, { width, height: pageHeight, maxPixels: limits.maxPixels });
+    }
   } catch (err) {
     return { ok: false, reason: "corrupt", detail: `does not decode: ${message(err)}` };
   }
+  if (limits.placeholder && placeholder === undefined) placeholder = await placeholderOrNull(input, limits);
   const orientation = meta.orientation ?? 1;
   const swap = orientation >= 5 && orientation <= 8;
   return {
@@ -78,7 +97,18 @@ export async function probeImage(input: Buffer, limits: ProbeLimits): Promise<Pr
     pages,
     hasAlpha: meta.hasAlpha ?? false,
     orientation,
+    ...(placeholder === undefined ? {} : { placeholder }),
   };
+}
+
+/** A placeholder that fails on the content of a valid image is left out, not a verdict. */
+async function placeholderOrNull(input: Buffer, limits: ProbeLimits): Promise<string | null> {
+  try {
+    return await thumbhashOf(input, limits);
+  } catch (err) {
+    if (isAppError(err) && err.code === "unprocessable_image") return null;
+    throw err;
+  }
 }
 
 /**

@@ -150,12 +150,15 @@ export class ProcessingService {
     let placeholder: string | null = null;
     try {
       const limits = { maxPixels: this.policy.maxPixels, maxJpegScans: this.policy.maxJpegScans };
-      probe = await this.work.probe(bytes, limits, taskOptions(budget));
+      // The placeholder comes from the validating decode where it can (one decode, not two).
+      const request = { ...limits, placeholder: this.derivatives !== null };
+      probe = await this.work.probe(bytes, request, taskOptions(budget));
       if (!probe.ok) return rejectAfterPromotion(probe.reason, probe.detail);
       // Variants come before "ready", so the first page view after it finds the thumbnail made.
       if (this.derivatives) {
         await this.derivatives.eager(image, bytes, budget);
-        placeholder = await this.derivatives.placeholder(bytes, budget);
+        placeholder = probe.placeholder ?? null;
+        if (probe.placeholder === undefined) placeholder = await this.derivatives.placeholder(bytes, budget);
       }
     } catch (err) {
       // A killed task of an aborted job says nothing about the image.

@@ -24,10 +24,12 @@ async function workerVerdict(entry: CorpusEntry): Promise<string> {
   if (sniffed.mime !== entry.declaredType) return "rejected:type_mismatch";
   const sha256 = createHash("sha256").update(bytes).digest("hex");
   if (entry.declaredSha256 && entry.declaredSha256 !== sha256) return "rejected:hash_mismatch";
+  // The worker's request: the placeholder comes from the validating decode (a JPEG's only decode).
   const limits = { maxPixels: CORPUS_POLICY.maxPixels, maxJpegScans: CORPUS_POLICY.maxJpegScans };
+  const request = { ...limits, placeholder: true };
   try {
     // In the image sandbox, as the worker does it: a deadline and a memory bound it cannot pass.
-    const probe = await work.probe(bytes, limits, { timeoutMs: DEADLINE_MS });
+    const probe = await work.probe(bytes, request, { timeoutMs: DEADLINE_MS });
     return probe.ok ? "ready" : `rejected:${probe.reason}`;
   } catch (err) {
     const reason = imageVerdict(err);

@@ -14,6 +14,7 @@ import { newImageId } from "../../src/domain/ids.ts";
 import type { ImageRecord, ImageStatus } from "../../src/domain/image.ts";
 import { originalKey, uploadKey } from "../../src/domain/keys.ts";
 import { type ImageWork, inProcessImageWork, type WorkOptions } from "../../src/imaging/image-work.ts";
+import { thumbhashOf } from "../../src/imaging/placeholder.ts";
 import { type Derivatives, ProcessingService, taskOptions } from "../../src/services/processing.ts";
 import { LocalObjectStore } from "../../src/storage/local.ts";
 import { photo } from "../support/image-builders.ts";
@@ -154,7 +155,10 @@ describe("processing: image work verdicts, and promotion of validated bytes", ()
       ...inProcessImageWork,
       probe: async (input, limits, opts) => {
         run(opts);
-        return inProcessImageWork.probe(input, limits, opts);
+        // As for HEIC: the probe leaves the placeholder to its own task.
+        const probe = await inProcessImageWork.probe(input, limits, opts);
+        if (probe.ok) delete probe.placeholder;
+        return probe;
       },
     };
     const derivatives: Derivatives = {
@@ -167,6 +171,21 @@ describe("processing: image work verdicts, and promotion of validated bytes", ()
     expect(await service(work, derivatives).process(row.id)).toBe("ready");
     expect(given).toEqual([1000, 600, 200]);
     expect(row).toMatchObject({ status: "ready", placeholder: "placeholder", width: 96 });
+  });
+
+  it("takes the placeholder from the validating decode when the probe made it (one decode, not two)", async () => {
+    let asked = 0;
+    const derivatives: Derivatives = {
+      eager: async () => {},
+      placeholder: async () => {
+        asked++;
+        return "second decode";
+      },
+    };
+    expect(await service(inProcessImageWork, derivatives).process(row.id)).toBe("ready");
+    expect(asked).toBe(0);
+    const jpeg = await photo(96, 64).jpeg().toBuffer();
+    expect(row.placeholder).toBe(await thumbhashOf(jpeg, { maxPixels: 50_000_000 }));
   });
 
   // Issue 13: uploads land at the upload key; only validated bytes reach the original.

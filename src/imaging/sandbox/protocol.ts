@@ -5,10 +5,10 @@
  */
 import { AppError } from "../../domain/errors.ts";
 import type { ResolvedSpec } from "../pipeline.ts";
-import type { ProbeLimits, ProbeResult } from "../probe.ts";
+import type { ProbeRequest, ProbeResult } from "../probe.ts";
 
 export interface TaskArgs {
-  probe: { limits: ProbeLimits };
+  probe: { limits: ProbeRequest };
   transform: {
     spec: ResolvedSpec;
     maxPixels: number;
