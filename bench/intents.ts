@@ -3,10 +3,13 @@
  * PostgreSQL and Redis) against a bare Fastify route doing one INSERT in the same PostgreSQL, in
  * the same run, in alternating slices. The ratio is the figure that holds on a shared machine.
  *   npx tsx bench/intents.ts [--seconds 5] [--rounds 2] [--rates 200,500,1000] [--connections 32] [--write]
+ * `--baseline /path/to/other/checkout` adds that checkout's imgup as a third target, in the same
+ * alternating slices, and reports this ÷ baseline too (printed only, never written).
  */
 import { randomBytes, randomUUID } from "node:crypto";
 import path from "node:path";
 import { parseArgs } from "node:util";
+import { commitOf } from "./lib/ab-upload.ts";
 import { backendUrls, checkBackends, dropNamespace, freshNamespace, withDatabase } from "./lib/backends.ts";
 import { onInterrupt } from "./lib/cleanup.ts";
 import { startImgupProcess } from "./lib/imgup-process.ts";
@@ -22,6 +25,7 @@ const { values } = parseArgs({
     rates: { type: "string", default: "200,500,1000" },
     connections: { type: "string", default: "32" },
     write: { type: "boolean" },
+    baseline: { type: "string" },
   },
 });
 const seconds = Number(values.seconds);
@@ -59,11 +63,20 @@ function intentRequest(apiKey: string): () => LoadRequest {
 }
 
 const imgup = await startImgupProcess({ label: "intents", role: "api", backends });
+const baseline = values.baseline
+  ? await startImgupProcess({
+      label: "intentsbase",
+      role: "api",
+      backends,
+      bin: path.join(values.baseline, "bin", "imgup.js"),
+    })
+  : null;
 const bareNs = freshNamespace("bare");
 const forgetBareNs = onInterrupt(() => dropNamespace(backends, bareNs));
 let bare: ServerProcess | undefined;
 const rows: string[] = [];
 const ratios: string[] = [];
+const baselineRatios: string[] = [];
 try {
   const barePort = await freePort();
   bare = await spawnServer({
@@ -83,6 +96,9 @@ try {
   const targets = [
     { name: "imgup", server: imgup as ServerProcess, next: intentRequest(imgup.apiKey) },
     { name: "bare", server: bare, next: intentRequest("bare") },
+    ...(baseline
+      ? [{ name: "baseline", server: baseline as ServerProcess, next: intentRequest(baseline.apiKey) }]
+      : []),
   ];
   // Every 201 imgup sends, warm-up included, must end up as a row (checked at the end). When
   // autocannon stops, up to one request per connection is still in flight, and a request that
@@ -131,6 +147,14 @@ try {
     );
     console.log(rows.at(-2));
     console.log(rows.at(-1));
+    const base = stats.get("baseline")?.summary();
+    if (base && values.baseline) {
+      const line = `| ${load.label} | baseline (${commitOf(values.baseline)}) | ${base.perSecond.toFixed(0)} | ${ms(base.p50)} | ${ms(base.p90)} | ${ms(base.p99)} | ${base.non2xx} | ${base.errors} | ${cpu(base.cpuPerRequestMs)} | ${base.generatorCorePercent.toFixed(0)} % |`;
+      console.log(line);
+      baselineRatios.push(
+        `| ${load.label} | ${(a.perSecond / base.perSecond).toFixed(2)} | p50 ${(a.p50 / base.p50).toFixed(2)}, p99 ${(a.p99 / base.p99).toFixed(2)} | ${cpuRatio(a, base)} |`,
+      );
+    }
   }
   for (const client of paced.values()) client.close();
   await checkRows(imgup.schema, imgupCreated, unansweredAtMost);
@@ -139,6 +163,17 @@ try {
   await dropNamespace(backends, bareNs).catch((err) => console.error("bare cleanup:", err));
   forgetBareNs();
   await imgup.cleanup();
+  await baseline?.cleanup();
+}
+if (baselineRatios.length > 0) {
+  console.log(
+    [
+      "\nthis ÷ baseline:",
+      "| load | req/s | latency | server CPU per request |",
+      "|---|---|---|---|",
+      ...baselineRatios,
+    ].join("\n"),
+  );
 }
 
 const table = [

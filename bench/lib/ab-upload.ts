@@ -80,7 +80,7 @@ export async function abUploadLatency(opts: AbOptions): Promise<string> {
 const git = (dir: string, ...args: string[]) =>
   execFileSync("git", ["-C", dir, ...args], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim();
 
-function commitOf(dir: string): string {
+export function commitOf(dir: string): string {
   try {
     const head = git(dir, "rev-parse", "--short", "HEAD");
     return git(dir, "status", "--porcelain", "--untracked-files=no") ? `${head}, modified` : head;
