@@ -9,6 +9,7 @@ import {
 import { doctorExitCode, printDoctorReport } from "./services/doctor.ts";
 import type { Maintenance } from "./services/maintenance.ts";
 import type { SweepReport } from "./services/orphan-sweep.ts";
+import { OwnerPurgeIncompleteError } from "./services/owner-purge.ts";
 import type { ReconcileReport } from "./services/reconciler.ts";
 
 export type Print = (line: string) => void;
@@ -205,11 +206,17 @@ async function purgeReport(
     print(`purge (dry run): would delete ${result.images} images of owner ${opts.ownerId}, objects and rows`);
     return { code: 0, report: { ownerId: opts.ownerId, dryRun: true, images: result.images } };
   }
-  const { removed, failed } = await m.ownerPurge.purgeObjects(
-    opts.ownerId,
-    new AbortController().signal,
-    progress && ((p) => progress.update(purgeProgressLine(p, result.images))),
-  );
+  const { removed, failed } = await m.ownerPurge
+    .purgeObjects(
+      opts.ownerId,
+      new AbortController().signal,
+      progress && ((p) => progress.update(purgeProgressLine(p, result.images))),
+    )
+    // Failures are the report's to tell (and the exit code's), not a stack trace's.
+    .catch((err: unknown) => {
+      if (err instanceof OwnerPurgeIncompleteError) return err;
+      throw err;
+    });
   print(`purge: owner ${opts.ownerId} had ${result.images} images; ${result.markedDeleted} hidden at once`);
   print(`purge: ${removed} images removed with their objects`);
   if (failed > 0) print(`purge: ${failed} could not be removed (see the log); run purge again`);

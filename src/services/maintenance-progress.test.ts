@@ -3,14 +3,17 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import pino from "pino";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { purge } from "../cli-maintenance.ts";
 import type { LapsedPendingRow, OwnerRow } from "../db/maintenance-repository.ts";
 import { newImageId } from "../domain/ids.ts";
 import type { ImageStatus } from "../domain/image.ts";
-import { originalKey, uploadKey, variantKey } from "../domain/keys.ts";
+import { imagePrefix, originalKey, uploadKey, variantKey } from "../domain/keys.ts";
 import { MemoryKeyValueStore } from "../kv/memory.ts";
 import { LocalObjectStore } from "../storage/local.ts";
+import type { ObjectStore } from "../storage/object-store.ts";
+import type { Maintenance } from "./maintenance.ts";
 import { OrphanSweep, type SweepProgress } from "./orphan-sweep.ts";
-import { OwnerPurgeService, type PurgeProgress } from "./owner-purge.ts";
+import { OwnerPurgeIncompleteError, OwnerPurgeService, type PurgeProgress } from "./owner-purge.ts";
 import { type ReconcileProgress, Reconciler } from "./reconciler.ts";
 
 const logger = pino({ level: "silent" });
@@ -66,7 +69,11 @@ describe("progress of the long maintenance runs (in-memory rows, objects on a lo
     expect(reports.map((r) => r.deleted)).toEqual([0, 1, 2, 3, 4, 5, 6]);
   });
 
-  it("purge: reports each image whose objects are gone, then the rows removed, with counts that only grow", async () => {
+  /**
+   * Five ready images of alice's (an original and a variant each) and the purge service over them;
+   * deleting the objects of the image at `failing` fails.
+   */
+  async function purgeSetup(failing?: number) {
     const rows = new Map<string, OwnerRow & { ownerId: string }>();
     const ids = Array.from({ length: 5 }, (_, i) => newImageId(Date.now() + i)).sort();
     for (const id of ids) {
@@ -80,6 +87,12 @@ describe("progress of the long maintenance runs (in-memory rows, objects on a lo
       await put(originalKey(id));
       await put(variantKey(id, "w_100", "webp"));
     }
+    const objectStore: ObjectStore = Object.create(store);
+    objectStore.deletePrefix = async (prefix, sig) => {
+      if (failing !== undefined && prefix === imagePrefix(ids[failing] as string))
+        throw new Error("storage said no");
+      return store.deletePrefix(prefix, sig);
+    };
     const mine = () =>
       [...rows.values()].filter((r) => r.ownerId === "alice").sort((a, b) => (a.id < b.id ? -1 : 1));
     const purge = new OwnerPurgeService({
@@ -98,12 +111,17 @@ describe("progress of the long maintenance runs (in-memory rows, objects on a lo
         },
         removeDeleted: async (gone) => gone.filter((id) => rows.delete(id)).length,
       },
-      store,
+      store: objectStore,
       jobs: { requeue: async () => ({ id: "job" }) },
       logger,
       // Two batches of at most 3.
       settings: { batchSize: 3, concurrency: 2 },
     });
+    return { rows, ids, purge };
+  }
+
+  it("purge: reports each image whose objects are gone, then the rows removed, with counts that only grow", async () => {
+    const { rows, purge } = await purgeSetup();
     const reports: PurgeProgress[] = [];
     const result = await purge.purgeObjects("alice", signal, (p) => reports.push({ ...p }));
     expect(result).toEqual({ removed: 5, failed: 0 });
@@ -119,6 +137,30 @@ describe("progress of the long maintenance runs (in-memory rows, objects on a lo
       [4, 3],
       [5, 3],
       [5, 5],
+    ]);
+  });
+
+  it("purge: an image whose objects stay is counted as failed, and the run ends with the counts in its error", async () => {
+    const { rows, ids, purge } = await purgeSetup(1);
+    const reports: PurgeProgress[] = [];
+    const err = await purge.purgeObjects("alice", signal, (p) => reports.push({ ...p })).catch((e) => e);
+    expect(err).toBeInstanceOf(OwnerPurgeIncompleteError);
+    expect(err).toMatchObject({ ownerId: "alice", removed: 4, failed: 1 });
+    expect(reports.at(-1)).toEqual({ objectsRemoved: 4, removed: 4, failed: 1 });
+    expect([...rows.keys()]).toEqual([ids[1]]);
+  });
+
+  it("imgup purge: failures are in the report and the exit code, not an error", async () => {
+    const { purge: ownerPurge } = await purgeSetup(3);
+    const lines: string[] = [];
+    // The command reads nothing of Maintenance but the purge service.
+    const m = { ownerPurge } as unknown as Maintenance;
+    const code = await purge(m, { ownerId: "alice", dryRun: false }, (l) => lines.push(l));
+    expect(code).toBe(1);
+    expect(lines).toEqual([
+      "purge: owner alice had 5 images; 0 hidden at once",
+      "purge: 4 images removed with their objects",
+      "purge: 1 could not be removed (see the log); run purge again",
     ]);
   });
 

@@ -32,6 +32,18 @@ export interface PurgeProgress {
   failed: number;
 }
 
+/** Some images kept their objects (and rows): the job is retried for them. */
+export class OwnerPurgeIncompleteError extends Error {
+  constructor(
+    readonly ownerId: string,
+    readonly removed: number,
+    readonly failed: number,
+  ) {
+    super(`owner purge of ${ownerId}: ${failed} images still have objects`);
+    this.name = "OwnerPurgeIncompleteError";
+  }
+}
+
 export interface OwnerPurgeSettings {
   batchSize?: number;
   /** How long a request spends marking rows before leaving the rest to the job. */
@@ -140,7 +152,7 @@ export class OwnerPurgeService {
       logger.info({ ownerId, removed, failed }, "owner purge progress");
       after = rows.at(-1)?.id ?? null;
     }
-    if (failed > 0) throw new Error(`owner purge of ${ownerId}: ${failed} images still have objects`);
+    if (failed > 0) throw new OwnerPurgeIncompleteError(ownerId, removed, failed);
     logger.info({ ownerId, removed }, "owner purge finished");
     return { removed, failed };
   }
