@@ -1,10 +1,5 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import {
-  purgeProgressLine,
-  reconcileProgressLine,
-  startProgress,
-  sweepProgressLine,
-} from "./progress.ts";
+import { purgeProgressLine, reconcileProgressLine, startProgress, sweepProgressLine } from "./progress.ts";
 
 function recorder(isTTY: boolean) {
   const chunks: string[] = [];
