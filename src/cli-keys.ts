@@ -3,6 +3,7 @@ import { type Config, loadConfig } from "./config.ts";
 import { KyselyApiKeysRepository } from "./db/api-keys-repository.ts";
 import { assertSchemaCurrent, migrateToLatest, openDatabase } from "./db/connect.ts";
 import { EmbeddedDatabaseLockedError } from "./db/embedded-lock.ts";
+import { isAppError } from "./domain/errors.ts";
 import { AuthService } from "./services/auth.ts";
 import { readLocalAdmin } from "./services/local-admin.ts";
 
@@ -85,7 +86,12 @@ async function openBackend(config: Config): Promise<KeysBackend> {
         ...k,
         createdAt: k.createdAt.toISOString(),
       })),
-    revoke: (id) => auth.revokeKey(id),
+    revoke: (id) =>
+      auth.revokeKey(id).catch((err: unknown) => {
+        // A mistyped or already revoked id is the operator's to fix: one line, no stack hint.
+        if (isAppError(err) && err.status === 404) throw new CliError(`no active API key ${id}`);
+        throw err;
+      }),
     close: () => handle.close(),
   };
 }

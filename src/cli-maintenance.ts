@@ -1,8 +1,15 @@
 import { CliError, UsageError } from "./cli/errors.ts";
-import { startProgress } from "./cli/progress.ts";
+import {
+  type Progress,
+  purgeProgressLine,
+  reconcileProgressLine,
+  startProgress,
+  sweepProgressLine,
+} from "./cli/progress.ts";
 import { doctorExitCode, printDoctorReport } from "./services/doctor.ts";
 import type { Maintenance } from "./services/maintenance.ts";
 import type { SweepReport } from "./services/orphan-sweep.ts";
+import { OwnerPurgeIncompleteError } from "./services/owner-purge.ts";
 import type { ReconcileReport } from "./services/reconciler.ts";
 
 export type Print = (line: string) => void;
@@ -62,20 +69,29 @@ export async function runMaintenanceCommand(
     );
   }
   const handle = await open();
-  const progress = startProgress(command);
+  // Scripts read --json; only a person at a terminal gets the status line (startProgress checks that).
+  const progress = startProgress({ enabled: !opts.json });
   const json: Print = (line) => void line;
-  const print: Print = opts.json ? json : console.log;
+  const quiet: Print = opts.json ? json : console.log;
+  // The report replaces the status line.
+  const print: Print = (line) => {
+    progress.stop();
+    quiet(line);
+  };
   try {
     const m = handle.maintenance;
     let result: { code: number; report: unknown };
     switch (command) {
       case "reconcile":
+        m.progress.reconcile = (p) => progress.update(reconcileProgressLine(p, dryRun));
         result = await reconcileReport(m, { dryRun }, print);
         break;
       case "sweep":
+        m.progress.sweep = (p) => progress.update(sweepProgressLine(p, dryRun));
         result = await sweepReport(m, { dryRun }, print);
         break;
       case "doctor": {
+        progress.update("doctor: comparing the database with the storage…");
         const report = await m.doctor.run();
         progress.stop();
         if (!opts.json) printDoctorReport(report, print);
@@ -84,11 +100,8 @@ export async function runMaintenanceCommand(
       }
       case "purge": {
         const ownerId = opts.owner as string;
-        if (!dryRun && !opts.yes) {
-          progress.stop();
-          await confirmPurge(m, ownerId);
-        }
-        result = await purgeReport(m, { ownerId, dryRun }, print, progress.stop);
+        if (!dryRun && !opts.yes) await confirmPurge(m, ownerId);
+        result = await purgeReport(m, { ownerId, dryRun }, print, progress);
         break;
       }
     }
@@ -186,16 +199,24 @@ async function purgeReport(
   m: Maintenance,
   opts: { ownerId: string; dryRun: boolean },
   print: Print,
-  beforePrint: () => void = () => undefined,
+  progress?: Progress,
 ): Promise<Outcome> {
   const result = await m.ownerPurge.purge(opts.ownerId, { dryRun: opts.dryRun });
   if (opts.dryRun) {
-    beforePrint();
     print(`purge (dry run): would delete ${result.images} images of owner ${opts.ownerId}, objects and rows`);
     return { code: 0, report: { ownerId: opts.ownerId, dryRun: true, images: result.images } };
   }
-  const { removed, failed } = await m.ownerPurge.purgeObjects(opts.ownerId, new AbortController().signal);
-  beforePrint();
+  const { removed, failed } = await m.ownerPurge
+    .purgeObjects(
+      opts.ownerId,
+      new AbortController().signal,
+      progress && ((p) => progress.update(purgeProgressLine(p, result.images))),
+    )
+    // Failures are the report's to tell (and the exit code's), not a stack trace's.
+    .catch((err: unknown) => {
+      if (err instanceof OwnerPurgeIncompleteError) return err;
+      throw err;
+    });
   print(`purge: owner ${opts.ownerId} had ${result.images} images; ${result.markedDeleted} hidden at once`);
   print(`purge: ${removed} images removed with their objects`);
   if (failed > 0) print(`purge: ${failed} could not be removed (see the log); run purge again`);

@@ -153,6 +153,8 @@ export interface BannerInfo {
   demo?: { url: string; keyFile: string | null } | null;
   /** Where the HTTP server actually listens, when that differs from `url` (a proxy, 0.0.0.0). */
   listen?: string | null;
+  /** The admin endpoint (IMGUP_ADMIN_PORT), when there is one. */
+  admin?: string | null;
 }
 
 /**
@@ -162,8 +164,16 @@ export interface BannerInfo {
 export function startupBanner(logger: Logger, info: BannerInfo): void {
   const parts = [`imgup ${info.role === "all" ? "" : `(${info.role}) `}ready`];
   if (info.url) parts[0] += ` at ${info.url}`;
+  if (info.admin) parts.push(`admin: ${info.admin} (/healthz, /readyz, /metrics)`);
   if (info.demo) {
     parts.push(`demo page: ${info.demo.url}${info.demo.keyFile ? ` (API key in ${info.demo.keyFile})` : ""}`);
   }
-  logger.info({ url: info.url, ...(info.listen ? { listen: info.listen } : {}) }, parts.join(" · "));
+  logger.info(
+    {
+      url: info.url,
+      ...(info.listen ? { listen: info.listen } : {}),
+      ...(info.admin ? { admin: info.admin } : {}),
+    },
+    parts.join(" · "),
+  );
 }

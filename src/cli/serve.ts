@@ -18,7 +18,13 @@ export async function serve(role: Role | undefined): Promise<number> {
   installCrashGuard(imgup.logger);
   const url = await imgup.start();
   const publicUrl = url ? imgup.config.publicUrl : null;
-  startupBanner(imgup.logger, { role: imgup.config.role, url: publicUrl, listen: url, demo: imgup.demoLink });
+  startupBanner(imgup.logger, {
+    role: imgup.config.role,
+    url: publicUrl,
+    listen: url,
+    demo: imgup.demoLink,
+    admin: imgup.adminUrl,
+  });
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
     let received: NodeJS.Signals | null = null;
     const onSignal = (s: NodeJS.Signals) => {

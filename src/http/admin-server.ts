@@ -36,6 +36,7 @@ export async function startAdminServer(
   registerHealth(app, deps);
   registerMetrics(app, deps);
   const url = await app.listen({ host: deps.config.admin.host, port });
-  logger.info({ url, role: deps.config.role }, `admin endpoint (/healthz, /readyz, /metrics) on ${url}`);
+  // The startup banner names it; at info this would be a second start line.
+  logger.debug({ url }, `admin endpoint (/healthz, /readyz, /metrics) on ${url}`);
   return { url, close: (graceMs) => closeHttp(app, graceMs) };
 }

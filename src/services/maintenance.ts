@@ -8,9 +8,9 @@ import type { KeyValueStore } from "../kv/kv.ts";
 import type { Metrics } from "../metrics.ts";
 import type { ObjectStore } from "../storage/object-store.ts";
 import { Doctor } from "./doctor.ts";
-import { OrphanSweep } from "./orphan-sweep.ts";
+import { OrphanSweep, type SweepProgress } from "./orphan-sweep.ts";
 import { OwnerPurgeService } from "./owner-purge.ts";
-import { Reconciler } from "./reconciler.ts";
+import { type ReconcileProgress, Reconciler } from "./reconciler.ts";
 import { processJobKey } from "./storage-events.ts";
 
 /** Config.maintenance: intervals and grace periods of the consistency jobs. */
@@ -33,6 +33,12 @@ export const DEFAULT_MAINTENANCE_SETTINGS: MaintenanceSettings = {
   sweepGraceMs: 24 * 3600_000,
 };
 
+/** Where runs through the scheduler report progress; unset (the default) reports none. */
+export interface MaintenanceProgress {
+  reconcile?: ((progress: ReconcileProgress) => void) | undefined;
+  sweep?: ((progress: SweepProgress) => void) | undefined;
+}
+
 export interface Maintenance {
   reconciler: Reconciler;
   sweep: OrphanSweep;
@@ -42,6 +48,8 @@ export interface Maintenance {
   scheduler: Scheduler;
   /** delete-image-objects and purge-owner-images, for the worker's JobRunner. */
   jobHandlers: Record<string, JobHandler>;
+  /** Set by the CLI before scheduler.runNow, which passes no options of its own through. */
+  progress: MaintenanceProgress;
 }
 
 /** Wires the consistency jobs from the adapters the composition root already has. */
@@ -87,6 +95,7 @@ export function createMaintenance(deps: {
     },
   });
   const ownerPurge = new OwnerPurgeService({ repo, store, jobs, logger, metrics });
+  const progress: MaintenanceProgress = {};
   const scheduler = new Scheduler({
     kv,
     logger,
@@ -95,15 +104,23 @@ export function createMaintenance(deps: {
         name: "reconcile",
         intervalMs: settings.reconcileIntervalMs,
         timeoutMs: 10 * 60_000,
-        run: (o) => reconciler.run(o),
+        run: (o) => reconciler.run({ ...o, onProgress: progress.reconcile }),
       },
       {
         name: "sweep",
         intervalMs: settings.sweepIntervalMs,
         timeoutMs: 30 * 60_000,
-        run: (o) => sweep.run(o),
+        run: (o) => sweep.run({ ...o, onProgress: progress.sweep }),
       },
     ],
   });
-  return { reconciler, sweep, doctor, ownerPurge, scheduler, jobHandlers: ownerPurge.jobHandlers() };
+  return {
+    reconciler,
+    sweep,
+    doctor,
+    ownerPurge,
+    scheduler,
+    jobHandlers: ownerPurge.jobHandlers(),
+    progress,
+  };
 }

@@ -37,6 +37,20 @@ export interface SweepReport {
   details: string[];
 }
 
+/** Counts so far, reported while a run goes (the CLI draws them on a terminal). */
+export interface SweepProgress {
+  listed: number;
+  /** Orphans past the grace period: deleted, or to be deleted, in this run. */
+  orphans: number;
+  deleted: number;
+  errors: number;
+}
+
+export interface SweepRunOptions extends TaskRunOptions {
+  /** Called after each listed page and each delete, with counts that only grow. */
+  onProgress?: (progress: SweepProgress) => void;
+}
+
 export type ObjectVerdict =
   | { kind: "foreign" }
   | { kind: "live"; imageId: string }
@@ -85,7 +99,7 @@ export function classifyObject(
 export class OrphanSweep {
   constructor(
     private readonly deps: {
-      repo: MaintenanceRepository;
+      repo: Pick<MaintenanceRepository, "statuses">;
       store: ObjectStore;
       kv: KeyValueStore;
       logger: Logger;
@@ -94,7 +108,7 @@ export class OrphanSweep {
     },
   ) {}
 
-  async run({ dryRun, signal }: TaskRunOptions): Promise<SweepReport> {
+  async run({ dryRun, signal, onProgress }: SweepRunOptions): Promise<SweepReport> {
     const { repo, store, kv, settings } = this.deps;
     const maxObjects = settings.maxObjectsPerRun ?? 200_000;
     const report: SweepReport = {
@@ -113,6 +127,13 @@ export class OrphanSweep {
     };
     let cursor = dryRun ? undefined : ((await kv.get(CURSOR_KEY)) ?? undefined);
     const foreignSample: string[] = [];
+    const progress = () =>
+      onProgress?.({
+        listed: report.listed,
+        orphans: report.withoutRow + report.ofDeadImage + report.leftoverUploads,
+        deleted: report.deleted,
+        errors: report.errors,
+      });
     for (;;) {
       signal.throwIfAborted();
       const limit = Math.min(PAGE_SIZE, maxObjects - report.listed);
@@ -139,7 +160,8 @@ export class OrphanSweep {
       }
       for (const d of doomed)
         this.detail(report, `${dryRun ? "would delete" : "delete"} ${d.key} (${d.why})`);
-      if (!dryRun) await this.remove(doomed, report, signal);
+      progress();
+      if (!dryRun) await this.remove(doomed, report, signal, progress);
       cursor = page.nextCursor;
       if (!cursor) {
         report.complete = true;
@@ -160,7 +182,12 @@ export class OrphanSweep {
     return report;
   }
 
-  private async remove(doomed: { key: string }[], report: SweepReport, signal: AbortSignal): Promise<void> {
+  private async remove(
+    doomed: { key: string }[],
+    report: SweepReport,
+    signal: AbortSignal,
+    progress: () => void,
+  ): Promise<void> {
     const before = report.deleted;
     await forEachLimit(
       doomed,
@@ -174,6 +201,7 @@ export class OrphanSweep {
           report.errors++;
           this.deps.logger.warn({ key, err }, "deleting an orphan object failed; the next sweep retries");
         }
+        progress();
       },
       signal,
     );

@@ -23,6 +23,27 @@ export interface OwnerPurgeResult {
   markedDeleted: number;
 }
 
+/** Counts so far, reported while purgeObjects goes (the CLI draws them on a terminal). */
+export interface PurgeProgress {
+  /** Images whose objects are gone (their rows go batch by batch). */
+  objectsRemoved: number;
+  /** Rows removed. */
+  removed: number;
+  failed: number;
+}
+
+/** Some images kept their objects (and rows): the job is retried for them. */
+export class OwnerPurgeIncompleteError extends Error {
+  constructor(
+    readonly ownerId: string,
+    readonly removed: number,
+    readonly failed: number,
+  ) {
+    super(`owner purge of ${ownerId}: ${failed} images still have objects`);
+    this.name = "OwnerPurgeIncompleteError";
+  }
+}
+
 export interface OwnerPurgeSettings {
   batchSize?: number;
   /** How long a request spends marking rows before leaving the rest to the job. */
@@ -44,9 +65,12 @@ export class OwnerPurgeService {
 
   constructor(
     private readonly deps: {
-      repo: MaintenanceRepository;
+      repo: Pick<
+        MaintenanceRepository,
+        "countOwner" | "markOwnerDeleted" | "ownerRows" | "markDeleted" | "removeDeleted" | "findForDeletion"
+      >;
       store: ObjectStore;
-      jobs: JobQueue;
+      jobs: Pick<JobQueue, "requeue">;
       logger: Logger;
       metrics?: Pick<Metrics, "imagesFinalized">;
       settings?: OwnerPurgeSettings;
@@ -85,13 +109,19 @@ export class OwnerPurgeService {
   /**
    * The purge job: batch by batch in id order, marks what is not marked yet, deletes each image's
    * objects, then the rows whose objects are gone. Throws at the end if any image failed, so the
-   * job is retried for those.
+   * job is retried for those. onProgress is called after each image, with counts that only grow.
    */
-  async purgeObjects(ownerId: string, signal: AbortSignal): Promise<{ removed: number; failed: number }> {
+  async purgeObjects(
+    ownerId: string,
+    signal: AbortSignal,
+    onProgress?: (progress: PurgeProgress) => void,
+  ): Promise<{ removed: number; failed: number }> {
     const { repo, logger } = this.deps;
     let after: string | null = null;
     let removed = 0;
     let failed = 0;
+    let objectsRemoved = 0;
+    const progress = () => onProgress?.({ objectsRemoved, removed, failed });
     for (;;) {
       signal.throwIfAborted();
       const rows = await repo.ownerRows(ownerId, after, this.batchSize);
@@ -107,19 +137,22 @@ export class OwnerPurgeService {
           try {
             await this.deleteObjects(row, signal);
             done.push(row.id);
+            objectsRemoved++;
           } catch (err) {
             if (signal.aborted) throw err;
             failed++;
             logger.warn({ ownerId, imageId: row.id, err }, "owner purge: deleting objects failed");
           }
+          progress();
         },
         signal,
       );
       removed += await repo.removeDeleted(done);
+      progress();
       logger.info({ ownerId, removed, failed }, "owner purge progress");
       after = rows.at(-1)?.id ?? null;
     }
-    if (failed > 0) throw new Error(`owner purge of ${ownerId}: ${failed} images still have objects`);
+    if (failed > 0) throw new OwnerPurgeIncompleteError(ownerId, removed, failed);
     logger.info({ ownerId, removed }, "owner purge finished");
     return { removed, failed };
   }

@@ -2,7 +2,12 @@ import pino from "pino";
 import { describe, expect, it, vi } from "vitest";
 import { MemoryKeyValueStore } from "../kv/memory.ts";
 import { checkReadiness } from "./readiness.ts";
-import { HealthSignals, publishHeartbeat, runLoopCheck } from "./readiness-signals.ts";
+import {
+  HealthSignals,
+  publishHeartbeat,
+  runLoopCheck,
+  UPLOAD_MARK_INTERVAL_MS,
+} from "./readiness-signals.ts";
 
 const log = pino({ level: "silent" });
 
@@ -52,6 +57,75 @@ describe("HealthSignals", () => {
     expect(await signals.storageEvents(5_000)).toBe(
       "degraded: no storage event for 67 s while uploads were issued (the first 7 s ago)",
     );
+  });
+
+  it("uploadIssued: N calls within the interval make one KV write, and one more at its end with the first unwritten call's time", async () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
+    try {
+      const { clock, kv, signals, settle } = setup();
+      const writes: string[] = [];
+      const setIfAbsent = kv.setIfAbsent.bind(kv);
+      kv.setIfAbsent = (key, value, ttl) => {
+        writes.push(value);
+        return setIfAbsent(key, value, ttl);
+      };
+      const first = clock.now();
+      for (let i = 0; i < 50; i++) {
+        signals.uploadIssued();
+        clock.advance(10);
+      }
+      await settle();
+      expect(writes).toEqual([String(first)]);
+      // The interval ends: the calls inside it are recorded once, as of the first of them.
+      clock.advance(UPLOAD_MARK_INTERVAL_MS - 500);
+      vi.advanceTimersByTime(UPLOAD_MARK_INTERVAL_MS);
+      await settle();
+      expect(writes).toEqual([String(first), String(first + 10)]);
+      // Quiet for longer than the interval: the next call writes at once, and nothing is left pending.
+      clock.advance(5 * UPLOAD_MARK_INTERVAL_MS);
+      signals.uploadIssued();
+      vi.advanceTimersByTime(5 * UPLOAD_MARK_INTERVAL_MS);
+      await settle();
+      expect(writes).toHaveLength(3);
+      expect(await kv.get("health:uploads-waiting-since")).toBe(String(first));
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it("uploadIssued: the last upload before events stop is recorded even inside the interval; an event forgets earlier ones", async () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
+    try {
+      const { clock, signals, settle } = setup();
+      signals.uploadIssued();
+      clock.advance(100);
+      signals.storageEventSeen();
+      await settle();
+      // Issued inside the interval after the event cleared the mark: its write comes at the interval's end.
+      clock.advance(100);
+      const last = clock.now();
+      signals.uploadIssued();
+      await settle();
+      clock.advance(UPLOAD_MARK_INTERVAL_MS);
+      vi.advanceTimersByTime(UPLOAD_MARK_INTERVAL_MS);
+      await settle();
+      clock.advance(5_000);
+      expect(await signals.storageEvents(5_000)).toBe(
+        `degraded: no storage event for 6 s while uploads were issued (the first ${Math.round((clock.now() - last) / 1000)} s ago)`,
+      );
+      // Issued, then an event before the interval ends: nothing is left waiting.
+      signals.storageEventSeen();
+      await settle();
+      signals.uploadIssued();
+      signals.uploadIssued();
+      signals.storageEventSeen();
+      vi.advanceTimersByTime(UPLOAD_MARK_INTERVAL_MS);
+      await settle();
+      clock.advance(60_000);
+      expect(await signals.storageEvents(5_000)).toBe("ok");
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it("a KV that fails reads as degraded, never as a failed check (the kv check reports the KV)", async () => {

@@ -13,10 +13,20 @@ const LAST_STORAGE_EVENT = "health:storage-event";
 const UPLOADS_WAITING_SINCE = "health:uploads-waiting-since";
 /** Kept long past any threshold, so "no heartbeat for N s" stays exact over a weekend without workers. */
 const SIGNAL_TTL_MS = 7 * 24 * 3600_000;
+/**
+ * At most one "upload issued" write per process in this long: the intents hot path must not pay a
+ * KV round trip per URL. The mark is at most this late, far below the thresholds.
+ */
+export const UPLOAD_MARK_INTERVAL_MS = 1000;
 
 const seconds = (ms: number) => Math.max(0, Math.round(ms / 1000));
 
 export class HealthSignals {
+  /** When this process last wrote the "upload issued" mark. */
+  private markedAt = Number.NEGATIVE_INFINITY;
+  /** The first upload issued since then that no write recorded yet, and the write that will. */
+  private unmarked: { since: number; timer: NodeJS.Timeout } | null = null;
+
   constructor(
     private readonly kv: KeyValueStore,
     private readonly log: Logger,
@@ -33,6 +43,9 @@ export class HealthSignals {
    * caller: a KV hiccup must neither fail nor slow the event's processing.
    */
   storageEventSeen(): void {
+    // Uploads issued before this event are forgotten, as the event's delete forgets them.
+    if (this.unmarked) clearTimeout(this.unmarked.timer);
+    this.unmarked = null;
     const at = String(this.now());
     void Promise.all([
       this.kv.set(LAST_STORAGE_EVENT, at, SIGNAL_TTL_MS),
@@ -40,10 +53,34 @@ export class HealthSignals {
     ]).catch((err: Error) => this.log.debug({ err: err.message }, "recording a storage event failed"));
   }
 
-  /** An upload URL was handed out: its storage event is now expected. Not awaited, as above. */
+  /**
+   * An upload URL was handed out: its storage event is now expected. Not awaited, as above. One
+   * write per UPLOAD_MARK_INTERVAL_MS: the first call writes at once; later calls inside the
+   * interval leave one write at its end, with the time of the first of them, so the last upload
+   * before events stop is still recorded. (An event seen by another process inside that second
+   * can precede the write; the next event clears what it wrote.)
+   */
   uploadIssued(): void {
+    const now = this.now();
+    const wait = this.markedAt + UPLOAD_MARK_INTERVAL_MS - now;
+    if (wait <= 0) {
+      this.markWaiting(now);
+      return;
+    }
+    if (this.unmarked) return;
+    const timer = setTimeout(() => {
+      const since = this.unmarked?.since;
+      this.unmarked = null;
+      if (since !== undefined) this.markWaiting(since);
+    }, wait);
+    timer.unref();
+    this.unmarked = { since: now, timer };
+  }
+
+  private markWaiting(since: number): void {
+    this.markedAt = this.now();
     void this.kv
-      .setIfAbsent(UPLOADS_WAITING_SINCE, String(this.now()), SIGNAL_TTL_MS)
+      .setIfAbsent(UPLOADS_WAITING_SINCE, String(since), SIGNAL_TTL_MS)
       .catch((err: Error) => this.log.debug({ err: err.message }, "recording an issued upload failed"));
   }
 

@@ -39,6 +39,21 @@ export interface ReconcileReport {
   details: string[];
 }
 
+/** Counts so far, reported while a run goes (the CLI draws them on a terminal). */
+export interface ReconcileProgress {
+  /** Lapsed pending and stuck processing images looked at. */
+  checked: number;
+  /** Processing jobs queued or put back. */
+  queued: number;
+  expired: number;
+  errors: number;
+}
+
+export interface ReconcileRunOptions extends TaskRunOptions {
+  /** Called after each image, with counts that only grow. */
+  onProgress?: (progress: ReconcileProgress) => void;
+}
+
 /** A job that kills its worker every time would otherwise be re-queued forever. */
 export const MAX_REPAIRS = 3;
 const MAX_DETAILS = 200;
@@ -56,9 +71,9 @@ export class Reconciler {
 
   constructor(
     private readonly deps: {
-      repo: MaintenanceRepository;
+      repo: Pick<MaintenanceRepository, "lapsedPending" | "stuckProcessing" | "expire">;
       store: ObjectStore;
-      jobs: JobQueue;
+      jobs: Pick<JobQueue, "enqueue" | "requeue">;
       logger: Logger;
       metrics?: Pick<Metrics, "imagesFinalized">;
       settings: ReconcileSettings;
@@ -70,7 +85,7 @@ export class Reconciler {
     this.concurrency = deps.settings.concurrency ?? 8;
   }
 
-  async run({ dryRun, signal }: TaskRunOptions): Promise<ReconcileReport> {
+  async run({ dryRun, signal, onProgress }: ReconcileRunOptions): Promise<ReconcileReport> {
     const report: ReconcileReport = {
       dryRun,
       pendingChecked: 0,
@@ -84,14 +99,30 @@ export class Reconciler {
       truncated: false,
       details: [],
     };
+    let checked = 0;
+    const done = () => {
+      checked++;
+      onProgress?.({
+        checked,
+        queued: report.processingQueued + report.stuckRequeued,
+        expired: report.expired,
+        errors: report.errors,
+      });
+    };
     const now = (this.deps.now ?? Date.now)();
-    await this.pending(new Date(now - this.deps.settings.pendingGraceMs), report, dryRun, signal);
+    await this.pending(new Date(now - this.deps.settings.pendingGraceMs), report, dryRun, signal, done);
     const { leaseMs, processingGraceMs } = this.deps.settings;
-    await this.processing(new Date(now - leaseMs - processingGraceMs), report, dryRun, signal);
+    await this.processing(new Date(now - leaseMs - processingGraceMs), report, dryRun, signal, done);
     return report;
   }
 
-  private async pending(before: Date, report: ReconcileReport, dryRun: boolean, signal: AbortSignal) {
+  private async pending(
+    before: Date,
+    report: ReconcileReport,
+    dryRun: boolean,
+    signal: AbortSignal,
+    done: () => void,
+  ) {
     let cursor: Cursor | undefined;
     while (report.pendingChecked < this.maxPerRun) {
       signal.throwIfAborted();
@@ -102,7 +133,8 @@ export class Reconciler {
       await forEachLimit(
         rows,
         this.concurrency,
-        (row) => this.guard(report, row.id, signal, () => this.pendingOne(row, report, dryRun, signal)),
+        (row) =>
+          this.guard(report, row.id, signal, () => this.pendingOne(row, report, dryRun, signal)).then(done),
         signal,
       );
       const last = rows.at(-1);
@@ -158,7 +190,13 @@ export class Reconciler {
     }
   }
 
-  private async processing(before: Date, report: ReconcileReport, dryRun: boolean, signal: AbortSignal) {
+  private async processing(
+    before: Date,
+    report: ReconcileReport,
+    dryRun: boolean,
+    signal: AbortSignal,
+    done: () => void,
+  ) {
     const rows = await this.deps.repo.stuckProcessing(before, this.maxPerRun);
     if (rows.length === this.maxPerRun) report.truncated = true;
     await forEachLimit(
@@ -178,7 +216,7 @@ export class Reconciler {
           if (await this.ensureProcessing(row, row.job, report, dryRun, "stuck in processing")) {
             report.stuckRequeued++;
           }
-        }),
+        }).then(done),
       signal,
     );
   }

@@ -118,7 +118,18 @@ describe("imgup keys with the embedded database", { timeout: 240_000 }, () => {
     await stopServer();
     const listed = await cli("keys", "list", "--json");
     expect(listed.code, listed.stderr).toBe(0);
-    expect((JSON.parse(listed.stdout) as Array<{ ownerId: string }>).map((k) => k.ownerId)).toContain("dave");
+    const keys = JSON.parse(listed.stdout) as Array<{ id: string; ownerId: string }>;
+    const dave = keys.find((k) => k.ownerId === "dave")?.id as string;
+    expect(dave).toMatch(/^key_/);
+    const revoked = await cli("keys", "revoke", dave);
+    expect(revoked.code, revoked.stderr).toBe(0);
+    expect(revoked.stdout.trim()).toBe(`revoked ${dave}`);
+    const after = JSON.parse((await cli("keys", "list", "--owner", "dave", "--json")).stdout);
+    expect(after).toEqual([]);
+    // Revoked already: one line saying so, exit 1, no stack and no hint about one.
+    const again = await cli("keys", "revoke", dave);
+    expect(again.code).toBe(1);
+    expect(again.stderr.trim()).toBe(`imgup: no active API key ${dave}`);
     const usage = await cli("keys", "revoke");
     expect(usage.code).toBe(2);
     expect(usage.stderr).toContain("missing required argument 'keyId'");

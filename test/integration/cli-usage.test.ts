@@ -3,6 +3,7 @@ import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { newImageId } from "../../src/domain/ids.ts";
 import { ROOT, runCli } from "../support/cli-run.ts";
 
 /**
@@ -96,6 +97,25 @@ describe("imgup command line: help, version and mistakes", () => {
     expect(debug.code).toBe(1);
     expect(debug.stderr).toContain("configuration error: PORT");
     expect(debug.stderr).toMatch(/\n\s+at /);
+  });
+
+  it("sign-url prints a signed URL; with no secret anywhere it says where one comes from, in one line", async () => {
+    const id = newImageId();
+    const spec = "w_400,h_300,fit_cover,f_auto";
+    const signed = await runCli(["sign-url", "--image", id, "--spec", spec], {
+      ...env,
+      IMGUP_PUBLIC_URL: "http://localhost:8080",
+      IMGUP_SIGNING_SECRET: randomBytes(32).toString("hex"),
+    });
+    expect(signed.code, signed.stderr).toBe(0);
+    expect(signed.stdout.trim()).toMatch(
+      new RegExp(`^http://localhost:8080/i/[A-Za-z0-9_-]+/${spec}/${id}$`),
+    );
+    const noSecret = await runCli(["sign-url", "--image", id, "--spec", spec], env);
+    expect(noSecret.code).toBe(1);
+    expect(noSecret.stderr.trim()).toMatch(
+      /^imgup: no IMGUP_SIGNING_SECRET and no \S+: start imgup once or set it$/,
+    );
   });
 
   it("loads none of the app for help and usage errors, and does once a command runs", async () => {

@@ -16,21 +16,36 @@ const ROOT = path.resolve(import.meta.dirname, "../..");
 
 describe("JSON logs (stdout not a terminal)", () => {
   let serve: ServeChild;
+  let adminUrl: string;
   beforeAll(async () => {
-    serve = await startServeChild({ IMGUP_EVENTS_TOKEN: "events-token-0123456789abcdef" });
+    const adminPort = await freePort();
+    adminUrl = `http://127.0.0.1:${adminPort}`;
+    serve = await startServeChild({
+      IMGUP_EVENTS_TOKEN: "events-token-0123456789abcdef",
+      IMGUP_ADMIN_PORT: String(adminPort),
+    });
   });
   afterAll(async () => {
     await serve?.stop();
   });
 
-  it("prints one startup banner naming the public URL, and no second 'listening' line", async () => {
+  it("prints one startup banner naming the public URL and the admin endpoint, and no second start line", async () => {
     const banner = await eventually(async () =>
       serve.lines.filter((l) => String(l.msg).includes("ready at")),
     );
     expect(banner).toHaveLength(1);
     expect(banner[0]?.msg).toContain(`ready at ${serve.baseUrl}`);
-    expect(banner[0]?.level).toBe(INFO);
+    expect(banner[0]?.msg).toContain(`admin: ${adminUrl} (/healthz, /readyz, /metrics)`);
+    expect(banner[0]).toMatchObject({ level: INFO, url: serve.baseUrl, admin: adminUrl });
+    expect((await fetch(`${adminUrl}/healthz`)).status).toBe(200);
     expect(serve.lines.filter((l) => /listening/i.test(String(l.msg)))).toEqual([]);
+    // Before the banner, and at info: nothing else announces where imgup answers.
+    const started = serve.lines.filter(
+      (l) =>
+        Number(l.level) >= INFO &&
+        (String(l.msg).includes(adminUrl) || String(l.msg).includes(serve.baseUrl)),
+    );
+    expect(started).toEqual(banner);
   });
 
   it("writes exactly one info line per request, with method, status, duration, request id and no credential", async () => {
