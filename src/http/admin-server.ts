@@ -34,7 +34,7 @@ export async function startAdminServer(
   addSharedSchemas(app, CORE_SCHEMAS);
   registerErrorHandling(app);
   registerHealth(app, deps);
-  registerMetrics(app, deps);
+  registerMetrics(app, deps, "admin");
   const url = await app.listen({ host: deps.config.admin.host, port });
   logger.info({ url, role: deps.config.role }, `admin endpoint (/healthz, /readyz, /metrics) on ${url}`);
   return { url, close: (graceMs) => closeHttp(app, graceMs) };
