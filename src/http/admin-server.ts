@@ -34,7 +34,7 @@ export async function startAdminServer(
   addSharedSchemas(app, CORE_SCHEMAS);
   registerErrorHandling(app);
   registerHealth(app, deps);
-  registerMetrics(app, deps);
+  registerMetrics(app, deps, "admin");
   const url = await app.listen({ host: deps.config.admin.host, port });
   // The startup banner names it; at info this would be a second start line.
   logger.debug({ url }, `admin endpoint (/healthz, /readyz, /metrics) on ${url}`);

@@ -118,6 +118,27 @@ describe("imgup command line: help, version and mistakes", () => {
     );
   });
 
+  it("refuses to serve a multi-instance setup without IMGUP_SIGNING_SECRET or REDIS_URL, naming it", async () => {
+    const secret = randomBytes(32).toString("hex");
+    const sharedBucket = { ...env, IMGUP_STORAGE: "s3", S3_BUCKET: "shared" };
+    const [api, worker, all, noRedis] = await Promise.all([
+      runCli(["serve", "--role", "api"], env),
+      runCli(["serve", "--role", "worker"], env),
+      // Role all, but DATABASE_URL with S3: other instances may share both.
+      runCli(["serve"], sharedBucket),
+      runCli(["serve", "--role", "api"], { ...env, IMGUP_SIGNING_SECRET: secret }),
+    ]);
+    // Refused before any backend is tried: the DATABASE_URL here answers nothing.
+    for (const r of [api, worker, all]) {
+      expect(r.code, r.stderr).toBe(1);
+      expect(r.stderr.trim(), r.stderr).toMatch(
+        /^imgup: configuration error: IMGUP_SIGNING_SECRET: must be set \(.*same key\)$/,
+      );
+    }
+    expect(noRedis.code, noRedis.stderr).toBe(1);
+    expect(noRedis.stderr.trim()).toMatch(/^imgup: configuration error: REDIS_URL: must be set/);
+  });
+
   it("loads none of the app for help and usage errors, and does once a command runs", async () => {
     const traced = async (args: string[], extraEnv: Record<string, string> = {}) => {
       const trace = path.join(dataDir, `trace-${randomBytes(4).toString("hex")}`);

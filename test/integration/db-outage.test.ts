@@ -11,6 +11,8 @@ import type { LoadMessage, LoadOutcome, LoadProgress } from "../support/intent-l
 import { TcpProxy } from "../support/tcp-proxy.ts";
 
 const url = process.env.DATABASE_URL;
+// With DATABASE_URL the API port's /metrics needs the ops token.
+const OPS_TOKEN = "ops-token-for-the-outage-test-0123";
 // Defaults are the issue's scenario; shorten locally with IMGUP_OUTAGE_SECONDS / IMGUP_OUTAGE_RATE.
 const OUTAGE_SECONDS = Number(process.env.IMGUP_OUTAGE_SECONDS ?? 30);
 const RATE = Number(process.env.IMGUP_OUTAGE_RATE ?? 200);
@@ -39,6 +41,7 @@ describe.skipIf(!url || !kvTarget)("a database outage under load", () => {
       },
       {
         ...kv?.env,
+        IMGUP_OPS_TOKEN: OPS_TOKEN,
         IMGUP_RATE_LIMIT_PER_SEC: "100000",
         IMGUP_RATE_LIMIT_BURST: "100000",
         IMGUP_DB_BREAKER_FAILURES: "3",
@@ -226,7 +229,8 @@ function step(what: string): void {
 
 /** One unlabelled sample from /metrics. */
 async function gauge(baseUrl: string, name: string): Promise<number | undefined> {
-  const text = await (await fetch(`${baseUrl}/metrics`)).text();
+  const headers = { authorization: `Bearer ${OPS_TOKEN}` };
+  const text = await (await fetch(`${baseUrl}/metrics`, { headers })).text();
   const line = text.split("\n").find((l) => l.startsWith(`${name} `));
   return line === undefined ? undefined : Number(line.split(" ")[1]);
 }

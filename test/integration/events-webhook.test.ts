@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { uploadKey, variantKey } from "../../src/domain/keys.ts";
+import { originalKey, publicOriginalKey, uploadKey, variantKey } from "../../src/domain/keys.ts";
 import type { LocalObjectStore } from "../../src/storage/local.ts";
 import { Api } from "../support/api.ts";
 import { makeImage } from "../support/fixtures.ts";
@@ -105,7 +105,7 @@ describe.each(dbTargets())("storage event webhook on $name", (target) => {
     }
   });
 
-  it("skips test events, ignores keys that are not originals, refuses junk with 400", async () => {
+  it("skips test events, ignores keys that are not upload keys, refuses junk with 400", async () => {
     const test = await hook.request("POST", "/v1/events/storage", {
       json: { Service: "Amazon S3", Event: "s3:TestEvent", Time: "2026-01-01T00:00:00Z", Bucket: "b" },
     });
@@ -113,10 +113,16 @@ describe.each(dbTargets())("storage event webhook on $name", (target) => {
     const id = "01a20093-bb84-7083-ac30-021ce1fa58b9";
     const variant = await hook.request("POST", "/v1/events/storage", {
       json: {
-        Records: [cephRecord(variantKey(id, "thumb", "webp"), 10), cephRecord("some/other/file.jpg", 10)],
+        Records: [
+          cephRecord(variantKey(id, "thumb", "webp"), 10),
+          cephRecord("some/other/file.jpg", 10),
+          // Only the worker writes these; an event for them never starts processing (issue 13).
+          cephRecord(originalKey(id), 10),
+          cephRecord(publicOriginalKey(id), 10),
+        ],
       },
     });
-    expect(variant.body).toMatchObject({ received: 2, ignored: 2, enqueued: 0 });
+    expect(variant.body).toMatchObject({ received: 4, ignored: 4, enqueued: 0 });
     const junk = await hook.request("POST", "/v1/events/storage", { json: { Records: "nope" } });
     expect(junk.status).toBe(400);
     expect(junk.body).toMatchObject({ code: "invalid_event" });

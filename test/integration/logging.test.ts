@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -230,6 +230,59 @@ describe("maintenance passes", () => {
       expect(finished("reconcile").find((l) => l.level === INFO)?.report).toMatchObject({ expired: 1 });
     } finally {
       await imgup.stop();
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("the development key (embedded mode)", () => {
+  it("is an owner key, logged when it is created and on no later start", async () => {
+    const dataDir = await mkdtemp(path.join(tmpdir(), "imgup-devkey-"));
+    const start = async () => {
+      const port = await freePort();
+      const config = loadConfig({
+        IMGUP_DATA_DIR: dataDir,
+        PORT: String(port),
+        HOST: "127.0.0.1",
+        IMGUP_PUBLIC_URL: `http://127.0.0.1:${port}`,
+        // Without the demo page the key itself goes to the log: the line this test watches.
+        IMGUP_DEMO_PAGE: "false",
+        IMGUP_SIGNING_SECRET: randomBytes(32).toString("hex"),
+      });
+      const lines: string[] = [];
+      const logger = createLogger({
+        level: "debug",
+        role: config.role,
+        format: "json",
+        destination: { write: (s: string) => void lines.push(s) },
+      });
+      const imgup = await createImgup(config, { logger });
+      await imgup.start();
+      return { imgup, baseUrl: `http://127.0.0.1:${port}`, text: () => lines.join("") };
+    };
+    const keyShape = /imgup_[A-Za-z0-9_-]{16,}/g;
+    try {
+      const first = await start();
+      let key = "";
+      try {
+        key = (await readFile(path.join(dataDir, "dev-api-key"), "utf8")).trim();
+        expect(first.text().match(keyShape)).toEqual([key]);
+        const api = new Api(first.baseUrl, key);
+        expect((await api.request("GET", "/v1/images")).status).toBe(200);
+        // A printed key must not be able to manage keys or purge owners.
+        expect((await api.request("GET", "/v1/admin/keys")).status).toBe(403);
+      } finally {
+        await first.imgup.stop();
+      }
+      const second = await start();
+      try {
+        expect(second.text().match(keyShape)).toBeNull();
+        expect(second.text()).not.toContain(key);
+        expect((await readFile(path.join(dataDir, "dev-api-key"), "utf8")).trim()).toBe(key);
+      } finally {
+        await second.imgup.stop();
+      }
+    } finally {
       await rm(dataDir, { recursive: true, force: true });
     }
   });

@@ -43,6 +43,7 @@ const SLOW = 300_000;
 
 // Embedded everything; and PostgreSQL with Redis (the rate limit's store) when they are configured.
 const redis = kvEnvTargets().find((t) => t.name === "redis");
+const OPS_TOKEN = "ops-token-for-the-metrics-test-01";
 const targets = dbTargets().map((t) => ({ ...t, kv: t.name === "postgres" ? redis : undefined }));
 
 describe.each(targets)("/metrics after a small workload on $name", (target) => {
@@ -51,7 +52,8 @@ describe.each(targets)("/metrics after a small workload on $name", (target) => {
   let bob: Api;
   let kv: KvEnvTarget | undefined;
   const scrape = async () => {
-    const res = await fetch(`${run.baseUrl}/metrics`);
+    // With DATABASE_URL the API port's /metrics needs the ops token (issue 13): sent on both targets.
+    const res = await fetch(`${run.baseUrl}/metrics`, { headers: { authorization: `Bearer ${OPS_TOKEN}` } });
     expect(res.status).toBe(200);
     expect(res.headers.get("content-type")).toMatch(/^text\/plain/);
     return parseExposition(await res.text());
@@ -63,6 +65,7 @@ describe.each(targets)("/metrics after a small workload on $name", (target) => {
       target.make(),
       {
         ...kv?.env,
+        IMGUP_OPS_TOKEN: OPS_TOKEN,
         IMGUP_RATE_LIMIT_PER_SEC: "1",
         IMGUP_RATE_LIMIT_BURST: String(RATE_BURST),
         IMGUP_UPLOAD_URL_TTL: "3",

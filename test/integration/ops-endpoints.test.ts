@@ -80,13 +80,26 @@ describe.each(dbTargets())("/metrics and /readyz details on $name", (target) => 
     },
   );
 
-  it("without a token: /metrics is open; /readyz details only in embedded mode", async () => {
-    const run = await start(await refusedS3());
+  it("without a token: /metrics and /readyz details on the API port only in embedded mode; /metrics on the admin port", async () => {
+    const adminPort = await freePort();
+    const run = await start({ ...(await refusedS3()), IMGUP_ADMIN_PORT: String(adminPort) });
     const anon = new Api(run.baseUrl);
-    expect((await anon.request("GET", "/metrics")).status).toBe(200);
+    const metrics = await anon.request("GET", "/metrics");
     const ready = await anon.request<Ready>("GET", "/readyz");
     expect(ready.status).toBe(503);
-    if (target.name === "postgres") expect(ready.body.checks.storage).toBe("failed");
-    else expect(ready.body.checks.storage).toMatch(/ECONNREFUSED/);
+    if (target.name === "postgres") {
+      // DATABASE_URL: a production setup, whose API port is public.
+      expect(metrics.status).toBe(401);
+      expect(metrics.body).toMatchObject({ code: "unauthenticated" });
+      expect(JSON.stringify(metrics.body)).toContain("IMGUP_OPS_TOKEN");
+      expect(ready.body.checks.storage).toBe("failed");
+    } else {
+      expect(metrics.status).toBe(200);
+      expect(ready.body.checks.storage).toMatch(/ECONNREFUSED/);
+    }
+    // The admin port is the operator's own: scraped without a token in either mode.
+    const admin = await new Api(`http://127.0.0.1:${adminPort}`).request<string>("GET", "/metrics");
+    expect(admin.status).toBe(200);
+    expect(admin.body).toContain("imgup_http_request_duration_seconds");
   });
 });

@@ -56,6 +56,30 @@ describe.each(proxyTargets())("proxy upload idempotency on $name", (target) => {
     expect(await rowCount()).toBe(rows);
   });
 
+  it("re-renders a replay from the image as it is now: its status, freshly signed URLs, gone once deleted", async () => {
+    const first = await post("rerendered", jpeg, {}, "?filename=p.jpg&visibility=private");
+    expect(first.status).toBe(201);
+    const id = first.body.image.id;
+    expect((await alice.settled(id)).status).toBe("ready");
+    const replay = async () => {
+      const r = await post("rerendered", jpeg, {}, "?filename=p.jpg&visibility=private");
+      expect(r.status).toBe(201);
+      expect(r.headers.get("idempotent-replayed")).toBe("true");
+      expect(r.body.image).toMatchObject({ id, status: "ready" });
+      const original = r.body.image.urls?.original as string;
+      return { original, exp: Number(new URL(original).searchParams.get("exp")) };
+    };
+    const once = await replay();
+    expect((await fetch(once.original)).status).toBe(200);
+    // Signed when replayed, not when first answered: a later second gives a later expiry.
+    const startedAt = Math.floor(Date.now() / 1000);
+    await eventually(async () => Math.floor(Date.now() / 1000) > startedAt, 10_000);
+    expect((await replay()).exp).toBeGreaterThan(once.exp);
+    expect((await alice.request("DELETE", `/v1/images/${id}`)).status).toBe(204);
+    const gone = await post("rerendered", jpeg, {}, "?filename=p.jpg&visibility=private");
+    expect(gone.status).toBe(404);
+  });
+
   it("answers 409 to the same key while the first upload is still streaming", async () => {
     const key = "concurrent";
     const pendingBefore = (await proxyRows(run, "alice")).pending ?? 0;

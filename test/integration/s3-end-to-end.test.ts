@@ -151,6 +151,45 @@ describe.skipIf(!connection || !db)("end to end on S3 (Ceph RGW)", () => {
     });
   }, 180_000);
 
+  it("after ready, parts sent again and the multipart upload completed again change nothing that is served", async () => {
+    const bytes = await makeImage("jpeg", 120, 90);
+    const created = await alice.createIntent({
+      filename: "mp.jpg",
+      contentType: "image/jpeg",
+      size: bytes.length,
+      method: "multipart",
+    });
+    expect(created.status).toBe(201);
+    const id = created.body.image.id;
+    const upload = created.body.upload as unknown as MultipartUpload;
+    const part1 = upload.parts[0];
+    if (!part1 || upload.partCount !== 1) throw new Error("expected a one-part multipart upload");
+    const parts = [{ partNumber: 1, etag: await putPart(part1.url, bytes) }];
+    const complete = () => alice.request("POST", `/v1/uploads/${id}/complete`, { json: { parts } });
+    expect((await complete()).status).toBe(202);
+    const ready = await settledSlowly(id);
+    expect(ready).toMatchObject({ status: "ready", sha256: sha256(bytes) });
+    const original = async () =>
+      Buffer.from(await (await fetch(`${run.baseUrl}/i/${id}/original`)).arrayBuffer());
+    expect((await original()).equals(bytes)).toBe(true);
+
+    // Whatever the storage lets a client do with the intent's part URL and upload id after ready
+    // (RGW refuses the part: the upload id is gone), and a completion sent again, the original stays.
+    const html = Buffer.alloc(bytes.length, 0x20);
+    html.write("<html><script>alert(document.cookie)</script></html>");
+    const resent = await fetch(part1.url, { method: "PUT", body: new Uint8Array(html) });
+    const etag = resent.headers.get("etag");
+    await run.imgup.store
+      .completeMultipartUpload(uploadKey(id), upload.uploadId, [
+        { partNumber: 1, etag: etag ?? parts[0]?.etag ?? "" },
+      ])
+      .catch(() => undefined);
+    expect((await complete()).status).toBe(202);
+    expect(await run.imgup.processing.process(id)).toBe("skipped");
+    expect((await original()).equals(bytes)).toBe(true);
+    expect({ ...(await alice.getImage(id)).body, urls: null }).toEqual({ ...ready, urls: null });
+  });
+
   it("the same real notification delivered 5 times leaves one ready image and one job run", async () => {
     const bytes = await makeImage("webp", 40, 30);
     const { intent } = await alice.uploadBytes(bytes, { filename: "dup.webp", contentType: "image/webp" });

@@ -6,7 +6,7 @@ import { toImageView } from "../../services/image-view.ts";
 import { type ProxyUploadInput, UNTYPED } from "../../services/proxy-upload.ts";
 import { FORM_OVERHEAD_BYTES, receiveMultipartFile } from "../multipart-file.ts";
 import { principalOf } from "../plugins/auth.ts";
-import { idempotency } from "../plugins/idempotency.ts";
+import { idempotency, unlessReplayed } from "../plugins/idempotency.ts";
 import { intentRateLimit } from "../plugins/rate-limit.ts";
 import { type BodyDescriptor, describeBody, lingerOnClose, requestBody } from "../proxy-body.ts";
 import {
@@ -61,7 +61,8 @@ const FORM_SLACK_BYTES = 1024 * 1024;
  * Fastify: it is streamed to the storage by the proxy upload service.
  */
 export function registerCreateImage(app: App, deps: HttpDeps): void {
-  const idem = idempotency(deps.kv, deps.metrics);
+  // Replays answer from the image as it is now: the first answer was pending, with no URLs.
+  const idem = idempotency(deps.kv, deps.metrics, { rerender: true });
   const maxBytes = deps.config.uploads.maxBytes;
   // The body stream Fastify would have parsed, and the requests whose body reading has begun.
   const payloads = new WeakMap<FastifyRequest, Readable>();
@@ -89,7 +90,7 @@ export function registerCreateImage(app: App, deps: HttpDeps): void {
       "/v1/images",
       {
         // As for intents: replays and in-flight duplicates are answered before they cost a token.
-        preHandler: [idem.preHandler, intentRateLimit(deps)],
+        preHandler: [idem.preHandler, unlessReplayed(intentRateLimit(deps))],
         onSend: idem.onSend,
         schema: {
           operationId: "uploadImage",
@@ -120,6 +121,13 @@ export function registerCreateImage(app: App, deps: HttpDeps): void {
         },
       },
       async (request, reply) => {
+        const replay = request.idempotency?.replay;
+        if (replay) {
+          // The body is not read: the onSend hook above drains or closes it.
+          const image = await deps.images.get(principalOf(request), replay.imageId);
+          reply.header("Location", `/v1/images/${image.id}`);
+          return reply.code(201).send({ image: toImageView(image, deps.urls) });
+        }
         const described = request.body as BodyDescriptor | undefined;
         const payload = payloads.get(request);
         if (!described || !payload) {

@@ -1,5 +1,5 @@
 import { ERRORS } from "../../domain/errors.ts";
-import { opsAccess } from "../plugins/ops-token.ts";
+import { type OpsPort, opsAccess } from "../plugins/ops-token.ts";
 import { MALFORMED, problem } from "../schemas.ts";
 import type { App, HttpDeps } from "../types.ts";
 
@@ -7,8 +7,8 @@ import type { App, HttpDeps } from "../types.ts";
 export type MetricsDeps = Pick<HttpDeps, "config" | "metrics">;
 
 /** GET /metrics: Prometheus text format. */
-export function registerMetrics(app: App, deps: MetricsDeps): void {
-  const access = opsAccess(deps.config);
+export function registerMetrics(app: App, deps: MetricsDeps, port: OpsPort = "api"): void {
+  const access = opsAccess(deps.config, port);
   app.get(
     "/metrics",
     {
@@ -16,21 +16,23 @@ export function registerMetrics(app: App, deps: MetricsDeps): void {
         operationId: "getMetrics",
         tags: ["Operations"],
         summary: "Prometheus metrics (text exposition format)",
-        description: "Open to all unless IMGUP_OPS_TOKEN is set; then it needs that token as a bearer token.",
+        description:
+          "With IMGUP_OPS_TOKEN set, it needs that token as a bearer token. Without one it is open in " +
+          "embedded mode and on IMGUP_ADMIN_PORT, and refused on the API port when DATABASE_URL is set.",
         security: [{ opsToken: [] }, {}],
         response: {
           200: {
             description: "Every imgup_* metric and the process defaults",
             content: { "text/plain": { schema: { type: "string" } } },
           },
-          401: problem("IMGUP_OPS_TOKEN is set and was not sent"),
+          401: problem("IMGUP_OPS_TOKEN was not sent, or the API port of a DATABASE_URL setup has none"),
           ...MALFORMED,
         },
       },
     },
     async (request, reply) => {
       if (!access.metrics(request)) {
-        throw ERRORS.unauthenticated("send Authorization: Bearer <IMGUP_OPS_TOKEN>", {
+        throw ERRORS.unauthenticated(access.metricsRefusal, {
           headers: { "WWW-Authenticate": 'Bearer realm="imgup-ops"' },
         });
       }
