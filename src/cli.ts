@@ -149,7 +149,10 @@ Configuration comes from environment variables; see docs/configuration.md.`,
   events
     .command("ceph-webhook")
     .description("point a Ceph RGW bucket's notifications at imgup")
-    .requiredOption("--push-endpoint <url>", "imgup's /v1/events/storage URL with its token")
+    .requiredOption(
+      "--push-endpoint <url>",
+      "imgup's /v1/events/storage URL with its token, through the load balancer (always answering)",
+    )
     .option("--topic <name>", "the SNS-style topic to create", "imgup-object-created")
     .action(
       act(async (opts: { pushEndpoint: string; topic: string }) => {
