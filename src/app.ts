@@ -9,6 +9,8 @@ import { GuardedImagesRepository } from "./db/guarded-images-repository.ts";
 import { KyselyImagesRepository } from "./db/images-repository.ts";
 import { readPendingStats } from "./db/pending-stats.ts";
 import { DEFAULT_SPEC_LIMITS } from "./domain/transform-spec.ts";
+import { AmqpEventSource } from "./events/amqp-event-source.ts";
+import { createAmqpEventMetrics } from "./events/amqp-metrics.ts";
 import { SqsEventSource } from "./events/sqs-event-source.ts";
 import { startAdminServer } from "./http/admin-server.ts";
 import { closeHttp } from "./http/close.ts";
@@ -271,6 +273,19 @@ export async function createImgup(
           },
         })
       : null;
+  const amqp =
+    runsWorker && config.events.amqpUrl
+      ? new AmqpEventSource({
+          url: config.events.amqpUrl,
+          queue: config.events.amqpQueue,
+          prefetch: config.events.amqpPrefetch,
+          logger,
+          metrics: createAmqpEventMetrics(metrics.registry),
+          handle: async (events) => {
+            for (const event of events) await storageEvents.objectCreated(event);
+          },
+        })
+      : null;
 
   const readiness = roleReadiness({
     config,
@@ -280,6 +295,7 @@ export async function createImgup(
     store,
     signals,
     runLoop: runner,
+    eventQueue: amqp ? () => amqp.check() : null,
   });
   const http =
     config.role === "all" || config.role === "api"
@@ -372,6 +388,7 @@ export async function createImgup(
       if (config.admin.port !== undefined)
         admin = await startAdminServer({ config, metrics, readiness }, logger);
       sqs?.start();
+      amqp?.start();
       if (runsScheduler) maintenance.scheduler.start();
       drainTimer = setInterval(() => void drain(), 1000);
       drainTimer.unref();
@@ -396,6 +413,7 @@ export async function createImgup(
         admin?.close(drainMs),
         maintenance.scheduler.stop(),
         sqs?.stop(),
+        amqp?.stop(),
         runner?.stop(drainMs),
       ]);
       // After the drain: what still runs in a child is abandoned with its request or job.

@@ -42,6 +42,7 @@ Commands in full:
   keys list [--owner ID] [--json]
   keys revoke KEY_ID
   sign-url --image ID --spec w_400,h_300,fit_cover,f_auto
+  events ceph-amqp [--exchange NAME] [--topic NAME] [--push-endpoint amqp://HOST:PORT/VHOST]
   events ceph-webhook --push-endpoint URL [--topic NAME]
   reconcile [--dry-run] [--json]
   sweep [--dry-run] [--json]
@@ -129,12 +130,29 @@ Configuration comes from environment variables; see docs/configuration.md.`,
       }),
     );
 
-  program
-    .command("events")
-    .description("set up storage event notifications")
+  const events = program.command("events").description("set up storage event notifications");
+  events
+    .command("ceph-amqp")
+    .description("make a Ceph RGW bucket publish upload events to RabbitMQ (IMGUP_EVENTS_AMQP_URL)")
+    .option("--exchange <name>", "the topic exchange RGW publishes to", "imgup.storage")
+    .option("--topic <name>", "the RGW topic, also the routing key", "imgup-object-created")
+    .option(
+      "--push-endpoint <url>",
+      "the broker as RGW reaches it (default: IMGUP_EVENTS_AMQP_URL without credentials)",
+    )
+    .action(
+      act(async (opts: { exchange: string; topic: string; pushEndpoint?: string }) => {
+        const { cephAmqp } = await import("./events/amqp-setup.ts");
+        return cephAmqp(opts);
+      }),
+    );
+  events
     .command("ceph-webhook")
     .description("point a Ceph RGW bucket's notifications at imgup")
-    .requiredOption("--push-endpoint <url>", "imgup's /v1/events/storage URL with its token")
+    .requiredOption(
+      "--push-endpoint <url>",
+      "imgup's /v1/events/storage URL with its token, through the load balancer (always answering)",
+    )
     .option("--topic <name>", "the SNS-style topic to create", "imgup-object-created")
     .action(
       act(async (opts: { pushEndpoint: string; topic: string }) => {

@@ -52,6 +52,10 @@ export interface Config {
     /** Long-poll this SQS queue for S3 notifications (AWS). */
     sqsQueueUrl: string | undefined;
     sqsRegion: string | undefined;
+    /** Consume storage notifications from this AMQP broker (RabbitMQ), worker role. */
+    amqpUrl: string | undefined;
+    amqpQueue: string;
+    amqpPrefetch: number;
   };
   /** HMAC key for embedded upload URLs and private delivery URLs; generated into dataDir when unset. */
   signingSecret: string | undefined;
@@ -294,6 +298,14 @@ export function loadConfig(env: Env, overrides: { role?: Role } = {}): Config {
       webhookToken: r.secret("IMGUP_EVENTS_TOKEN", 16),
       sqsQueueUrl: r.optionalUrl("IMGUP_SQS_QUEUE_URL"),
       sqsRegion: r.optional("IMGUP_SQS_REGION"),
+      amqpUrl: r.parsed("IMGUP_EVENTS_AMQP_URL", parseAmqpUrl),
+      amqpQueue: r.match(
+        "IMGUP_EVENTS_AMQP_QUEUE",
+        /^[A-Za-z0-9._:-]{1,200}$/,
+        "imgup.storage-events",
+        "a queue name",
+      ),
+      amqpPrefetch: r.int("IMGUP_EVENTS_AMQP_PREFETCH", 20, 1, 10_000),
     },
     signingSecret: r.secret("IMGUP_SIGNING_SECRET"),
     auth: {
@@ -567,6 +579,19 @@ class EnvReader {
     }
     return raw;
   }
+}
+
+/** The URL carries a password: the error never echoes it. */
+function parseAmqpUrl(raw: string | undefined): string | undefined {
+  if (raw === undefined) return undefined;
+  let protocol: string;
+  try {
+    protocol = new URL(raw).protocol;
+  } catch {
+    throw new Error("expected an amqp:// or amqps:// URL");
+  }
+  if (protocol !== "amqp:" && protocol !== "amqps:") throw new Error("expected an amqp:// or amqps:// URL");
+  return raw;
 }
 
 function readFileOrFail(name: string, file: string): string {

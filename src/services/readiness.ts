@@ -61,6 +61,8 @@ export interface RoleReadinessDeps {
   signals: HealthSignals;
   /** The worker's run loop, in the roles that run one. */
   runLoop: RunLoop | null;
+  /** The worker's storage event consumer (AMQP), where one runs. */
+  eventQueue?: ReadinessCheck | null;
 }
 
 /**
@@ -96,10 +98,18 @@ export function roleReadiness(deps: RoleReadinessDeps): () => Promise<Record<str
   const eventsExpected =
     config.storage.driver === "local" ||
     config.events.webhookToken !== undefined ||
-    config.events.sqsQueueUrl !== undefined;
+    config.events.sqsQueueUrl !== undefined ||
+    config.events.amqpUrl !== undefined;
   if (servesApi && seesWorkers && eventsExpected && storageEventMaxAgeMs > 0) {
     checks.storageEvents = () => signals.storageEvents(storageEventMaxAgeMs);
   }
   if (config.role === "worker" && deps.runLoop) checks.runLoop = runLoopCheck(deps.runLoop, workerStallMs);
+  // A broker outage stops events, not uploads or delivery: only a worker-only process goes unready.
+  const eventQueue = deps.eventQueue;
+  if (eventQueue) {
+    checks.eventQueue = servesApi
+      ? (signal) => eventQueue(signal).catch((err: unknown) => `degraded: ${(err as Error).message}`)
+      : eventQueue;
+  }
   return () => checkReadiness(checks, config.http.readyCheckTimeoutMs);
 }

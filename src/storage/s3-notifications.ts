@@ -27,6 +27,20 @@ export interface BucketWebhookOptions extends S3ConnectionOptions {
  * as a single parameter (RGW stores the endpoint inside an &-separated argument string).
  */
 export async function configureBucketWebhook(opts: BucketWebhookOptions): Promise<{ topicArn: string }> {
+  return createTopicAndNotify(opts, opts.topicName, {
+    "push-endpoint": opts.pushEndpoint,
+    // Without it RGW pushes synchronously within the upload request and drops the event
+    // when the endpoint is down; persistent topics queue the event and retry it.
+    persistent: String(opts.persistent ?? true),
+  });
+}
+
+/** CreateTopic (RGW's SNS-compatible API on the S3 endpoint) then the bucket notification. */
+async function createTopicAndNotify(
+  opts: S3ConnectionOptions & { bucket: string; keyPrefix?: string; keySuffix?: string },
+  topicName: string,
+  attributes: Record<string, string>,
+): Promise<{ topicArn: string }> {
   const sns = new SNSClient({
     region: opts.region,
     ...(opts.endpoint ? { endpoint: opts.endpoint } : {}),
@@ -36,17 +50,7 @@ export async function configureBucketWebhook(opts: BucketWebhookOptions): Promis
   });
   const s3 = createS3Client(opts);
   try {
-    const topic = await sns.send(
-      new CreateTopicCommand({
-        Name: opts.topicName,
-        Attributes: {
-          "push-endpoint": opts.pushEndpoint,
-          // Without it RGW pushes synchronously within the upload request and drops the event
-          // when the endpoint is down; persistent topics queue the event and retry it.
-          persistent: String(opts.persistent ?? true),
-        },
-      }),
-    );
+    const topic = await sns.send(new CreateTopicCommand({ Name: topicName, Attributes: attributes }));
     const topicArn = topic.TopicArn;
     if (!topicArn) throw new Error("CreateTopic returned no TopicArn");
     await s3.send(
@@ -55,7 +59,7 @@ export async function configureBucketWebhook(opts: BucketWebhookOptions): Promis
         NotificationConfiguration: {
           TopicConfigurations: [
             {
-              Id: `${opts.topicName}-created`,
+              Id: `${topicName}-created`,
               TopicArn: topicArn,
               Events: ["s3:ObjectCreated:*"],
               ...keyFilter(opts),
@@ -71,10 +75,39 @@ export async function configureBucketWebhook(opts: BucketWebhookOptions): Promis
   }
 }
 
-function keyFilter(opts: BucketWebhookOptions) {
+function keyFilter(opts: { keyPrefix?: string; keySuffix?: string }) {
   const rules = [
     ...(opts.keyPrefix ? [{ Name: "prefix" as const, Value: opts.keyPrefix }] : []),
     ...(opts.keySuffix ? [{ Name: "suffix" as const, Value: opts.keySuffix }] : []),
   ];
   return rules.length > 0 ? { Filter: { Key: { FilterRules: rules } } } : {};
+}
+
+export interface BucketAmqpOptions extends S3ConnectionOptions {
+  bucket: string;
+  /**
+   * amqp://host:port/vhost as the storage reaches the broker. RGW (before Reef) refuses a
+   * user:password in it unless its own endpoint is HTTPS; without one it connects as guest.
+   */
+  amqpEndpoint: string;
+  /** The topic exchange the storage publishes to; the topic name is the routing key. */
+  exchange: string;
+  topicName: string;
+  keySuffix?: string;
+  keyPrefix?: string;
+}
+
+/**
+ * Makes the bucket publish an S3 event record to an AMQP exchange for every created object (RGW's
+ * AMQP push). The topic is persistent (RGW queues the event in RADOS and retries it until the
+ * broker takes it) with ack level "broker": an event counts as delivered only once RabbitMQ
+ * confirmed it, so with a durable queue a broker restart loses nothing.
+ */
+export async function configureBucketAmqp(opts: BucketAmqpOptions): Promise<{ topicArn: string }> {
+  return createTopicAndNotify(opts, opts.topicName, {
+    "push-endpoint": opts.amqpEndpoint,
+    "amqp-exchange": opts.exchange,
+    "amqp-ack-level": "broker",
+    persistent: "true",
+  });
 }
