@@ -20,7 +20,6 @@ export interface LapsedPendingRow {
 
 export interface PendingWithoutJobRow {
   id: string;
-  objectKey: string;
   createdAt: Date;
 }
 
@@ -112,18 +111,14 @@ export class MaintenanceRepository {
    * queue for them), oldest first. Index images_status_expires_idx: expiry order is creation order.
    */
   async pendingWithoutJob(before: Date, limit: number): Promise<PendingWithoutJobRow[]> {
-    const r = await sql<{ id: string; object_key: string; created_at: Date }>`
-      select i.id, i.object_key, i.created_at
+    const r = await sql<{ id: string; created_at: Date }>`
+      select i.id, i.created_at
       from images i left join jobs j on j.key = ${this.processKeyPrefix} || i.id::text
       where i.status = 'pending' and i.created_at < ${before} and j.key is null
       order by i.upload_expires_at, i.id
       limit ${limit}
     `.execute(this.db);
-    return r.rows.map((row) => ({
-      id: row.id,
-      objectKey: row.object_key,
-      createdAt: new Date(row.created_at),
-    }));
+    return r.rows.map((row) => ({ id: row.id, createdAt: new Date(row.created_at) }));
   }
 
   /** Counts for the doctor, with the same conditions as lapsedPending and stuckProcessing. */

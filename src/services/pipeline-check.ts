@@ -1,5 +1,6 @@
 import type { Logger } from "pino";
 import type { PendingWithoutJobRow } from "../db/maintenance-repository.ts";
+import { uploadKey } from "../domain/keys.ts";
 import type { KeyValueStore } from "../kv/kv.ts";
 import type { PipelineStats } from "../metrics.ts";
 import type { ObjectStore } from "../storage/object-store.ts";
@@ -51,7 +52,7 @@ export class PipelineCheck {
     for (let i = 0; i < rows.length; i += HEADS_AT_ONCE) {
       opts.signal?.throwIfAborted();
       const chunk = rows.slice(i, i + HEADS_AT_ONCE);
-      const heads = await Promise.all(chunk.map((row) => store.head(row.objectKey, opts.signal)));
+      const heads = await Promise.all(chunk.map((row) => store.head(uploadKey(row.id), opts.signal)));
       chunk.forEach((row, j) => {
         const head = heads[j];
         if (!head) return;
