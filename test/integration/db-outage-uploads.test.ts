@@ -151,6 +151,30 @@ describe.skipIf(!url || !kvTarget)("uploads landing during a database outage", (
     const doctor = await run.imgup.maintenance.doctor.run();
     expect(doctor.buffer).toMatchObject({ entries: 0, deadLetters: 1 });
     expect(doctor.buffer?.samples[0]?.reason).toBe("corrupt");
+
+    // Neither the queue nor the buffer can take an event: the webhook says 503, the sender retries.
+    await proxy.stop();
+    await eventually(async () => run.imgup.breaker.state === "open", 120_000);
+    await run.imgup.kv.delete(BUFFER_STREAM);
+    await run.imgup.kv.set(BUFFER_STREAM, "not a stream: every append fails", 600_000);
+    const announce = () =>
+      hook.request("POST", "/v1/events/storage", {
+        json: { Records: [s3Record(uploadKey(silent.image.id), png.length)] },
+      });
+    const refused = await announce();
+    expect(refused.status).toBe(503);
+    expect(refused.headers.get("retry-after")).toBe("5");
+    await run.imgup.kv.delete(BUFFER_STREAM);
+    await proxy.start();
+    const retried = await eventually(async () => {
+      const r = await announce();
+      return r.status === 200 ? r : null;
+    }, 120_000);
+    // Recorded: a duplicate of the job made earlier, or buffered while the breaker is still open.
+    const { duplicates, buffered: again } = retried.body as { duplicates: number; buffered: number };
+    expect(duplicates + again).toBe(1);
+    await eventually(async () => (await run.imgup.intentBuffer.length()) === 0, 120_000);
+
     console.log(
       "db outage with uploads:",
       JSON.stringify({ outageSeconds: OUTAGE_SECONDS, buffered, images: ids.length, ready: ids.length }),
