@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { uploadKey } from "../../src/domain/keys.ts";
-import { doctorExitCode } from "../../src/services/doctor.ts";
+import { doctorExitCode, printDoctorReport } from "../../src/services/doctor.ts";
 import type { LocalObjectStore } from "../../src/storage/local.ts";
 import { Api } from "../support/api.ts";
 import { makeImage } from "../support/fixtures.ts";
@@ -58,6 +58,10 @@ describe.skipIf(!target)("pipeline check: uploads whose storage event never came
     const report = await run.imgup.maintenance.doctor.run();
     expect(report.pipeline).toMatchObject({ pendingWithObject: 1, samples: [stranded] });
     expect(doctorExitCode(report)).toBe(1);
+    const printed: string[] = [];
+    printDoctorReport(report, (line) => printed.push(line));
+    expect(printed.join("\n")).toMatch(/1 uploads in the storage still wait for their event/);
+    expect(printed.join("\n")).toContain(`e.g. image ${stranded}`);
 
     // Its event arrives: the next check finds nothing.
     await run.imgup.storageEvents.objectCreated({
