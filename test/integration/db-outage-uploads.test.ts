@@ -4,6 +4,7 @@ import { BrokenCircuitError } from "cockatiel";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { uploadKey } from "../../src/domain/keys.ts";
+import { doctorExitCode, printDoctorReport } from "../../src/services/doctor.ts";
 import { BUFFER_STREAM } from "../../src/services/intent-buffer.ts";
 import { Api, putTo } from "../support/api.ts";
 import { makeImage } from "../support/fixtures.ts";
@@ -151,6 +152,12 @@ describe.skipIf(!url || !kvTarget)("uploads landing during a database outage", (
     const doctor = await run.imgup.maintenance.doctor.run();
     expect(doctor.buffer).toMatchObject({ entries: 0, deadLetters: 1 });
     expect(doctor.buffer?.samples[0]?.reason).toBe("corrupt");
+    expect(doctorExitCode(doctor)).toBe(1);
+    const printed: string[] = [];
+    printDoctorReport(doctor, (line) => printed.push(line));
+    expect(printed.join("\n")).toMatch(
+      /1 buffered intents\/events the database refused are in the dead-letter stream/,
+    );
 
     // Neither the queue nor the buffer can take an event: the webhook says 503, the sender retries.
     await proxy.stop();
