@@ -176,7 +176,7 @@ export async function createImgup(
     async (id) => (await imagesRepo.findById(id))?.ownerId ?? null,
     (key) => store.logicalKey(key),
     () => signals.storageEventSeen(),
-    (event) => intentBuffer.addEvent(event),
+    intentBuffer,
   );
   localStore?.setObjectCreatedListener((event) => storageEvents.objectCreated(event).then(() => undefined));
   const delivery = new DeliveryService(imagesRepo, store, secret, logger);

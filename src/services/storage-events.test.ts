@@ -2,6 +2,7 @@ import pino from "pino";
 import { describe, expect, it } from "vitest";
 import { connectionRefused, FakeImagesRepository } from "../../test/support/fake-images-repository.ts";
 import { MemoryJobQueue } from "../../test/support/memory-job-queue.ts";
+import type { NewImage } from "../db/images-repository.ts";
 import { uploadKey } from "../domain/keys.ts";
 import { MemoryKeyValueStore } from "../kv/memory.ts";
 import { createMetrics } from "../metrics.ts";
@@ -10,6 +11,24 @@ import { IntentBuffer } from "./intent-buffer.ts";
 import { processJobKey, StorageEventsService } from "./storage-events.ts";
 
 const log = pino({ level: "silent" });
+
+function pendingIntent(): NewImage {
+  return {
+    id: ID,
+    ownerId: "alice",
+    visibility: "public",
+    filename: "f.jpg",
+    objectKey: "originals/x",
+    uploadMethod: "put",
+    declaredContentType: "image/jpeg",
+    declaredSize: 10,
+    declaredSha256: null,
+    idempotencyKey: null,
+    uploadExpiresAt: new Date("2030-01-01T00:00:00Z"),
+    multipartUploadId: null,
+    multipartPartSize: null,
+  };
+}
 const ID = "0190f0c4-7b1e-7c3a-8f00-000000000001";
 
 function uploaded(id = ID): ObjectCreatedEvent {
@@ -30,7 +49,7 @@ function wired() {
     ownerOf,
     undefined,
     undefined,
-    (e) => buffer.addEvent(e),
+    buffer,
   );
   return { kv, jobs, repo, buffer, events };
 }
@@ -76,5 +95,23 @@ describe("StorageEventsService.objectCreated resolves only once the event is dur
     jobs.failEnqueue = () => new Error("syntax error at or near");
     await expect(events.objectCreated(uploaded())).rejects.toThrow(/syntax error/);
     expect(await buffer.length()).toBe(0);
+  });
+
+  it("while the buffer still holds entries, an event queues behind them even with the database back", async () => {
+    const { jobs, repo, buffer, events } = wired();
+    const image = { ...pendingIntent(), id: ID };
+    await buffer.add(image); // buffered during the outage, not replayed yet
+    expect(await events.objectCreated(uploaded())).toBe("buffered");
+    expect(jobs.jobs.size).toBe(0);
+    const seen: boolean[] = [];
+    const enqueue = jobs.enqueue.bind(jobs);
+    jobs.enqueue = async (job) => {
+      seen.push(repo.rows.has(ID)); // the row exists when the job is made
+      return enqueue(job);
+    };
+    expect(await buffer.drain()).toEqual({ replayed: 2, deadLettered: 0 });
+    expect(seen).toEqual([true]);
+    // The buffer is empty again: the next event goes straight to the queue.
+    expect(await events.objectCreated(uploaded())).toBe("duplicate");
   });
 });

@@ -14,8 +14,12 @@ export function processJobKey(imageId: string): string {
 /** The image's owner, or null when there is no such image. */
 export type OwnerLookup = (imageId: string) => Promise<string | null>;
 
-/** Where an event goes when its job cannot be enqueued (the KV buffer, IntentBuffer.addEvent). */
-export type EventBuffer = (event: ObjectCreatedEvent) => Promise<void>;
+/** Where an event goes when its job cannot be enqueued (the outage buffer, IntentBuffer). */
+export interface EventBuffer {
+  addEvent(event: ObjectCreatedEvent): Promise<void>;
+  /** Entries not replayed yet; an event must not overtake them (its intent may be one). */
+  length(): Promise<number>;
+}
 
 export type ObjectCreatedOutcome = "enqueued" | "duplicate" | "buffered" | "ignored";
 
@@ -53,14 +57,21 @@ export class StorageEventsService {
       return "ignored";
     }
     this.onUploadEvent();
+    // Right after an outage the image's intent may still wait in the buffer: an event enqueued now
+    // would be processed before the row exists and find nothing to do. Behind it, it keeps order.
+    if (this.buffer && (await this.buffer.length().catch(() => 0)) > 0) return this.buffered(imageId, event);
     try {
       return await this.enqueue(imageId, event);
     } catch (err) {
       if (!this.buffer || !isDatabaseUnavailable(err)) throw err;
-      await this.buffer(event);
-      this.log.warn({ imageId, source: event.source }, "database unreachable: storage event buffered");
-      return "buffered";
+      return this.buffered(imageId, event);
     }
+  }
+
+  private async buffered(imageId: string, event: ObjectCreatedEvent): Promise<"buffered"> {
+    await (this.buffer as EventBuffer).addEvent(event);
+    this.log.warn({ imageId, source: event.source }, "storage event buffered behind the database outage");
+    return "buffered";
   }
 
   /** A buffered event on recovery: enqueues or throws (the buffer keeps or dead-letters it). */
