@@ -6,6 +6,7 @@ import { type ApiKeysRepository, KyselyApiKeysRepository } from "./db/api-keys-r
 import { DatabaseBreaker, isDatabaseUnavailable } from "./db/breaker.ts";
 import { assertSchemaCurrent, type DatabaseHandle, migrateToLatest, openDatabase } from "./db/connect.ts";
 import { GuardedImagesRepository } from "./db/guarded-images-repository.ts";
+import { guardPort } from "./db/guarded-port.ts";
 import { KyselyImagesRepository } from "./db/images-repository.ts";
 import { readPendingStats } from "./db/pending-stats.ts";
 import { DEFAULT_SPEC_LIMITS } from "./domain/transform-spec.ts";
@@ -145,33 +146,39 @@ export async function createImgup(
     (state) => metrics.dbBreakerState.set(breakerStates[state]),
   );
   const imagesRepo = new GuardedImagesRepository(new KyselyImagesRepository(database.db), breaker);
-  const keysRepo = new KyselyApiKeysRepository(database.db);
-  const guardedKeys: ApiKeysRepository = {
-    insert: (k) => keysRepo.insert(k),
-    findByHash: (h) => breaker.execute(() => keysRepo.findByHash(h)),
-    count: () => keysRepo.count(),
-    list: (opts) => breaker.execute(() => keysRepo.list(opts)),
-    revoke: (id) => breaker.execute(() => keysRepo.revoke(id)),
-  };
-  const queue = new PostgresJobQueue({
-    db: database.db,
-    defaultMaxAttempts: config.jobs.maxAttempts,
-    perGroupConcurrency: config.jobs.perOwnerConcurrency,
-  });
+  // One breaker for every port of the database: an outage opens it once, and each call fails at once.
+  const guardedKeys: ApiKeysRepository = guardPort(new KyselyApiKeysRepository(database.db), breaker);
+  const queue = guardPort(
+    new PostgresJobQueue({
+      db: database.db,
+      defaultMaxAttempts: config.jobs.maxAttempts,
+      perGroupConcurrency: config.jobs.perOwnerConcurrency,
+    }),
+    breaker,
+  );
   metrics.observeJobQueue(() => queue.stats());
-  metrics.observePendingImages(() => readPendingStats(database.db));
+  metrics.observePendingImages(() => breaker.execute(() => readPendingStats(database.db)));
   let runner: JobRunner | null = null;
   const jobs = wakingQueue(queue, () => runner?.wake());
 
   const auth = new AuthService(guardedKeys, JwtVerifier.create(config.auth.jwt));
   // Cross-instance liveness (worker heartbeat, storage events) for the API's /readyz, in the KV.
   const signals = new HealthSignals(kv, logger);
-  const storageEvents = new StorageEventsService(
+  // Intents and storage events that arrive while the database is down; replayed in order on recovery.
+  const intentBuffer: IntentBuffer = new IntentBuffer(kv, imagesRepo, metrics, logger, {
+    replayEvent: (event) => storageEvents.replay(event),
+  });
+  metrics.observeBuffer(async () => ({
+    entries: await intentBuffer.length(),
+    deadLetters: await intentBuffer.deadLetterCount(),
+  }));
+  const storageEvents: StorageEventsService = new StorageEventsService(
     jobs,
     logger,
     async (id) => (await imagesRepo.findById(id))?.ownerId ?? null,
     (key) => store.logicalKey(key),
     () => signals.storageEventSeen(),
+    intentBuffer,
   );
   localStore?.setObjectCreatedListener((event) => storageEvents.objectCreated(event).then(() => undefined));
   const delivery = new DeliveryService(imagesRepo, store, secret, logger);
@@ -220,7 +227,6 @@ export async function createImgup(
       log: logger,
     }),
   );
-  const intentBuffer = new IntentBuffer(kv, imagesRepo, metrics, logger);
   const urls: UrlBuilder = {
     publicUrl: config.publicUrl,
     secret,
@@ -242,7 +248,10 @@ export async function createImgup(
       page: config.demoPage.enabled ? new URL(config.publicUrl).origin : undefined,
     },
     metrics,
+    guard: (repo) => guardPort(repo, breaker),
+    buffer: intentBuffer,
   });
+  metrics.observePipeline(() => maintenance.pipelineCheck.latest());
   const runsScheduler = config.role === "all" || config.role === "scheduler";
 
   const runsWorker = config.role === "all" || config.role === "worker";
@@ -290,7 +299,9 @@ export async function createImgup(
   const readiness = roleReadiness({
     config,
     database: async () =>
-      breaker.state === "open" ? "degraded: circuit open, intents are buffered" : imagesRepo.ping(),
+      breaker.state === "open"
+        ? "degraded: circuit open, intents and events are buffered"
+        : imagesRepo.ping(),
     kv,
     store,
     signals,

@@ -120,6 +120,9 @@ export interface Config {
     sweepIntervalMs: number;
     /** The sweep never deletes an object younger than this. */
     sweepGraceMs: number;
+    /** An upload object this old whose image is still pending with no job: events are not arriving. */
+    eventStallMs: number;
+    pipelineCheckIntervalMs: number;
   };
   jobs: {
     concurrency: number;
@@ -362,6 +365,8 @@ export function loadConfig(env: Env, overrides: { role?: Role } = {}): Config {
       processingGraceMs: r.int("IMGUP_PROCESSING_GRACE_MS", 60_000, 0, 24 * 3600_000),
       sweepIntervalMs: r.int("IMGUP_SWEEP_INTERVAL_MS", 3600_000, 1000, 7 * 24 * 3600_000),
       sweepGraceMs: r.int("IMGUP_SWEEP_GRACE_MS", 24 * 3600_000, 1000, 30 * 24 * 3600_000),
+      eventStallMs: r.int("IMGUP_EVENT_STALL_MS", 2 * 60_000, 1000, 24 * 3600_000),
+      pipelineCheckIntervalMs: r.int("IMGUP_PIPELINE_CHECK_INTERVAL_MS", 60_000, 1000, 24 * 3600_000),
     },
     jobs: {
       concurrency: r.int("IMGUP_WORKER_CONCURRENCY", 2, 1, 256),

@@ -20,6 +20,18 @@ export interface PendingStats {
   oldestUploadExpiry: Date | null;
 }
 
+/** What the buffer gauges read from the KV at scrape time. */
+export interface BufferStats {
+  entries: number;
+  deadLetters: number;
+}
+
+/** The latest pipeline check (services/pipeline-check.ts), shared through the KV by every instance. */
+export interface PipelineStats {
+  pendingWithObject: number;
+  oldestAgeSeconds: number;
+}
+
 /** One registry per imgup instance (tests build several in one process). */
 export function createMetrics(now: () => number = Date.now) {
   const registry = new Registry();
@@ -71,8 +83,61 @@ export function createMetrics(now: () => number = Date.now) {
     },
   });
 
+  let readBufferStats: (() => Promise<BufferStats>) | null = null;
+  const bufferGauge = (name: string, help: string, field: keyof BufferStats) =>
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      async collect() {
+        const stats = readBufferStats ? await readBufferStats().catch(() => null) : null;
+        this.set(stats ? stats[field] : Number.NaN);
+      },
+    });
+  bufferGauge(
+    "imgup_buffer_entries",
+    "Intents and storage events buffered in the KV while the database was down, not yet replayed (NaN when the KV did not answer)",
+    "entries",
+  );
+  bufferGauge(
+    "imgup_buffer_dead_letters",
+    "Buffered entries the database refused, kept in the dead-letter stream for an operator (imgup doctor lists them)",
+    "deadLetters",
+  );
+
+  let readPipelineStats: (() => Promise<PipelineStats | null>) | null = null;
+  const pipelineGauge = (name: string, help: string, field: keyof PipelineStats) =>
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      async collect() {
+        const stats = readPipelineStats ? await readPipelineStats().catch(() => undefined) : null;
+        // No check has run yet (or its result lapsed): 0, not an alarm; a failed read: NaN.
+        this.set(stats === undefined ? Number.NaN : (stats?.[field] ?? 0));
+      },
+    });
+  pipelineGauge(
+    "imgup_images_pending_with_object",
+    "Pending images whose upload object has been in the storage longer than IMGUP_EVENT_STALL_MS (storage events are not arriving)",
+    "pendingWithObject",
+  );
+  pipelineGauge(
+    "imgup_images_pending_with_object_oldest_seconds",
+    "How long the oldest upload object of a still-pending image has been in the storage (0 when none is past IMGUP_EVENT_STALL_MS)",
+    "oldestAgeSeconds",
+  );
+
   return {
     registry,
+    /** Where the buffer gauges read from; set once the buffer exists. */
+    observeBuffer(stats: () => Promise<BufferStats>): void {
+      readBufferStats = stats;
+    },
+    /** Where the pipeline gauges read from (the latest check's result in the KV). */
+    observePipeline(stats: () => Promise<PipelineStats | null>): void {
+      readPipelineStats = stats;
+    },
     /** Where the queue gauges read from; set once the queue exists. */
     observeJobQueue(stats: () => Promise<QueueStats>): void {
       readQueueStats = stats;
@@ -127,6 +192,19 @@ export function createMetrics(now: () => number = Date.now) {
       "Intents written to the KV buffer while the DB was down",
     ),
     intentsReplayed: counter("imgup_intents_replayed_total", "Buffered intents written to the database"),
+    eventsBuffered: counter(
+      "imgup_storage_events_buffered_total",
+      "Object-created events written to the KV buffer because the job could not be enqueued",
+    ),
+    eventsReplayed: counter(
+      "imgup_storage_events_replayed_total",
+      "Buffered object-created events whose processing job was enqueued",
+    ),
+    bufferDeadLetters: counter(
+      "imgup_buffer_dead_letters_total",
+      "Buffered entries moved to the dead-letter stream (reason: corrupt, unknown_format, conflict, refused)",
+      ["kind", "reason"],
+    ),
     variantRequests: counter("imgup_variant_requests_total", "Variant requests by storage hit or miss", [
       "result",
     ]),

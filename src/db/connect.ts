@@ -19,6 +19,11 @@ export interface DatabaseOptions {
   schema: string;
   poolSize: number;
   connectTimeoutMs?: number;
+  /**
+   * The breaker's query timeout, also the server-side statement_timeout: a query the breaker gave up
+   * on is cancelled by the server instead of holding its pooled connection.
+   */
+  queryTimeoutMs?: number;
 }
 
 export interface DatabaseHandle {
@@ -38,6 +43,7 @@ export async function openDatabase(opts: DatabaseOptions): Promise<DatabaseHandl
       connectionString: opts.url,
       connectionTimeoutMillis: opts.connectTimeoutMs ?? 5000,
       max: opts.poolSize,
+      ...(opts.queryTimeoutMs ? { statement_timeout: opts.queryTimeoutMs } : {}),
       // Sizes and counts fit in a double; strings everywhere would leak into the domain.
       types: {
         getTypeParser: ((oid: number, format?: "text" | "binary") =>

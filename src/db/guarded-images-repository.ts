@@ -1,6 +1,12 @@
 import type { ImageRecord, ImageStatus, Visibility } from "../domain/image.ts";
 import type { DatabaseBreaker } from "./breaker.ts";
-import type { ImagePatch, ImagesRepository, ListOptions, NewImage } from "./images-repository.ts";
+import type {
+  ImagePatch,
+  ImagesRepository,
+  InsertIfAbsentResult,
+  ListOptions,
+  NewImage,
+} from "./images-repository.ts";
 
 /** Every call goes through the database circuit breaker (and its timeout). */
 export class GuardedImagesRepository implements ImagesRepository {
@@ -12,7 +18,7 @@ export class GuardedImagesRepository implements ImagesRepository {
   insert(image: NewImage): Promise<ImageRecord> {
     return this.breaker.execute(() => this.inner.insert(image));
   }
-  insertIfAbsent(image: NewImage): Promise<boolean> {
+  insertIfAbsent(image: NewImage): Promise<InsertIfAbsentResult> {
     return this.breaker.execute(() => this.inner.insertIfAbsent(image));
   }
   findReadyBySha256(ownerId: string, sha256: string, visibility: Visibility): Promise<ImageRecord | null> {

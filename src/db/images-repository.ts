@@ -44,6 +44,14 @@ export class IdempotencyKeyTaken extends Error {
   override name = "IdempotencyKeyTaken";
 }
 
+/** What replaying a buffered intent did. */
+export type InsertIfAbsentResult =
+  | { outcome: "inserted" }
+  /** A row with this id exists: the intent was replayed before (a crash between insert and delete). */
+  | { outcome: "exists" }
+  /** Another image holds a unique value of this one (its idempotency key): nothing was written. */
+  | { outcome: "conflict"; constraint: string; existingId: string | null };
+
 export interface ListOptions {
   limit: number;
   /** Keyset pagination: only ids below this one. */
@@ -54,8 +62,8 @@ export interface ListOptions {
 export interface ImagesRepository {
   /** Throws IdempotencyKeyTaken when (owner, idempotencyKey) exists. */
   insert(image: NewImage): Promise<ImageRecord>;
-  /** Replays a buffered intent: inserts unless a row with that id (or idempotency key) exists. */
-  insertIfAbsent(image: NewImage): Promise<boolean>;
+  /** Replays a buffered intent: inserts unless a row with that id exists; reports other conflicts. */
+  insertIfAbsent(image: NewImage): Promise<InsertIfAbsentResult>;
   /** A ready image of this owner whose hash the worker computed; the dedup target. */
   findReadyBySha256(ownerId: string, sha256: string, visibility: Visibility): Promise<ImageRecord | null>;
   findById(id: string): Promise<ImageRecord | null>;
@@ -102,13 +110,25 @@ export class KyselyImagesRepository implements ImagesRepository {
     }
   }
 
-  async insertIfAbsent(image: NewImage): Promise<boolean> {
-    const r = await this.db
-      .insertInto("images")
-      .values(toInsert(image))
-      .onConflict((oc) => oc.doNothing())
-      .executeTakeFirst();
-    return Number(r.numInsertedOrUpdatedRows ?? 0) > 0;
+  async insertIfAbsent(image: NewImage): Promise<InsertIfAbsentResult> {
+    try {
+      const r = await this.db
+        .insertInto("images")
+        .values(toInsert(image))
+        // Only the id is the replay's own conflict; any other unique index still raises.
+        .onConflict((oc) => oc.column("id").doNothing())
+        .executeTakeFirst();
+      return Number(r.numInsertedOrUpdatedRows ?? 0) > 0 ? { outcome: "inserted" } : { outcome: "exists" };
+    } catch (err) {
+      const e = err as { code?: string; constraint?: string };
+      if (e.code !== "23505") throw err;
+      const constraint = e.constraint ?? "unique";
+      const existing =
+        image.idempotencyKey !== null && constraint.includes("idempotency_key")
+          ? await this.findByIdempotencyKey(image.ownerId, image.idempotencyKey)
+          : null;
+      return { outcome: "conflict", constraint, existingId: existing?.id ?? null };
+    }
   }
 
   async findReadyBySha256(

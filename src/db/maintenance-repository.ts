@@ -18,6 +18,11 @@ export interface LapsedPendingRow {
   job: ProcessJobState | null;
 }
 
+export interface PendingWithoutJobRow {
+  id: string;
+  createdAt: Date;
+}
+
 export interface StuckProcessingRow {
   id: string;
   ownerId: string;
@@ -99,6 +104,21 @@ export class MaintenanceRepository {
       limit ${limit}
     `.execute(this.db);
     return r.rows.map((row) => ({ id: row.id, ownerId: row.owner_id, job: jobState(row) }));
+  }
+
+  /**
+   * Pending images created before `before` with no processing job at all (no event ever reached the
+   * queue for them), oldest first. Index images_status_expires_idx: expiry order is creation order.
+   */
+  async pendingWithoutJob(before: Date, limit: number): Promise<PendingWithoutJobRow[]> {
+    const r = await sql<{ id: string; created_at: Date }>`
+      select i.id, i.created_at
+      from images i left join jobs j on j.key = ${this.processKeyPrefix} || i.id::text
+      where i.status = 'pending' and i.created_at < ${before} and j.key is null
+      order by i.upload_expires_at, i.id
+      limit ${limit}
+    `.execute(this.db);
+    return r.rows.map((row) => ({ id: row.id, createdAt: new Date(row.created_at) }));
   }
 
   /** Counts for the doctor, with the same conditions as lapsedPending and stuckProcessing. */

@@ -17,6 +17,24 @@ const MIGRATIONS: Record<string, Migration> = {
   "005-job-groups": m005,
 };
 
+/**
+ * The pool's statement_timeout (the breaker's query timeout) is for requests; building an index on a
+ * large table may take longer. Each migration runs in the migrator's transaction, so `set local`
+ * lifts the bound for that transaction only.
+ */
+const UNBOUNDED_MIGRATIONS: Record<string, Migration> = Object.fromEntries(
+  Object.entries(MIGRATIONS).map(([name, m]) => [
+    name,
+    {
+      ...m,
+      up: async (db) => {
+        await sql`set local statement_timeout = 0`.execute(db);
+        await m.up(db);
+      },
+    },
+  ]),
+);
+
 /** Kysely's bookkeeping table, in the schema the connection's search_path names. */
 const MIGRATION_TABLE = "kysely_migration";
 
@@ -51,7 +69,7 @@ export async function migrateToLatest(db: Db): Promise<string[]> {
   // name in any schema, so a second schema on the same server would never get its bookkeeping tables.
   const migrator = new Migrator({
     db,
-    provider: { getMigrations: async () => MIGRATIONS },
+    provider: { getMigrations: async () => UNBOUNDED_MIGRATIONS },
     migrationTableSchema: await currentSchema(db),
   });
   const { error, results } = await migrator.migrateToLatest();

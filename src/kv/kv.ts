@@ -14,6 +14,8 @@ export interface KeyValueStore {
   delete(key: string): Promise<void>;
   /** Deletes only while the value is still `value` (releasing a lock we hold). */
   deleteIfEquals(key: string, value: string): Promise<boolean>;
+  /** Sets a new TTL only while the value is still `value` (renewing a lock we hold). */
+  extendIfEquals(key: string, value: string, ttlMs: number): Promise<boolean>;
 
   /**
    * Leaky bucket as a meter, atomically: the bucket drains at `ratePerSecond`; a request adds

@@ -61,6 +61,17 @@ export class MemoryKeyValueStore implements KeyValueStore {
     return true;
   }
 
+  async extendIfEquals(key: string, value: string, ttlMs: number): Promise<boolean> {
+    const ttl = checkTtl(ttlMs);
+    this.open();
+    const entry = this.live(key);
+    if (!entry) return false;
+    if (entry.type !== "string") throw wrongType(key);
+    if (entry.value !== value) return false;
+    entry.expiresAt = this.now() + ttl;
+    return true;
+  }
+
   async leakyBucket(
     key: string,
     opts: { ratePerSecond: number; burst: number; cost?: number },

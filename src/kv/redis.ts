@@ -27,6 +27,12 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0`;
 
+const EXTEND_IF_EQUALS = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0`;
+
 // The bucket is one hash {level, ts}; ts is the server's TIME in microseconds so every API
 // instance meters against one clock, unless the caller passes its own time (ARGV[4], tests only;
 // see RedisKeyValueStoreOptions.now). Expiry is Redis's real time either way, so with a caller's
@@ -99,6 +105,7 @@ export class RedisKeyValueStore implements KeyValueStore {
     });
     // ioredis prefixes the first numberOfKeys arguments of a defined script like any other key.
     this.client.defineCommand("imgupDeleteIfEquals", { numberOfKeys: 1, lua: DELETE_IF_EQUALS });
+    this.client.defineCommand("imgupExtendIfEquals", { numberOfKeys: 1, lua: EXTEND_IF_EQUALS });
     this.client.defineCommand("imgupLeakyBucket", { numberOfKeys: 1, lua: LEAKY_BUCKET });
   }
 
@@ -127,6 +134,12 @@ export class RedisKeyValueStore implements KeyValueStore {
   async deleteIfEquals(key: string, value: string): Promise<boolean> {
     await this.ready();
     return (await this.runScript("imgupDeleteIfEquals", key, value)) === 1;
+  }
+
+  async extendIfEquals(key: string, value: string, ttlMs: number): Promise<boolean> {
+    const px = checkTtl(ttlMs);
+    await this.ready();
+    return (await this.runScript("imgupExtendIfEquals", key, value, px)) === 1;
   }
 
   async leakyBucket(
@@ -230,7 +243,7 @@ export class RedisKeyValueStore implements KeyValueStore {
   }
 
   private runScript(
-    name: "imgupDeleteIfEquals" | "imgupLeakyBucket",
+    name: "imgupDeleteIfEquals" | "imgupExtendIfEquals" | "imgupLeakyBucket",
     key: string,
     ...args: (string | number)[]
   ): Promise<unknown> {

@@ -2,7 +2,25 @@ import type { MaintenanceRepository } from "../db/maintenance-repository.ts";
 import { parseKey } from "../domain/keys.ts";
 import type { ObjectStore } from "../storage/object-store.ts";
 import { type BucketCorsCheck, checkBucketCors, printBucketCors } from "./doctor-cors.ts";
+import type { DeadLetter } from "./intent-buffer.ts";
 import { classifyObject, imageIdOfKey } from "./orphan-sweep.ts";
+import type { PipelineCheck, PipelineCheckReport } from "./pipeline-check.ts";
+
+/** What the doctor reads of the outage buffer (IntentBuffer). */
+export interface BufferStatus {
+  length(): Promise<number>;
+  deadLetterCount(): Promise<number>;
+  deadLetters(limit: number): Promise<DeadLetter[]>;
+}
+
+export interface BufferReport {
+  /** Entries waiting for the database (replayed by every running instance once it answers). */
+  entries: number;
+  /** Entries the database refused, kept for an operator. */
+  deadLetters: number;
+  /** The oldest few dead letters. */
+  samples: DeadLetter[];
+}
 
 export interface DoctorSettings {
   sweepGraceMs: number;
@@ -41,6 +59,10 @@ export interface DoctorReport {
   total: number;
   /** The bucket's CORS rules against the browser origins (S3 only; null on local storage). */
   bucketCors: BucketCorsCheck | null;
+  /** Uploads in the storage whose image waits for an event that never came (null when not wired). */
+  pipeline: PipelineCheckReport | null;
+  /** The outage buffer and its dead letters (null when not wired, or the KV did not answer). */
+  buffer: BufferReport | null;
 }
 
 const PAGE_SIZE = 1000;
@@ -59,6 +81,8 @@ export class Doctor {
       settings: DoctorSettings;
       /** Browser origins that upload straight to the bucket: IMGUP_CORS_ORIGINS, and the demo page's. */
       corsOrigins?: { configured: string[]; page?: string | undefined };
+      pipelineCheck?: PipelineCheck | undefined;
+      buffer?: BufferStatus | undefined;
       now?: () => number;
     },
   ) {}
@@ -101,6 +125,8 @@ export class Doctor {
       samples: {},
       total: 0,
       bucketCors: await this.bucketCors(opts.signal),
+      pipeline: null,
+      buffer: await this.bufferReport(),
     };
     const sample = (kind: keyof DoctorReport["samples"], value: string) => {
       const list = report.samples[kind] ?? [];
@@ -163,12 +189,33 @@ export class Doctor {
     d.expiredMultipart = stuck.multipart;
     d.processingPastLease = stuck.processing;
     report.total = Object.values(d).reduce((a, b) => a + b, 0);
+    report.pipeline = (await this.deps.pipelineCheck?.run({ signal: opts.signal, publish: false })) ?? null;
     return report;
+  }
+
+  private async bufferReport(): Promise<BufferReport | null> {
+    const buffer = this.deps.buffer;
+    if (!buffer) return null;
+    try {
+      const [entries, deadLetters, samples] = await Promise.all([
+        buffer.length(),
+        buffer.deadLetterCount(),
+        buffer.deadLetters(SAMPLES),
+      ]);
+      return { entries, deadLetters, samples };
+    } catch {
+      return null;
+    }
   }
 }
 
 export function doctorExitCode(report: DoctorReport): number {
-  return report.total > 0 || (report.bucketCors?.missing.length ?? 0) > 0 ? 1 : 0;
+  return report.total > 0 ||
+    (report.bucketCors?.missing.length ?? 0) > 0 ||
+    (report.pipeline?.pendingWithObject ?? 0) > 0 ||
+    (report.buffer?.deadLetters ?? 0) > 0
+    ? 1
+    : 0;
 }
 
 const LABELS: Record<keyof Disagreements, [string, string]> = {
@@ -205,8 +252,31 @@ export function printDoctorReport(report: DoctorReport, print: (line: string) =>
   if (orphansWithinGrace > 0) {
     print(`note: ${orphansWithinGrace} orphan objects are still inside the sweep's grace period`);
   }
+  printPipeline(report, print);
   printBucketCors(report.bucketCors, print);
   const corsMissing =
     (report.bucketCors?.missing.length ?? 0) > 0 ? "; the bucket's CORS rules are incomplete" : "";
   print(`${report.total === 0 ? "no disagreements" : `${report.total} disagreements`}${corsMissing}`);
+}
+
+function printPipeline(report: DoctorReport, print: (line: string) => void): void {
+  const p = report.pipeline;
+  if (p && p.pendingWithObject > 0) {
+    print(
+      `${p.pendingWithObject} uploads in the storage still wait for their event (oldest ${p.oldestAgeSeconds}s): ` +
+        "check the storage event path (webhook, broker); imgup reconcile picks them up once their URL lapses",
+    );
+    for (const id of p.samples) print(`      e.g. image ${id}`);
+  }
+  const b = report.buffer;
+  if (!b) return;
+  if (b.entries > 0)
+    print(`note: ${b.entries} intents/events buffered while the database was unreachable, not yet replayed`);
+  if (b.deadLetters > 0) {
+    print(
+      `${b.deadLetters} buffered intents/events the database refused are in the dead-letter stream ` +
+        '(see docs/operations.md, "Outage buffer and dead letters")',
+    );
+    for (const l of b.samples) print(`      ${l.deadAt} ${l.kind} ${l.reason}: ${l.detail}`);
+  }
 }

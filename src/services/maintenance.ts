@@ -7,9 +7,10 @@ import { Scheduler } from "../jobs/scheduler.ts";
 import type { KeyValueStore } from "../kv/kv.ts";
 import type { Metrics } from "../metrics.ts";
 import type { ObjectStore } from "../storage/object-store.ts";
-import { Doctor } from "./doctor.ts";
+import { type BufferStatus, Doctor } from "./doctor.ts";
 import { OrphanSweep, type SweepProgress } from "./orphan-sweep.ts";
 import { OwnerPurgeService } from "./owner-purge.ts";
+import { PipelineCheck } from "./pipeline-check.ts";
 import { type ReconcileProgress, Reconciler } from "./reconciler.ts";
 import { processJobKey } from "./storage-events.ts";
 
@@ -23,6 +24,9 @@ export interface MaintenanceSettings {
   sweepIntervalMs: number;
   /** Objects younger than this are never deleted by the sweep. */
   sweepGraceMs: number;
+  /** An upload object this old whose image is still pending with no job: events are not arriving. */
+  eventStallMs: number;
+  pipelineCheckIntervalMs: number;
 }
 
 export const DEFAULT_MAINTENANCE_SETTINGS: MaintenanceSettings = {
@@ -31,6 +35,8 @@ export const DEFAULT_MAINTENANCE_SETTINGS: MaintenanceSettings = {
   processingGraceMs: 60_000,
   sweepIntervalMs: 3600_000,
   sweepGraceMs: 24 * 3600_000,
+  eventStallMs: 2 * 60_000,
+  pipelineCheckIntervalMs: 60_000,
 };
 
 /** Where runs through the scheduler report progress; unset (the default) reports none. */
@@ -43,6 +49,7 @@ export interface Maintenance {
   reconciler: Reconciler;
   sweep: OrphanSweep;
   doctor: Doctor;
+  pipelineCheck: PipelineCheck;
   ownerPurge: OwnerPurgeService;
   /** Runs "reconcile" and "sweep" periodically (roles all and scheduler); runNow for the CLI. */
   scheduler: Scheduler;
@@ -66,9 +73,14 @@ export function createMaintenance(deps: {
   corsOrigins?: { configured: string[]; page?: string | undefined };
   /** Counts images expired and purged; optional for tests that wire maintenance by hand. */
   metrics?: Pick<Metrics, "imagesFinalized">;
+  /** The database breaker around the repository (app.ts); tests wiring by hand may leave it out. */
+  guard?: (repo: MaintenanceRepository) => MaintenanceRepository;
+  /** The outage buffer, for the doctor's dead-letter listing. */
+  buffer?: BufferStatus;
 }): Maintenance {
   const { db, store, kv, jobs, leaseMs, settings, metrics } = deps;
-  const repo = new MaintenanceRepository(db, processJobKey(""));
+  const plainRepo = new MaintenanceRepository(db, processJobKey(""));
+  const repo = deps.guard ? deps.guard(plainRepo) : plainRepo;
   const logger = deps.logger.child({ component: "maintenance" });
   const reconciler = new Reconciler({
     repo,
@@ -83,9 +95,19 @@ export function createMaintenance(deps: {
     },
   });
   const sweep = new OrphanSweep({ repo, store, kv, logger, settings: { graceMs: settings.sweepGraceMs } });
+  const pipelineCheck = new PipelineCheck({
+    repo,
+    store,
+    kv,
+    logger,
+    stallMs: settings.eventStallMs,
+    resultTtlMs: 3 * settings.pipelineCheckIntervalMs,
+  });
   const doctor = new Doctor({
     repo,
     store,
+    pipelineCheck,
+    buffer: deps.buffer,
     corsOrigins: deps.corsOrigins,
     settings: {
       sweepGraceMs: settings.sweepGraceMs,
@@ -112,12 +134,20 @@ export function createMaintenance(deps: {
         timeoutMs: 30 * 60_000,
         run: (o) => sweep.run({ ...o, onProgress: progress.sweep }),
       },
+      {
+        name: "pipeline-check",
+        intervalMs: settings.pipelineCheckIntervalMs,
+        timeoutMs: 5 * 60_000,
+        // Reports only; nothing to leave out on a dry run but the published result.
+        run: (o) => pipelineCheck.run({ signal: o.signal, publish: !o.dryRun }),
+      },
     ],
   });
   return {
     reconciler,
     sweep,
     doctor,
+    pipelineCheck,
     ownerPurge,
     scheduler,
     jobHandlers: ownerPurge.jobHandlers(),

@@ -64,7 +64,7 @@ describe("UploadsService when the database is unreachable", () => {
     expect(await buffer?.length()).toBe(2);
     // The database is back: the drain writes both rows, with the ids the clients were given.
     inner.fail = null;
-    expect(await buffer?.drain()).toBe(2);
+    expect((await buffer?.drain())?.replayed).toBe(2);
     if (second.kind === "created") expect(inner.rows.has(second.image.id)).toBe(true);
   });
 

@@ -4,6 +4,7 @@ import path from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { BUFFER_STREAM } from "../../src/services/intent-buffer.ts";
 import { Api, putTo } from "../support/api.ts";
 import { makeImage } from "../support/fixtures.ts";
 import { eventually, kvEnvTargets, type Running, startImgup } from "../support/harness.ts";
@@ -95,8 +96,8 @@ describe.skipIf(!url || !kvTarget)("a database outage under load", () => {
     // Every request in flight has been answered; the database is still cut off.
     const breakerDuringOutage = run.imgup.breaker.state;
     const bufferedDuringOutage = await run.imgup.intentBuffer.length();
-    const bufferedIds = (await run.imgup.kv.streamRange("buffer:intents", bufferedDuringOutage + 1)).map(
-      (e) => (JSON.parse(e.payload) as { id: string }).id,
+    const bufferedIds = (await run.imgup.kv.streamRange(BUFFER_STREAM, bufferedDuringOutage + 1)).map(
+      (e) => (JSON.parse(e.payload) as { image: { id: string } }).image.id,
     );
     await proxy.start();
     step(`database back; draining ${bufferedDuringOutage} buffered intents`);

@@ -83,6 +83,17 @@ describe.each(kvTargets())("KeyValueStore contract on $name", (target) => {
     expect(await kv.deleteIfEquals("lock", "mine")).toBe(false);
   });
 
+  it("extendIfEquals sets a new TTL only while the value matches", async () => {
+    await kv.set("lock", "mine", 60_000);
+    await kv.set("other", "theirs", 60_000);
+    // A TTL shorter than the one it had shows the new TTL took effect without waiting a long one out.
+    expect(await kv.extendIfEquals("other", "mine", 50)).toBe(false);
+    expect(await kv.extendIfEquals("lock", "mine", 50)).toBe(true);
+    await eventually(async () => (await kv.get("lock")) === null);
+    expect(await kv.get("other")).toBe("theirs");
+    expect(await kv.extendIfEquals("lock", "mine", 60_000)).toBe(false);
+  });
+
   it("50 concurrent setIfAbsent on one key: exactly one wins", async () => {
     const results = await Promise.all(
       Array.from({ length: 50 }, (_, i) => kv.setIfAbsent("race", `w${i}`, 10_000)),

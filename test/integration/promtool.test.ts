@@ -13,17 +13,17 @@ const installed = promtoolPath();
 describe.skipIf(!installed)("deploy/prometheus passes promtool", () => {
   it("check config: prometheus.yml and the rule file it names", async () => {
     const { code, output } = await promtool(["check", "config", "prometheus.yml"], undefined, DEPLOY);
-    expect(output).toMatch(/SUCCESS: 3 rules found/);
+    expect(output).toMatch(/SUCCESS: 5 rules found/);
     expect(code, output).toBe(0);
   });
 
-  it("check rules: the three alerts, on metrics imgup exports", async () => {
+  it("check rules: the five alerts, on metrics imgup exports", async () => {
     const { code, output } = await promtool(["check", "rules", "alerts.yml"], undefined, DEPLOY);
     expect(code, output).toBe(0);
-    expect(output).toMatch(/SUCCESS: 3 rules found/);
+    expect(output).toMatch(/SUCCESS: 5 rules found/);
   });
 
-  it("test rules: the breaker and backlog alerts fire when they should, and not before", async () => {
+  it("test rules: the breaker, backlog, events-not-arriving and dead-letter alerts fire when they should, and not before", async () => {
     const { code, output } = await promtool(["test", "rules", "alerts.test.yml"], undefined, DEPLOY);
     expect(code, output).toBe(0);
   });
@@ -57,6 +57,11 @@ describe.skipIf(!installed)("promtool check metrics on an embedded imgup's /metr
     expect(body).toMatch(/^imgup_images_finalized_total\{status="ready",reason=""\} 1$/m);
     expect(body).toMatch(/^imgup_processing_duration_seconds_count\{outcome="ready"\} 1$/m);
     expect(body).toMatch(/^imgup_images_pending_lapsed_seconds 0$/m);
+    // The outage buffer and the pipeline check: nothing buffered, no check has flagged anything.
+    expect(body).toMatch(/^imgup_buffer_entries 0$/m);
+    expect(body).toMatch(/^imgup_buffer_dead_letters 0$/m);
+    expect(body).toMatch(/^imgup_images_pending_with_object 0$/m);
+    expect(body).toMatch(/^imgup_images_pending_with_object_oldest_seconds 0$/m);
     expect(body).toMatch(/^nodejs_active_handles\{/m);
     for (const name of DROPPED_DEFAULT_METRICS) expect(body).not.toContain(`${name} `);
     const { code, output } = await checkMetrics(body);

@@ -1,4 +1,9 @@
-import type { ImagePatch, ImagesRepository, NewImage } from "../../src/db/images-repository.ts";
+import type {
+  ImagePatch,
+  ImagesRepository,
+  InsertIfAbsentResult,
+  NewImage,
+} from "../../src/db/images-repository.ts";
 import type { ImageRecord, ImageStatus, Visibility } from "../../src/domain/image.ts";
 import { pendingRecord } from "../../src/services/uploads.ts";
 
@@ -30,11 +35,20 @@ export class FakeImagesRepository implements ImagesRepository {
     return record;
   }
 
-  async insertIfAbsent(image: NewImage): Promise<boolean> {
+  async insertIfAbsent(image: NewImage): Promise<InsertIfAbsentResult> {
     this.check("insertIfAbsent");
-    if (this.rows.has(image.id)) return false;
+    if (this.rows.has(image.id)) return { outcome: "exists" };
+    const key = image.idempotencyKey;
+    const holder = key === null ? null : this.byIdempotencyKey(image.ownerId, key);
+    if (holder)
+      return { outcome: "conflict", constraint: "images_owner_idempotency_key_uq", existingId: holder.id };
     this.rows.set(image.id, recordOf(image));
-    return true;
+    return { outcome: "inserted" };
+  }
+
+  private byIdempotencyKey(ownerId: string, key: string): ImageRecord | null {
+    for (const r of this.rows.values()) if (r.ownerId === ownerId && r.idempotencyKey === key) return r;
+    return null;
   }
 
   async findReadyBySha256(ownerId: string, sha256: string, visibility: Visibility) {
@@ -59,8 +73,7 @@ export class FakeImagesRepository implements ImagesRepository {
 
   async findByIdempotencyKey(ownerId: string, key: string) {
     this.check("findByIdempotencyKey");
-    for (const r of this.rows.values()) if (r.ownerId === ownerId && r.idempotencyKey === key) return r;
-    return null;
+    return this.byIdempotencyKey(ownerId, key);
   }
 
   async listForOwner(ownerId: string) {
