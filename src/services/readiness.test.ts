@@ -1,5 +1,10 @@
+import pino from "pino";
 import { describe, expect, it } from "vitest";
-import { checkReadiness, isDegraded } from "./readiness.ts";
+import { loadConfig } from "../config.ts";
+import { MemoryKeyValueStore } from "../kv/memory.ts";
+import type { ObjectStore } from "../storage/object-store.ts";
+import { checkReadiness, isDegraded, type ReadinessCheck, roleReadiness } from "./readiness.ts";
+import { HealthSignals } from "./readiness-signals.ts";
 
 describe("checkReadiness", () => {
   it("a dependency that hangs reads as timed out, is aborted, and does not hold up the others", async () => {
@@ -53,5 +58,33 @@ describe("checkReadiness", () => {
     const pending = checkReadiness({ db: late }, 20);
     expect(await pending).toEqual({ db: "timed out after 20 ms" });
     release();
+  });
+});
+
+describe("roleReadiness: the AMQP event consumer", () => {
+  const down = async () => {
+    throw new Error("AMQP event queue not consumed: connect ECONNREFUSED 127.0.0.1:5672");
+  };
+  const probe = (role: "worker" | "all", eventQueue: ReadinessCheck) =>
+    roleReadiness({
+      config: loadConfig({ IMGUP_EVENTS_AMQP_URL: "amqp://guest:guest@127.0.0.1:5672" }, { role }),
+      database: async () => undefined,
+      kv: new MemoryKeyValueStore(),
+      store: { kind: "local", ping: async () => undefined } as unknown as ObjectStore,
+      signals: new HealthSignals(new MemoryKeyValueStore(), pino({ level: "silent" })),
+      runLoop: null,
+      eventQueue,
+    })();
+
+  it("a worker-only process is not ready while the consumer is down; 'all' only degrades", async () => {
+    expect((await probe("worker", down)).eventQueue).toBe(
+      "AMQP event queue not consumed: connect ECONNREFUSED 127.0.0.1:5672",
+    );
+    const all = await probe("all", down);
+    expect(all.eventQueue).toBe(
+      "degraded: AMQP event queue not consumed: connect ECONNREFUSED 127.0.0.1:5672",
+    );
+    expect(isDegraded(all.eventQueue as string)).toBe(true);
+    expect((await probe("worker", async () => undefined)).eventQueue).toBe("ok");
   });
 });

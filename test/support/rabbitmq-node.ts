@@ -76,7 +76,13 @@ export async function startRabbitNode(): Promise<RabbitNode> {
   const stop = async () => {
     await ctl("stop").catch(() => undefined);
   };
-  await start();
+  try {
+    await start();
+  } catch (err) {
+    await stop();
+    await rm(dir, { recursive: true, force: true });
+    throw err;
+  }
   return {
     url: `amqp://guest:guest@127.0.0.1:${port}/`,
     port,
