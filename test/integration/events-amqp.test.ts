@@ -122,6 +122,8 @@ describe.skipIf(!db || !redis || !connection || !rabbit)(
         IMGUP_EVENTS_AMQP_URL: broker.url,
         IMGUP_EVENTS_AMQP_QUEUE: QUEUE,
         IMGUP_JOB_POLL_MS: "100",
+        // A killed worker's job is claimed again once its lease lapses: short, so the test ends soon.
+        IMGUP_JOB_LEASE_MS: "10000",
         IMGUP_RATE_LIMIT_PER_SEC: "10000",
         IMGUP_RATE_LIMIT_BURST: "10000",
         LOG_LEVEL: "warn",
@@ -224,6 +226,9 @@ describe.skipIf(!db || !redis || !connection || !rabbit)(
       }
       if (!running.has(worker as RoleProcess)) await startWorker();
       await allReady(ids);
+      // A job whose worker was killed stays running until its lease lapses and a worker finds the
+      // image ready ("skipped", done): ready comes first.
+      await eventually(async () => (await processJobs(ids)).every((j) => j.status === "done"), 300_000);
       const jobs = await processJobs(ids);
       expect(jobs).toHaveLength(KILL_BATCH);
       expect(jobs.filter((j) => j.status !== "done")).toEqual([]);

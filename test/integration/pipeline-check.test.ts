@@ -7,6 +7,7 @@ import { makeImage } from "../support/fixtures.ts";
 import { dbTargets, eventually, type Running, startImgup } from "../support/harness.ts";
 
 const target = dbTargets().at(-1);
+const OPS_TOKEN = "ops-token-for-the-pipeline-check-test";
 
 /**
  * Events not arriving: an upload's object is in the storage, its image still pending with no job.
@@ -19,6 +20,8 @@ describe.skipIf(!target)("pipeline check: uploads whose storage event never came
   beforeAll(async () => {
     run = await startImgup((target as NonNullable<typeof target>).make(), {
       IMGUP_EVENT_STALL_MS: "1000",
+      // With DATABASE_URL the API port's /metrics needs the ops token (issue 13).
+      IMGUP_OPS_TOKEN: OPS_TOKEN,
       IMGUP_PIPELINE_CHECK_INTERVAL_MS: "1000",
     });
     // A storage that announces nothing: the event path is "broken".
@@ -47,7 +50,8 @@ describe.skipIf(!target)("pipeline check: uploads whose storage event never came
     ).toBe("enqueued");
 
     // The scheduler's check publishes once the object is past the stall threshold.
-    const scrape = async () => (await fetch(`${run.baseUrl}/metrics`)).text();
+    const scrape = async () =>
+      (await fetch(`${run.baseUrl}/metrics`, { headers: { authorization: `Bearer ${OPS_TOKEN}` } })).text();
     const text = await eventually(async () => {
       const body = await scrape();
       return /^imgup_images_pending_with_object 1$/m.test(body) ? body : null;
