@@ -189,7 +189,12 @@ export function unlessReplayed(
   };
 }
 
+/** The serializer writes the image's id first (the schema's order); parsing the whole answer is the fallback. */
+const LEADING_IMAGE_ID = /^\{"image":\{"id":"([A-Za-z0-9_-]+)"/;
+
 function imageIdOf(body: string): string | undefined {
+  const leading = LEADING_IMAGE_ID.exec(body);
+  if (leading) return leading[1];
   try {
     const id = (JSON.parse(body) as { image?: { id?: unknown } }).image?.id;
     return typeof id === "string" ? id : undefined;
