@@ -1,22 +1,11 @@
-import { isAppError } from "../domain/errors.ts";
 import type { ObjectCreatedEvent } from "../storage/object-store.ts";
-import { parseStorageEvents } from "./parse-storage-event.ts";
+import { parseEventMessageText } from "./parse-storage-event.ts";
 
 const LOGGED_BODY_CHARS = 512;
 
 /** The created objects an AMQP message announces; throws (with a reason to log) when unreadable. */
 export function parseAmqpEventMessage(content: Buffer): ObjectCreatedEvent[] {
-  let json: unknown;
-  try {
-    json = JSON.parse(content.toString("utf8"));
-  } catch {
-    throw new Error("the message body is not JSON");
-  }
-  try {
-    return parseStorageEvents(json).events;
-  } catch (err) {
-    throw new Error(isAppError(err) ? err.message : "the event could not be parsed");
-  }
+  return parseEventMessageText(content.toString("utf8"));
 }
 
 /** Enough of a body to recognise it in a log, never the whole of a hostile one. */

@@ -162,6 +162,24 @@ function parseEventBridge(event: Record<string, unknown>): ParsedStorageEvents {
  * S3-style keys are application/x-www-form-urlencoded: "+" is a space, then percent-escapes
  * (UTF-8). A malformed escape means the record is not what it claims to be.
  */
+/**
+ * The created objects a queue message's body announces (SQS, AMQP); throws an Error whose message
+ * says why when the body is unreadable, for a log line or a dead-letter reason.
+ */
+export function parseEventMessageText(text: string): ObjectCreatedEvent[] {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    throw new Error("the message body is not JSON");
+  }
+  try {
+    return parseStorageEvents(json).events;
+  } catch (err) {
+    throw new Error(isAppError(err) ? err.message : "the event could not be parsed");
+  }
+}
+
 export function decodeFormKey(encoded: string, where = "key"): string {
   if (encoded.length > MAX_ENCODED_KEY_CHARS) throw invalid(`${where} is too long`);
   try {

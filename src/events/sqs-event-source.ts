@@ -6,9 +6,8 @@ import {
   type SQSClient,
 } from "@aws-sdk/client-sqs";
 import type pino from "pino";
-import { isAppError } from "../domain/errors.ts";
 import type { ObjectCreatedEvent } from "../storage/object-store.ts";
-import { parseStorageEvents } from "./parse-storage-event.ts";
+import { parseEventMessageText } from "./parse-storage-event.ts";
 
 export interface SqsEventSourceOptions {
   client: Pick<SQSClient, "send">;
@@ -170,17 +169,7 @@ export class SqsEventSource {
 
   #parse(body: string | undefined): ObjectCreatedEvent[] {
     if (body === undefined) throw new Error("the message has no body");
-    let json: unknown;
-    try {
-      json = JSON.parse(body);
-    } catch {
-      throw new Error("the message body is not JSON");
-    }
-    try {
-      return parseStorageEvents(json).events;
-    } catch (err) {
-      throw new Error(isAppError(err) ? err.message : "the event could not be parsed");
-    }
+    return parseEventMessageText(body);
   }
 
   async #delete(messages: Message[]): Promise<void> {
