@@ -103,12 +103,12 @@ describe("assertDeployable", () => {
     expect(() => assertDeployable(loadConfig(shared), shared)).toThrow(/IMGUP_SIGNING_SECRET/);
   });
 
-  it("refuses an API or scheduler without REDIS_URL unless told it is the only instance", () => {
+  it("refuses an API, scheduler or worker without REDIS_URL unless told it is the only instance", () => {
     const env = { IMGUP_SIGNING_SECRET: secret };
     expect(() => assertDeployable(loadConfig(env, { role: "api" }), env)).toThrow(/^REDIS_URL: must be set/);
     expect(() => assertDeployable(loadConfig(env, { role: "scheduler" }), env)).toThrow(/REDIS_URL/);
-    // Workers share only the database queue.
-    expect(() => assertDeployable(loadConfig(env, { role: "worker" }), env)).not.toThrow();
+    // A worker buffers the storage events it cannot enqueue there, and publishes its heartbeat.
+    expect(() => assertDeployable(loadConfig(env, { role: "worker" }), env)).toThrow(/REDIS_URL/);
     const single = { ...env, IMGUP_SINGLE_INSTANCE: "true" };
     expect(() => assertDeployable(loadConfig(single, { role: "api" }), single)).not.toThrow();
     const full = { ...env, REDIS_URL: "redis://127.0.0.1:6379" };

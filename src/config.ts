@@ -459,10 +459,12 @@ export function assertDeployable(config: Config, env: Env): void {
     );
   }
   const single = new EnvReader(env).bool("IMGUP_SINGLE_INSTANCE", false);
-  if (!config.kv.redisUrl && config.role !== "worker" && !single) {
+  // A worker too: storage events it cannot enqueue during an outage are buffered there, and an
+  // in-process buffer dies with the process that acknowledged them.
+  if (!config.kv.redisUrl && !single) {
     throw new ConfigError(
       "REDIS_URL",
-      `must be set (${why}; rate limits, idempotency, the outage buffer and the scheduler's lock are shared through it), or IMGUP_SINGLE_INSTANCE=true for one API process`,
+      `must be set (${why}; rate limits, idempotency, the outage buffer, worker heartbeats and the scheduler's lock are shared through it), or IMGUP_SINGLE_INSTANCE=true for one process`,
     );
   }
 }

@@ -53,7 +53,7 @@ describe.skipIf(!DATABASE_URL)("migrations are an explicit step (PostgreSQL)", (
   });
 
   it("refuses an unmigrated or newer schema naming what to do, and migrates only when told", async () => {
-    const refused = await runCli(["serve", "--role", "worker"], env());
+    const refused = await runCli(["serve", "--role", "worker"], { ...env(), IMGUP_SINGLE_INSTANCE: "true" });
     expect(refused.code, refused.stderr).toBe(1);
     expect(refused.stderr).toContain("run `imgup migrate` first");
     const keys = await runCli(["keys", "list"], env());

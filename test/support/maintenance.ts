@@ -83,6 +83,10 @@ export async function spawnWorker(run: Running, env: Record<string, string>): Pr
       DATABASE_SCHEMA: database.schema,
       IMGUP_DEV_KEY: "false",
       IMGUP_SIGNING_SECRET: run.config.signingSecret ?? "",
+      // The instance's KV when it has Redis (the outage buffer and heartbeats are shared there).
+      ...(run.config.kv.redisUrl
+        ? { REDIS_URL: run.config.kv.redisUrl, REDIS_KEY_PREFIX: run.config.kv.keyPrefix }
+        : { IMGUP_SINGLE_INSTANCE: "true" }),
       LOG_LEVEL: "debug",
       ...env,
     },
