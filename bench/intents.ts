@@ -69,6 +69,10 @@ const baseline = values.baseline
       role: "api",
       backends,
       bin: path.join(values.baseline, "bin", "imgup.js"),
+    }).catch(async (err) => {
+      // The first server is running already: it must not outlive a baseline that did not start.
+      await imgup.cleanup();
+      throw err;
     })
   : null;
 const bareNs = freshNamespace("bare");

@@ -40,7 +40,13 @@ describe("deploy/Procfile", () => {
 
   /** Runs a Procfile command the way foreman does: `sh -c`, with the environment and `imgup` on PATH. */
   function start(command: string): Proc {
-    const child = spawn("sh", ["-c", command], { cwd: dir, env, stdio: ["ignore", "pipe", "pipe"] });
+    // Its own process group, signalled as a whole as foreman does: `sh` alone would leave imgup behind.
+    const child = spawn("sh", ["-c", command], {
+      cwd: dir,
+      env,
+      stdio: ["ignore", "pipe", "pipe"],
+      detached: true,
+    });
     let out = "";
     child.stdout?.on("data", (d: Buffer) => {
       out += d;
@@ -80,9 +86,17 @@ describe("deploy/Procfile", () => {
 
   afterAll(async () => {
     for (const p of procs) {
+      const group = -(p.child.pid ?? 0);
+      const signal = (name: NodeJS.Signals) => {
+        try {
+          process.kill(group, name);
+        } catch {
+          // The group is gone already.
+        }
+      };
+      signal("SIGTERM");
       if (p.child.exitCode === null && p.child.signalCode === null) {
-        p.child.kill("SIGTERM");
-        const timer = setTimeout(() => p.child.kill("SIGKILL"), 30_000);
+        const timer = setTimeout(() => signal("SIGKILL"), 30_000);
         await p.exit;
         clearTimeout(timer);
       }
