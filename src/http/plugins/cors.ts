@@ -65,6 +65,23 @@ const METHODS: Record<CorsArea, string[]> = {
  * Registered before authentication: a preflight carries no credentials.
  */
 export async function registerCors(app: App, settings: CorsSettings): Promise<void> {
+  // Built once: the delegator runs on every request.
+  const policies = Object.fromEntries(
+    (Object.keys(METHODS) as CorsArea[]).map((area) => {
+      const origins = area === "delivery" ? settings.deliveryOrigins : settings.apiOrigins;
+      const policy: FastifyCorsOptions = {
+        origin: origins === "*" ? "*" : origins.length > 0 ? origins : false,
+        methods: METHODS[area],
+        allowedHeaders: CORS_ALLOWED_HEADERS,
+        exposedHeaders: CORS_EXPOSED_HEADERS,
+        maxAge: 600,
+        credentials: false,
+        strictPreflight: false,
+      };
+      return [area, policy];
+    }),
+  ) as Record<CorsArea, FastifyCorsOptions>;
+  const none: FastifyCorsOptions = { origin: false };
   const optionsFor = (request: FastifyRequest): FastifyCorsOptions => {
     const area = corsAreaOf(request.url);
     // A plain OPTIONS (no Origin or no requested method) is not a preflight: methods.ts answers it.
@@ -72,30 +89,27 @@ export async function registerCors(app: App, settings: CorsSettings): Promise<vo
       request.method !== "OPTIONS" ||
       (request.headers.origin !== undefined &&
         request.headers["access-control-request-method"] !== undefined);
-    if (area === null || !preflightLike) return { origin: false };
-    const origins = area === "delivery" ? settings.deliveryOrigins : settings.apiOrigins;
-    return {
-      origin: origins === "*" ? "*" : origins.length > 0 ? origins : false,
-      methods: METHODS[area],
-      allowedHeaders: CORS_ALLOWED_HEADERS,
-      exposedHeaders: CORS_EXPOSED_HEADERS,
-      maxAge: 600,
-      credentials: false,
-      strictPreflight: false,
-    };
+    return area === null || !preflightLike ? none : policies[area];
   };
-  await app.register(cors, { delegator: async (request: FastifyRequest) => optionsFor(request) });
+  // The callback form: a promise per request is measurable on the intents path.
+  await app.register(cors, {
+    delegator: (
+      request: FastifyRequest,
+      callback: (err: Error | null, options: FastifyCorsOptions) => void,
+    ) => callback(null, optionsFor(request)),
+  });
 
   // @fastify/cors adds Vary: Origin to every answer of a per-request policy. It matters only where
   // Access-Control-Allow-Origin depends on Origin; elsewhere it would split CDN caches for nothing.
-  app.addHook("onSend", async (request, reply) => {
+  const fixedArea: Record<CorsArea, boolean> = {
+    api: settings.apiOrigins.length === 0,
+    storage: settings.apiOrigins.length === 0,
+    delivery: settings.deliveryOrigins === "*" || settings.deliveryOrigins.length === 0,
+  };
+  app.addHook("onSend", (request, reply, payload, done) => {
     const area = corsAreaOf(request.url);
-    const fixed =
-      area === null ||
-      (area === "delivery" && settings.deliveryOrigins === "*") ||
-      (area !== "delivery" && settings.apiOrigins.length === 0) ||
-      (area === "delivery" && settings.deliveryOrigins.length === 0);
-    if (fixed) removeVary(reply, "origin");
+    if (area === null || fixedArea[area]) removeVary(reply, "origin");
+    done(null, payload);
   });
 }
 

@@ -1,7 +1,7 @@
 import type { Server, ServerOptions } from "node:http";
 import type { Socket } from "node:net";
 import { Transform, type TransformCallback } from "node:stream";
-import type { FastifyRequest } from "fastify";
+import type { FastifyReply, FastifyRequest } from "fastify";
 import type { Config } from "../../config.ts";
 import { type AppError, ERRORS } from "../../domain/errors.ts";
 import { lingerOnClose } from "../proxy-body.ts";
@@ -60,25 +60,18 @@ export function capConnectionsPerAddress(server: Server, max: number): void {
 }
 
 /**
- * A request body's clock: small (JSON) bodies must arrive whole within `bodyTimeoutMs`; upload
- * bodies must keep up `uploadMinBytesPerSecond` over every window of `uploadRateGraceMs` (the first
- * window is the grace). A body that falls behind fails with a 408 AppError, which the route's
- * reader reports as its error; the socket is closed once that answer is out.
+ * An upload body's clock: it must keep up `uploadMinBytesPerSecond` over every window of
+ * `uploadRateGraceMs` (the first window is the grace). A body that falls behind fails with a 408
+ * AppError, which the route's reader reports as its error; the socket is closed once that answer
+ * is out.
  */
 class BodyClock extends Transform {
   private timer: NodeJS.Timeout | undefined;
   private windowBytes = 0;
 
-  constructor(
-    mode: { kind: "deadline"; ms: number } | { kind: "rate"; minPerSec: number; windowMs: number },
-  ) {
+  constructor(mode: { kind: "rate"; minPerSec: number; windowMs: number }) {
     super();
-    if (mode.kind === "deadline") {
-      this.timer = setTimeout(
-        () => this.cut(ERRORS.bodyTimeout(`the body did not arrive within ${mode.ms} ms`)),
-        mode.ms,
-      );
-    } else if (mode.minPerSec > 0) {
+    if (mode.minPerSec > 0) {
       const needed = (mode.minPerSec * mode.windowMs) / 1000;
       this.timer = setInterval(() => {
         if (this.windowBytes < needed) {
@@ -129,22 +122,45 @@ function announcesBody(request: FastifyRequest): boolean {
   );
 }
 
+/**
+ * A small (JSON) body must arrive whole within `ms`. No stream in between, which would cost every
+ * API request a Transform: at the deadline the body's reader (Fastify's, listening for `error`)
+ * is failed with a 408. Not `destroy`: that would close the socket before the answer is written.
+ */
+function startBodyDeadline(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  payload: NodeJS.ReadableStream,
+  ms: number,
+): void {
+  const timer = setTimeout(() => {
+    if (request.raw.complete || reply.sent) return;
+    cutRequests.add(request);
+    const err = ERRORS.bodyTimeout(`the body did not arrive within ${ms} ms`);
+    if (payload.listenerCount("error") > 0) payload.emit("error", err);
+    else request.raw.destroy(err);
+  }, ms);
+  timer.unref();
+  // Holds the request until then otherwise: one per request at the intents' rate adds up.
+  reply.raw.once("finish", () => clearTimeout(timer));
+  payload.once("end", () => clearTimeout(timer));
+}
+
 /** Starts every request body's clock, and closes the connection of a body it cut. */
 export function registerWireLimits(app: App, limits: HttpLimits): void {
   capConnectionsPerAddress(app.server, limits.maxConnectionsPerIp);
 
   app.addHook("preParsing", (request, reply, payload, done) => {
     if (!announcesBody(request)) return done(null, payload);
-    const isUpload = UPLOAD_ROUTES.has(`${request.method} ${request.routeOptions.url}`);
-    const clock = new BodyClock(
-      isUpload
-        ? {
-            kind: "rate",
-            minPerSec: limits.uploadMinBytesPerSecond,
-            windowMs: limits.uploadRateGraceMs || 1000,
-          }
-        : { kind: "deadline", ms: limits.bodyTimeoutMs },
-    );
+    if (!UPLOAD_ROUTES.has(`${request.method} ${request.routeOptions.url}`)) {
+      startBodyDeadline(request, reply, payload, limits.bodyTimeoutMs);
+      return done(null, payload);
+    }
+    const clock = new BodyClock({
+      kind: "rate",
+      minPerSec: limits.uploadMinBytesPerSecond,
+      windowMs: limits.uploadRateGraceMs || 1000,
+    });
     clock.once("error", () => {
       cutRequests.add(request);
       // The client's remaining bytes are not wanted; the reader was told through the error.
