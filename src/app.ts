@@ -4,6 +4,7 @@ import sharp from "sharp";
 import type { Config } from "./config.ts";
 import { type ApiKeysRepository, KyselyApiKeysRepository } from "./db/api-keys-repository.ts";
 import { DatabaseBreaker, isDatabaseUnavailable } from "./db/breaker.ts";
+import { KyselyClaimsRepository } from "./db/claims-repository.ts";
 import { assertSchemaCurrent, type DatabaseHandle, migrateToLatest, openDatabase } from "./db/connect.ts";
 import { GuardedImagesRepository } from "./db/guarded-images-repository.ts";
 import { guardPort } from "./db/guarded-port.ts";
@@ -31,6 +32,7 @@ import { createMetrics, type Metrics } from "./metrics.ts";
 import { loadOrCreateSecret } from "./secrets.ts";
 import { AuthService } from "./services/auth.ts";
 import { BoundedQueue } from "./services/bounded-queue.ts";
+import { ClaimsService } from "./services/claims.ts";
 import { DeliveryService } from "./services/delivery.ts";
 import { createDevKey, type DemoLink, demoPageLink } from "./services/dev-key.ts";
 import type { UrlBuilder } from "./services/image-view.ts";
@@ -235,6 +237,7 @@ export async function createImgup(
     presetNames: Object.keys(config.delivery.presets),
   };
 
+  const claims = guardPort(new KyselyClaimsRepository(database.db), breaker);
   const maintenance = createMaintenance({
     db: database.db,
     store,
@@ -250,6 +253,7 @@ export async function createImgup(
     metrics,
     guard: (repo) => guardPort(repo, breaker),
     buffer: intentBuffer,
+    claims,
   });
   metrics.observePipeline(() => maintenance.pipelineCheck.latest());
   const runsScheduler = config.role === "all" || config.role === "scheduler";
@@ -308,6 +312,7 @@ export async function createImgup(
     runLoop: runner,
     eventQueue: amqp ? () => amqp.check() : null,
   });
+  const images = new ImagesService(imagesRepo, jobs, metrics);
   const http =
     config.role === "all" || config.role === "api"
       ? await buildHttpServer(
@@ -334,7 +339,7 @@ export async function createImgup(
               logger,
             ),
             completion: new UploadCompletionService(imagesRepo, store, jobs, config.uploads.urlTtlSeconds),
-            images: new ImagesService(imagesRepo, jobs, metrics),
+            images,
             ownerPurge: maintenance.ownerPurge,
             delivery,
             variants,
@@ -342,6 +347,7 @@ export async function createImgup(
             urls,
             localStorage: localStore,
             readiness,
+            claims: new ClaimsService(claims, images),
           },
           logger,
         )

@@ -73,6 +73,8 @@ export interface Config {
     urlTtlSeconds: number;
     defaultVisibility: "public" | "private";
     multipartPartSize: number;
+    /** How long an image that requires a claim lives unclaimed (a profile may say otherwise). */
+    claimTtlSeconds: number;
   };
   delivery: {
     privateUrlTtlSeconds: number;
@@ -123,6 +125,8 @@ export interface Config {
     /** An upload object this old whose image is still pending with no job: events are not arriving. */
     eventStallMs: number;
     pipelineCheckIntervalMs: number;
+    /** How often images past their claim deadline are deleted. */
+    unclaimedExpiryIntervalMs: number;
   };
   jobs: {
     concurrency: number;
@@ -333,6 +337,7 @@ export function loadConfig(env: Env, overrides: { role?: Role } = {}): Config {
       urlTtlSeconds: r.int("IMGUP_UPLOAD_URL_TTL", 600, 1, 7 * 24 * 3600),
       defaultVisibility: r.oneOf("IMGUP_DEFAULT_VISIBILITY", ["public", "private"] as const, "public"),
       multipartPartSize: r.int("IMGUP_MULTIPART_PART_SIZE", 8 * 1024 * 1024, 5 * 1024 * 1024, 5 * 1024 ** 3),
+      claimTtlSeconds: r.int("IMGUP_CLAIM_TTL_SECONDS", 24 * 3600, 1, 365 * 24 * 3600),
     },
     delivery: {
       privateUrlTtlSeconds: r.int("IMGUP_PRIVATE_URL_TTL", 3600, 1, 7 * 24 * 3600),
@@ -367,6 +372,7 @@ export function loadConfig(env: Env, overrides: { role?: Role } = {}): Config {
       sweepGraceMs: r.int("IMGUP_SWEEP_GRACE_MS", 24 * 3600_000, 1000, 30 * 24 * 3600_000),
       eventStallMs: r.int("IMGUP_EVENT_STALL_MS", 2 * 60_000, 1000, 24 * 3600_000),
       pipelineCheckIntervalMs: r.int("IMGUP_PIPELINE_CHECK_INTERVAL_MS", 60_000, 1000, 24 * 3600_000),
+      unclaimedExpiryIntervalMs: r.int("IMGUP_UNCLAIMED_EXPIRY_INTERVAL_MS", 60_000, 1000, 24 * 3600_000),
     },
     jobs: {
       concurrency: r.int("IMGUP_WORKER_CONCURRENCY", 2, 1, 256),

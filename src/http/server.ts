@@ -15,6 +15,7 @@ import { registerDemoPage } from "./routes/demo-page.ts";
 import { registerApiReference } from "./routes/docs-page.ts";
 import { registerStorageEventsWebhook } from "./routes/events-storage.ts";
 import { registerHealth } from "./routes/health.ts";
+import { registerClaimImage } from "./routes/images-claim.ts";
 import { registerCreateImage } from "./routes/images-create.ts";
 import { registerDeleteImage } from "./routes/images-delete.ts";
 import { registerGetImage } from "./routes/images-get.ts";
@@ -97,6 +98,7 @@ export async function buildHttpServer(deps: HttpDeps, logger: Logger): Promise<A
   registerGetVariants(app, deps);
   registerLocalStorage(app, deps);
   registerStorageEventsWebhook(app, deps);
+  registerClaimImage(app, deps);
   registerDemoPage(app, deps);
   await registerApiReference(app, deps);
   return app;

@@ -10,6 +10,7 @@ import type { Config } from "../config.ts";
 import type { KeyValueStore } from "../kv/kv.ts";
 import type { Metrics } from "../metrics.ts";
 import type { AuthService, Principal } from "../services/auth.ts";
+import type { ClaimsService } from "../services/claims.ts";
 import type { DeliveryService } from "../services/delivery.ts";
 import type { UrlBuilder } from "../services/image-view.ts";
 import type { ImagesService } from "../services/images.ts";
@@ -48,6 +49,7 @@ export interface HttpDeps {
   /** Present when the embedded storage serves its own upload URLs. */
   localStorage: LocalObjectStore | null;
   readiness: () => Promise<Record<string, "ok" | string>>;
+  claims: ClaimsService;
 }
 
 declare module "fastify" {

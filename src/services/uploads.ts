@@ -37,7 +37,14 @@ export type IntentResult =
   /** The Idempotency-Key was used before (found in the database): the same image again. */
   | { kind: "existing"; image: ImageRecord; upload: UploadInstructions | null };
 
-export type UploadsPolicy = UploadPolicy & { urlTtlSeconds: number; multipartPartSize: number };
+export type UploadsPolicy = UploadPolicy & {
+  urlTtlSeconds: number;
+  multipartPartSize: number;
+  /** Default lifetime of an unclaimed image that requires a claim. */
+  claimTtlSeconds?: number;
+};
+
+const DEFAULT_CLAIM_TTL_SECONDS = 24 * 3600;
 
 /** Upload intents: the client gets URLs to put the bytes straight into the storage. */
 export class UploadsService {
@@ -79,6 +86,7 @@ export class UploadsService {
       idempotencyKey: idempotencyKey ?? null,
       uploadExpiresAt: new Date(upload.expiresAt),
       ...extra,
+      ...this.claimOf(input.claim === true, null),
     };
     try {
       const image = await this.images.insert(newImage);
@@ -117,6 +125,15 @@ export class UploadsService {
     if (image.idempotencyKey !== key) return { kind: "deduplicated", image };
     if (image.status !== "pending") return { kind: "existing", image, upload: null };
     return { kind: "existing", image, upload: await this.reissue(image) };
+  }
+
+  /** The claim deadline of a new image, when it requires a claim. */
+  private claimOf(required: boolean, ttlSeconds: number | null) {
+    const ttl = ttlSeconds ?? this.policy.claimTtlSeconds ?? DEFAULT_CLAIM_TTL_SECONDS;
+    return {
+      claimRequired: required,
+      claimExpiresAt: required ? new Date(this.now() + ttl * 1000) : null,
+    };
   }
 
   /** Dedup without an existence oracle: only this owner's ready images, whose hash the worker computed. */
@@ -263,5 +280,11 @@ export function pendingRecord(image: NewImage, now: number): ImageRecord {
     updatedAt: at,
     readyAt: null,
     deletedAt: null,
+    claimRequired: image.claimRequired ?? false,
+    claimExpiresAt: image.claimExpiresAt ?? null,
+    claimedAt: null,
+    ref: null,
+    profile: image.profile ?? null,
+    profileLimits: image.profileLimits ?? null,
   };
 }
