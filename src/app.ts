@@ -10,6 +10,7 @@ import { GuardedImagesRepository } from "./db/guarded-images-repository.ts";
 import { guardPort } from "./db/guarded-port.ts";
 import { KyselyImagesRepository } from "./db/images-repository.ts";
 import { readPendingStats } from "./db/pending-stats.ts";
+import { KyselyProfilesRepository } from "./db/profiles-repository.ts";
 import { DEFAULT_SPEC_LIMITS } from "./domain/transform-spec.ts";
 import { AmqpEventSource } from "./events/amqp-event-source.ts";
 import { createAmqpEventMetrics } from "./events/amqp-metrics.ts";
@@ -42,6 +43,7 @@ import { JwtVerifier } from "./services/jwt-verifier.ts";
 import { publishLocalAdmin } from "./services/local-admin.ts";
 import { createMaintenance, type Maintenance } from "./services/maintenance.ts";
 import { ProcessingService, processingDerivatives } from "./services/processing.ts";
+import { ProfilesService } from "./services/profiles.ts";
 import { ProxyUploadService } from "./services/proxy-upload.ts";
 import { createProxyUploadMetrics } from "./services/proxy-upload-metrics.ts";
 import { roleReadiness } from "./services/readiness.ts";
@@ -313,6 +315,11 @@ export async function createImgup(
     eventQueue: amqp ? () => amqp.check() : null,
   });
   const images = new ImagesService(imagesRepo, jobs, metrics);
+  const profiles = new ProfilesService(
+    config.uploads.profiles,
+    guardPort(new KyselyProfilesRepository(database.db), breaker),
+    { supportedTypes: config.uploads.allowedTypes, presetNames: Object.keys(config.delivery.presets) },
+  );
   const http =
     config.role === "all" || config.role === "api"
       ? await buildHttpServer(
@@ -329,6 +336,7 @@ export async function createImgup(
               intentBuffer,
               Date.now,
               () => signals.uploadIssued(),
+              profiles,
             ),
             proxyUploads: new ProxyUploadService(
               imagesRepo,
@@ -348,6 +356,7 @@ export async function createImgup(
             localStorage: localStore,
             readiness,
             claims: new ClaimsService(claims, images),
+            profiles,
           },
           logger,
         )

@@ -45,8 +45,8 @@ export interface UploadProfilesTable {
   name: string;
   /** JSON of the profile (domain/profiles.ts UploadProfile without its name). */
   settings: string;
-  created_at: Generated<Timestamp>;
-  updated_at: Generated<Timestamp>;
+  created_at: Timestamp;
+  updated_at: Timestamp;
 }
 
 export interface ApiKeysTable {

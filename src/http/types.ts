@@ -15,6 +15,7 @@ import type { DeliveryService } from "../services/delivery.ts";
 import type { UrlBuilder } from "../services/image-view.ts";
 import type { ImagesService } from "../services/images.ts";
 import type { OwnerPurgeService } from "../services/owner-purge.ts";
+import type { ProfilesService } from "../services/profiles.ts";
 import type { ProxyUploadService } from "../services/proxy-upload.ts";
 import type { StorageEventsService } from "../services/storage-events.ts";
 import type { UploadCompletionService } from "../services/upload-completion.ts";
@@ -50,6 +51,7 @@ export interface HttpDeps {
   localStorage: LocalObjectStore | null;
   readiness: () => Promise<Record<string, "ok" | string>>;
   claims: ClaimsService;
+  profiles: ProfilesService;
 }
 
 declare module "fastify" {
