@@ -1,5 +1,6 @@
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createClient } from "../../client/index.ts";
 import { KyselyClaimsRepository } from "../../src/db/claims-repository.ts";
 import { imagePrefix } from "../../src/domain/keys.ts";
 import { UnclaimedExpiry } from "../../src/services/unclaimed-expiry.ts";
@@ -25,6 +26,7 @@ describe.each(dbTargets())("claim or expire ($name)", ({ make }) => {
       store: run.imgup.store,
       jobs: run.imgup.jobs,
       logger: pino({ level: "silent" }),
+      metrics: run.imgup.metrics,
       now: () => Date.now() + aheadMs,
       settings: { batchSize: 3 },
     });
@@ -85,6 +87,13 @@ describe.each(dbTargets())("claim or expire ($name)", ({ make }) => {
     }
     // Far later still: the claimed and the never-required images stay.
     expect(await expiry(365 * DAY_MS).run({ dryRun: false, signal: signal() })).toMatchObject({ expired: 0 });
+    const metrics = await run.imgup.metrics.registry.metrics();
+    expect(metrics).toMatch(/imgup_images_finalized_total\{status="deleted",reason="unclaimed"\} 1\b/);
+  });
+
+  it("is one of the scheduler's tasks, run under its lock", async () => {
+    const outcome = await run.imgup.maintenance.scheduler.runNow("expire-unclaimed", { dryRun: false });
+    expect(outcome).toMatchObject({ ran: true, report: { dryRun: false, errors: 0 } });
   });
 
   it("a claim racing the expiry either keeps its image or finds it gone, never both", async () => {
@@ -206,5 +215,17 @@ describe.each(dbTargets())("claim or expire ($name)", ({ make }) => {
     expect(res.body.code).toBe("image_not_claimable");
     await expiry(DAY_MS + 60_000).run({ dryRun: false, signal: signal() });
     expect(await imageStatus(run, intent.image.id)).toBe("deleted");
+  });
+
+  it("the SDK uploads with claim and claims under a ref", async () => {
+    const client = createClient({ baseUrl: run.baseUrl, token: run.alice, pollIntervalMs: 50 });
+    const file = new Blob([new Uint8Array(jpeg)], { type: "image/jpeg" });
+    const { image, deduplicated } = await client.upload(file, { claim: true });
+    expect(deduplicated).toBe(false);
+    expect(image).toMatchObject({ claimRequired: true, claimed: false });
+    const claimed = await client.claim(image.id, { ref: "sdk/1", replace: true });
+    expect(claimed).toMatchObject({ id: image.id, claimed: true, ref: "sdk/1" });
+    expect((await client.listImages({ ref: "sdk/1" })).items.map((i) => i.id)).toEqual([image.id]);
+    await expect(client.claim(image.id, { ref: "sdk/2" })).rejects.toMatchObject({ code: "already_claimed" });
   });
 });

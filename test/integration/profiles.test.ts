@@ -11,7 +11,8 @@ const AVATAR = {
   allowedTypes: ["jpeg", "png"],
   maxWidth: 100,
   maxHeight: 100,
-  eagerPresets: ["thumb"],
+  // Instead of the deployment's thumb.
+  eagerPresets: ["small"],
   visibility: "private",
   claimRequired: true,
   claimTtlSeconds: 60,
@@ -95,6 +96,9 @@ describe.each(dbTargets())("upload profiles ($name)", ({ make }) => {
       claimRequired: true,
       claimed: false,
     });
+    const variants = (await listAll(run, "")).filter((k) => k.includes(`${ok.id}/v/`));
+    expect(variants.length).toBe(1);
+    expect(variants[0]).toContain("w_480");
     const ttl = Date.parse(String(ok.claimExpiresAt)) - Date.now();
     expect(ttl).toBeGreaterThan(0);
     expect(ttl).toBeLessThanOrEqual(AVATAR.claimTtlSeconds * 1000);
