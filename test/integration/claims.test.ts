@@ -1,6 +1,7 @@
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createClient } from "../../client/index.ts";
+import { runMaintenanceCommand } from "../../src/cli-maintenance.ts";
 import { KyselyClaimsRepository } from "../../src/db/claims-repository.ts";
 import { imagePrefix } from "../../src/domain/keys.ts";
 import { UnclaimedExpiry } from "../../src/services/unclaimed-expiry.ts";
@@ -94,6 +95,20 @@ describe.each(dbTargets())("claim or expire ($name)", ({ make }) => {
   it("is one of the scheduler's tasks, run under its lock", async () => {
     const outcome = await run.imgup.maintenance.scheduler.runNow("expire-unclaimed", { dryRun: false });
     expect(outcome).toMatchObject({ ran: true, report: { dryRun: false, errors: 0 } });
+    const open = async () => ({ maintenance: run.imgup.maintenance, close: async () => {} });
+    const lines: string[] = [];
+    const log = console.log;
+    console.log = (line: string) => void lines.push(line);
+    try {
+      expect(await runMaintenanceCommand("expire-unclaimed", { dryRun: true, json: true }, open)).toBe(0);
+    } finally {
+      console.log = log;
+    }
+    expect(JSON.parse(lines.join("\n"))).toMatchObject({
+      command: "expire-unclaimed",
+      exitCode: 0,
+      report: { dryRun: true, expired: 0 },
+    });
   });
 
   it("a claim racing the expiry either keeps its image or finds it gone, never both", async () => {
