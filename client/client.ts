@@ -63,9 +63,18 @@ export function createClient(opts: ImgupClientOptions): ImgupClient {
       const query = new URLSearchParams();
       if (page.limit !== undefined) query.set("limit", String(page.limit));
       if (page.cursor !== undefined) query.set("cursor", page.cursor);
+      if (page.ref !== undefined) query.set("ref", page.ref);
       const qs = query.toString() ? `?${query}` : "";
       return (await api.request<{ items: ImageView[]; nextCursor: string | null }>("GET", `/v1/images${qs}`))
         .body;
+    },
+    async claim(id, claimOpts = {}) {
+      const body = {
+        ...(claimOpts.ref === undefined ? {} : { ref: claimOpts.ref }),
+        ...(claimOpts.replace === undefined ? {} : { replace: claimOpts.replace }),
+      };
+      return (await api.request<{ image: ImageView }>("POST", `/v1/images/${seg(id)}/claim`, { body })).body
+        .image;
     },
     async deleteImage(id) {
       await api.request("DELETE", `/v1/images/${seg(id)}`, { doneOnRetry: [404] });

@@ -3,6 +3,7 @@ export { createClient } from "./client.ts";
 export { ImgupError, UploadRejectedError } from "./errors.ts";
 export type { AbortSignalLike, BlobLike, FetchInit, FetchLike, ResponseLike } from "./platform.ts";
 export type {
+  ClaimOptions,
   ImagePage,
   ImageStatus,
   ImageView,

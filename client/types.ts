@@ -13,7 +13,8 @@ export type RejectReason =
   | "hash_mismatch"
   | "corrupt"
   | "too_complex"
-  | "timeout";
+  | "timeout"
+  | "dimensions_exceeded";
 
 /** An image as the API returns it (the server's ImageViewSchema). */
 export interface ImageView {
@@ -33,6 +34,14 @@ export interface ImageView {
   rejectDetail: string | null;
   createdAt: string;
   readyAt: string | null;
+  /** true: deleted at claimExpiresAt unless claimed (client.claim) by then. */
+  claimRequired: boolean;
+  claimed: boolean;
+  claimExpiresAt: string | null;
+  /** The app's reference given with the claim (e.g. "users/42/avatar"). */
+  ref: string | null;
+  /** The upload profile the upload named. */
+  profile: string | null;
   /**
    * Only for ready images; a private image's URLs carry an expiring signature. `original` is what
    * anyone may fetch (for a public image: without EXIF/GPS/XMP); `source` is the untouched upload,
@@ -83,6 +92,17 @@ export interface UploadOptions {
    * `false` skips the hash and always makes a new image with its own id.
    */
   dedup?: boolean | undefined;
+  /** true: imgup deletes the image unless claimed (client.claim) within the claim TTL. */
+  claim?: boolean | undefined;
+  /** An upload profile configured on the server (e.g. "avatar"): its limits and rules apply. */
+  profile?: string | undefined;
+}
+
+export interface ClaimOptions {
+  /** The app's reference for the record the image belongs to, e.g. "users/42/avatar". */
+  ref?: string | undefined;
+  /** Delete the other images holding `ref` (a changed profile picture). */
+  replace?: boolean | undefined;
 }
 
 /** What upload() resolves to. */
@@ -104,7 +124,14 @@ export interface ImgupClient {
   /** Hashes (unless `dedup: false`), uploads straight to the storage, resolves once the image is ready. */
   upload(file: BlobLike, opts?: UploadOptions): Promise<UploadResult>;
   getImage(id: string): Promise<ImageView>;
-  listImages(opts?: { limit?: number | undefined; cursor?: string | undefined }): Promise<ImagePage>;
+  listImages(opts?: {
+    limit?: number | undefined;
+    cursor?: string | undefined;
+    /** Only images claimed with exactly this reference. */
+    ref?: string | undefined;
+  }): Promise<ImagePage>;
+  /** Keeps an upload that required a claim, under the app's reference; idempotent. */
+  claim(id: string, opts?: ClaimOptions): Promise<ImageView>;
   deleteImage(id: string): Promise<void>;
   setVisibility(id: string, visibility: Visibility): Promise<ImageView>;
   /**

@@ -51,6 +51,8 @@ export async function runUpload(
     ...(sha256 === undefined ? {} : { sha256 }),
     method: opts.method ?? (total > settings.multipartThresholdBytes ? "multipart" : "put"),
     ...(opts.visibility ? { visibility: opts.visibility } : {}),
+    ...(opts.claim === undefined ? {} : { claim: opts.claim }),
+    ...(opts.profile === undefined ? {} : { profile: opts.profile }),
   };
   const created = await protocol.createIntent(intent, key);
   const wait = { pollIntervalMs: settings.pollIntervalMs, timeoutMs: settings.readyTimeoutMs, signal };

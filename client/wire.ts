@@ -11,6 +11,8 @@ export interface IntentRequest {
   method: "put" | "post" | "multipart";
   /** Multipart only: the size of every part but the last (default: the server's). */
   partSize?: number;
+  claim?: boolean;
+  profile?: string;
 }
 
 export interface SignedPart {

@@ -4,11 +4,13 @@ import sharp from "sharp";
 import type { Config } from "./config.ts";
 import { type ApiKeysRepository, KyselyApiKeysRepository } from "./db/api-keys-repository.ts";
 import { DatabaseBreaker, isDatabaseUnavailable } from "./db/breaker.ts";
+import { KyselyClaimsRepository } from "./db/claims-repository.ts";
 import { assertSchemaCurrent, type DatabaseHandle, migrateToLatest, openDatabase } from "./db/connect.ts";
 import { GuardedImagesRepository } from "./db/guarded-images-repository.ts";
 import { guardPort } from "./db/guarded-port.ts";
 import { KyselyImagesRepository } from "./db/images-repository.ts";
 import { readPendingStats } from "./db/pending-stats.ts";
+import { KyselyProfilesRepository } from "./db/profiles-repository.ts";
 import { DEFAULT_SPEC_LIMITS } from "./domain/transform-spec.ts";
 import { AmqpEventSource } from "./events/amqp-event-source.ts";
 import { createAmqpEventMetrics } from "./events/amqp-metrics.ts";
@@ -31,6 +33,7 @@ import { createMetrics, type Metrics } from "./metrics.ts";
 import { loadOrCreateSecret } from "./secrets.ts";
 import { AuthService } from "./services/auth.ts";
 import { BoundedQueue } from "./services/bounded-queue.ts";
+import { ClaimsService } from "./services/claims.ts";
 import { DeliveryService } from "./services/delivery.ts";
 import { createDevKey, type DemoLink, demoPageLink } from "./services/dev-key.ts";
 import type { UrlBuilder } from "./services/image-view.ts";
@@ -40,6 +43,7 @@ import { JwtVerifier } from "./services/jwt-verifier.ts";
 import { publishLocalAdmin } from "./services/local-admin.ts";
 import { createMaintenance, type Maintenance } from "./services/maintenance.ts";
 import { ProcessingService, processingDerivatives } from "./services/processing.ts";
+import { ProfilesService } from "./services/profiles.ts";
 import { ProxyUploadService } from "./services/proxy-upload.ts";
 import { createProxyUploadMetrics } from "./services/proxy-upload-metrics.ts";
 import { roleReadiness } from "./services/readiness.ts";
@@ -235,6 +239,7 @@ export async function createImgup(
     presetNames: Object.keys(config.delivery.presets),
   };
 
+  const claims = guardPort(new KyselyClaimsRepository(database.db), breaker);
   const maintenance = createMaintenance({
     db: database.db,
     store,
@@ -250,6 +255,7 @@ export async function createImgup(
     metrics,
     guard: (repo) => guardPort(repo, breaker),
     buffer: intentBuffer,
+    claims,
   });
   metrics.observePipeline(() => maintenance.pipelineCheck.latest());
   const runsScheduler = config.role === "all" || config.role === "scheduler";
@@ -308,6 +314,12 @@ export async function createImgup(
     runLoop: runner,
     eventQueue: amqp ? () => amqp.check() : null,
   });
+  const images = new ImagesService(imagesRepo, jobs, metrics);
+  const profiles = new ProfilesService(
+    config.uploads.profiles,
+    guardPort(new KyselyProfilesRepository(database.db), breaker),
+    { supportedTypes: config.uploads.allowedTypes, presetNames: Object.keys(config.delivery.presets) },
+  );
   const http =
     config.role === "all" || config.role === "api"
       ? await buildHttpServer(
@@ -324,6 +336,7 @@ export async function createImgup(
               intentBuffer,
               Date.now,
               () => signals.uploadIssued(),
+              profiles,
             ),
             proxyUploads: new ProxyUploadService(
               imagesRepo,
@@ -334,7 +347,7 @@ export async function createImgup(
               logger,
             ),
             completion: new UploadCompletionService(imagesRepo, store, jobs, config.uploads.urlTtlSeconds),
-            images: new ImagesService(imagesRepo, jobs, metrics),
+            images,
             ownerPurge: maintenance.ownerPurge,
             delivery,
             variants,
@@ -342,6 +355,8 @@ export async function createImgup(
             urls,
             localStorage: localStore,
             readiness,
+            claims: new ClaimsService(claims, images),
+            profiles,
           },
           logger,
         )

@@ -11,10 +11,11 @@ import type { Maintenance } from "./services/maintenance.ts";
 import type { SweepReport } from "./services/orphan-sweep.ts";
 import { OwnerPurgeIncompleteError } from "./services/owner-purge.ts";
 import type { ReconcileReport } from "./services/reconciler.ts";
+import type { UnclaimedExpiryReport } from "./services/unclaimed-expiry.ts";
 
 export type Print = (line: string) => void;
 
-export type MaintenanceCommand = "reconcile" | "sweep" | "doctor" | "purge";
+export type MaintenanceCommand = "reconcile" | "sweep" | "expire-unclaimed" | "doctor" | "purge";
 
 export interface MaintenanceOptions {
   dryRun?: boolean;
@@ -89,6 +90,9 @@ export async function runMaintenanceCommand(
       case "sweep":
         m.progress.sweep = (p) => progress.update(sweepProgressLine(p, dryRun));
         result = await sweepReport(m, { dryRun }, print);
+        break;
+      case "expire-unclaimed":
+        result = await expireUnclaimedReport(m, { dryRun }, print);
         break;
       case "doctor": {
         progress.update("doctor: comparing the database with the storage…");
@@ -173,6 +177,26 @@ async function sweepReport(m: Maintenance, opts: { dryRun: boolean }, print: Pri
   );
   if (r.foreign > 0) print(`  ${r.foreign} objects outside imgup's key layout, left alone`);
   if (r.errors > 0) print(`  ${r.errors} deletes failed (see the log); the next sweep retries`);
+  for (const line of r.details) print(`    ${line}`);
+  return { code: r.errors > 0 ? 1 : 0, report: r };
+}
+
+/** One pass of the unclaimed expiry under the scheduler's lock (a dry run takes none). */
+async function expireUnclaimedReport(
+  m: Maintenance,
+  opts: { dryRun: boolean },
+  print: Print,
+): Promise<Outcome> {
+  const outcome = await m.scheduler.runNow("expire-unclaimed", opts);
+  if (!outcome.ran) return busy("expire-unclaimed", print);
+  const r = outcome.report as UnclaimedExpiryReport;
+  const verb = r.dryRun ? "would be" : "were";
+  print(
+    `expire-unclaimed${r.dryRun ? " (dry run)" : ""}: ${r.expired} unclaimed images past their deadline ${verb} deleted`,
+  );
+  if (r.deferred > 0) print(`  ${r.deferred} of them keep objects for now: the delete job removes them`);
+  if (r.errors > 0) print(`  ${r.errors} errors (see the log); the sweep removes what is left`);
+  if (r.truncated) print("  more remain: the per-run limit was reached");
   for (const line of r.details) print(`    ${line}`);
   return { code: r.errors > 0 ? 1 : 0, report: r };
 }

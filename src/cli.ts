@@ -46,6 +46,7 @@ Commands in full:
   events ceph-webhook --push-endpoint URL [--topic NAME]
   reconcile [--dry-run] [--json]
   sweep [--dry-run] [--json]
+  expire-unclaimed [--dry-run] [--json]
   doctor [--json]
   purge --owner ID [--dry-run] [--yes] [--json]
 
@@ -161,7 +162,10 @@ Configuration comes from environment variables; see docs/configuration.md.`,
       }),
     );
 
-  const maintenance = (name: "reconcile" | "sweep" | "doctor" | "purge", description: string) =>
+  const maintenance = (
+    name: "reconcile" | "sweep" | "expire-unclaimed" | "doctor" | "purge",
+    description: string,
+  ) =>
     program
       .command(name)
       .description(description)
@@ -177,6 +181,10 @@ Configuration comes from environment variables; see docs/configuration.md.`,
     "report what would be done, change nothing",
   );
   maintenance("sweep", "delete storage objects no live image owns (past the grace period)").option(
+    "--dry-run",
+    "report what would be deleted, delete nothing",
+  );
+  maintenance("expire-unclaimed", "delete images that required a claim and were not claimed in time").option(
     "--dry-run",
     "report what would be deleted, delete nothing",
   );

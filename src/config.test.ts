@@ -1,3 +1,6 @@
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { assertDeployable, ConfigError, loadConfig } from "./config.ts";
 
@@ -113,5 +116,54 @@ describe("assertDeployable", () => {
     expect(() => assertDeployable(loadConfig(single, { role: "api" }), single)).not.toThrow();
     const full = { ...env, REDIS_URL: "redis://127.0.0.1:6379" };
     expect(() => assertDeployable(loadConfig(full, { role: "api" }), full)).not.toThrow();
+  });
+});
+
+describe("IMGUP_PROFILES", () => {
+  it("reads profiles inline or from a file, checked against the deployment's types and presets", () => {
+    const avatar = {
+      maxBytes: 5 * 1024 * 1024,
+      allowedTypes: ["jpeg", "image/png"],
+      eagerPresets: ["thumb"],
+    };
+    const inline = loadConfig({ IMGUP_PROFILES: JSON.stringify({ avatar }) }).uploads.profiles;
+    expect(inline.avatar).toEqual({ ...avatar, name: "avatar", allowedTypes: ["image/jpeg", "image/png"] });
+    expect(loadConfig({}).uploads.profiles).toEqual({});
+    const dir = mkdtempSync(path.join(tmpdir(), "imgup-profiles-"));
+    const file = path.join(dir, "profiles.json");
+    writeFileSync(file, JSON.stringify({ product: { maxWidth: 4096, visibility: "public" } }));
+    expect(loadConfig({ IMGUP_PROFILES: file }).uploads.profiles.product).toMatchObject({ maxWidth: 4096 });
+  });
+
+  it("refuses a bad profile at start, naming the variable and the field", () => {
+    const bad =
+      (profiles: unknown, env: Record<string, string> = {}) =>
+      () =>
+        loadConfig({
+          ...env,
+          IMGUP_PROFILES: typeof profiles === "string" ? profiles : JSON.stringify(profiles),
+        });
+    expect(bad("{not json")).toThrow(/^IMGUP_PROFILES: not valid JSON/);
+    expect(bad("/nonexistent/profiles.json")).toThrow(/^IMGUP_PROFILES: cannot read the file/);
+    expect(bad([1])).toThrow(/^IMGUP_PROFILES: /);
+    expect(bad({ avatar: { maxBytes: 0 } })).toThrow(/profile avatar: maxBytes must be an integer/);
+    expect(bad({ avatar: { colour: "red" } })).toThrow(/unknown field "colour"/);
+    expect(bad({ avatar: { eagerPresets: ["avatar_96"] } })).toThrow(
+      /"avatar_96" is not a configured preset/,
+    );
+    expect(bad({ avatar: { allowedTypes: ["svg"] } })).toThrow(/allowedTypes: "svg"/);
+    // A type the deployment itself does not accept is not the profile's to allow.
+    expect(bad({ avatar: { allowedTypes: ["gif"] } }, { IMGUP_ALLOWED_TYPES: "image/jpeg" })).toThrow(
+      /"gif"/,
+    );
+    expect(bad({ "Bad Name": {} })).toThrow(/profile name/);
+    expect(bad({ avatar: { visibility: "secret" } })).toThrow(/visibility/);
+    // Presets named by IMGUP_PRESETS are fine.
+    expect(
+      loadConfig({
+        IMGUP_PRESETS: "thumb=w_200;avatar_96=w_96,h_96,fit_cover",
+        IMGUP_PROFILES: JSON.stringify({ avatar: { eagerPresets: ["avatar_96"] } }),
+      }).uploads.profiles.avatar?.eagerPresets,
+    ).toEqual(["avatar_96"]);
   });
 });

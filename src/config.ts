@@ -3,6 +3,7 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { DEFAULT_EAGER_PRESETS, DEFAULT_PRESETS, type Presets, parsePresets } from "./domain/presets.ts";
+import { parseProfile, type UploadProfile } from "./domain/profiles.ts";
 import { DEFAULT_SPEC_LIMITS } from "./domain/transform-spec.ts";
 
 export type Role = "all" | "api" | "worker" | "scheduler";
@@ -73,6 +74,10 @@ export interface Config {
     urlTtlSeconds: number;
     defaultVisibility: "public" | "private";
     multipartPartSize: number;
+    /** How long an image that requires a claim lives unclaimed (a profile may say otherwise). */
+    claimTtlSeconds: number;
+    /** Upload profiles of the operator (IMGUP_PROFILES), read-only through the admin API. */
+    profiles: Record<string, UploadProfile>;
   };
   delivery: {
     privateUrlTtlSeconds: number;
@@ -123,6 +128,8 @@ export interface Config {
     /** An upload object this old whose image is still pending with no job: events are not arriving. */
     eventStallMs: number;
     pipelineCheckIntervalMs: number;
+    /** How often images past their claim deadline are deleted. */
+    unclaimedExpiryIntervalMs: number;
   };
   jobs: {
     concurrency: number;
@@ -333,6 +340,8 @@ export function loadConfig(env: Env, overrides: { role?: Role } = {}): Config {
       urlTtlSeconds: r.int("IMGUP_UPLOAD_URL_TTL", 600, 1, 7 * 24 * 3600),
       defaultVisibility: r.oneOf("IMGUP_DEFAULT_VISIBILITY", ["public", "private"] as const, "public"),
       multipartPartSize: r.int("IMGUP_MULTIPART_PART_SIZE", 8 * 1024 * 1024, 5 * 1024 * 1024, 5 * 1024 ** 3),
+      claimTtlSeconds: r.int("IMGUP_CLAIM_TTL_SECONDS", 24 * 3600, 1, 365 * 24 * 3600),
+      profiles: {},
     },
     delivery: {
       privateUrlTtlSeconds: r.int("IMGUP_PRIVATE_URL_TTL", 3600, 1, 7 * 24 * 3600),
@@ -367,6 +376,7 @@ export function loadConfig(env: Env, overrides: { role?: Role } = {}): Config {
       sweepGraceMs: r.int("IMGUP_SWEEP_GRACE_MS", 24 * 3600_000, 1000, 30 * 24 * 3600_000),
       eventStallMs: r.int("IMGUP_EVENT_STALL_MS", 2 * 60_000, 1000, 24 * 3600_000),
       pipelineCheckIntervalMs: r.int("IMGUP_PIPELINE_CHECK_INTERVAL_MS", 60_000, 1000, 24 * 3600_000),
+      unclaimedExpiryIntervalMs: r.int("IMGUP_UNCLAIMED_EXPIRY_INTERVAL_MS", 60_000, 1000, 24 * 3600_000),
     },
     jobs: {
       concurrency: r.int("IMGUP_WORKER_CONCURRENCY", 2, 1, 256),
@@ -434,6 +444,13 @@ export function loadConfig(env: Env, overrides: { role?: Role } = {}): Config {
       throw new ConfigError("IMGUP_ALLOWED_TYPES", `${t} is not one of ${SUPPORTED_UPLOAD_TYPES.join(", ")}`);
     }
   }
+  // After the types and presets it is checked against.
+  config.uploads.profiles = r.parsed("IMGUP_PROFILES", (raw) =>
+    parseProfiles(raw, {
+      supportedTypes: config.uploads.allowedTypes,
+      presetNames: Object.keys(config.delivery.presets),
+    }),
+  );
   return config;
 }
 
@@ -607,6 +624,36 @@ function readFileOrFail(name: string, file: string): string {
   } catch {
     throw new ConfigError(name, `cannot read the file "${file}"`);
   }
+}
+
+/**
+ * IMGUP_PROFILES: a JSON object of profiles by name (`{"avatar": {"maxBytes": 5242880, …}}`), inline
+ * or in a file named by the value (anything not starting with `{`).
+ */
+export function parseProfiles(
+  raw: string | undefined,
+  ctx: Parameters<typeof parseProfile>[2],
+): Record<string, UploadProfile> {
+  if (raw === undefined) return {};
+  let text = raw;
+  if (!raw.startsWith("{")) {
+    try {
+      text = readFileSync(raw, "utf8");
+    } catch {
+      throw new Error(`cannot read the file "${raw}" (or give the JSON inline, starting with {)`);
+    }
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw new Error(`not valid JSON: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  if (typeof json !== "object" || json === null || Array.isArray(json))
+    throw new Error('expected a JSON object of profiles by name, e.g. {"avatar": {"maxBytes": 5242880}}');
+  const profiles: Record<string, UploadProfile> = Object.create(null);
+  for (const [name, value] of Object.entries(json)) profiles[name] = parseProfile(name, value, ctx);
+  return profiles;
 }
 
 /** Parses IMGUP_JWT_ADMIN_CLAIM ("name=value"). */

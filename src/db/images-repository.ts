@@ -1,5 +1,6 @@
-import type { Selectable } from "kysely";
+import { type Selectable, sql } from "kysely";
 import type { ImageRecord, ImageStatus, RejectReason, UploadMethod, Visibility } from "../domain/image.ts";
+import { parseLimits } from "../domain/profiles.ts";
 import type { Db, ImagesTable } from "./schema.ts";
 
 export type NewImage = Pick<
@@ -17,7 +18,8 @@ export type NewImage = Pick<
   | "uploadExpiresAt"
   | "multipartUploadId"
   | "multipartPartSize"
->;
+> &
+  Partial<Pick<ImageRecord, "claimRequired" | "claimExpiresAt" | "profile" | "profileLimits">>;
 
 /** Fields a transition may set alongside the status. */
 export type ImagePatch = Partial<
@@ -57,6 +59,10 @@ export interface ListOptions {
   /** Keyset pagination: only ids below this one. */
   before?: string | undefined;
   statuses?: readonly ImageStatus[] | undefined;
+  /** Only images claimed with exactly this reference. */
+  ref?: string | undefined;
+  /** Only images whose reference starts with this. */
+  refPrefix?: string | undefined;
 }
 
 export interface ImagesRepository {
@@ -184,6 +190,8 @@ export class KyselyImagesRepository implements ImagesRepository {
       .limit(opts.limit);
     if (opts.before) q = q.where("id", "<", opts.before);
     if (opts.statuses && opts.statuses.length > 0) q = q.where("status", "in", [...opts.statuses]);
+    if (opts.ref !== undefined) q = q.where("ref", "=", opts.ref);
+    if (opts.refPrefix !== undefined) q = q.where(sql<boolean>`starts_with(ref, ${opts.refPrefix})`);
     return (await q.execute()).map(toRecord);
   }
 
@@ -241,6 +249,10 @@ function toInsert(image: NewImage) {
     multipart_upload_id: image.multipartUploadId,
     multipart_part_size: image.multipartPartSize,
     upload_expires_at: image.uploadExpiresAt,
+    claim_required: image.claimRequired ?? false,
+    claim_expires_at: image.claimExpiresAt ?? null,
+    profile: image.profile ?? null,
+    profile_limits: image.profileLimits ? JSON.stringify(image.profileLimits) : null,
   };
 }
 
@@ -264,7 +276,7 @@ function toColumns(p: ImagePatch) {
 
 const num = (v: string | number | null): number | null => (v === null ? null : Number(v));
 
-function toRecord(r: Selectable<ImagesTable>): ImageRecord {
+export function toRecord(r: Selectable<ImagesTable>): ImageRecord {
   return {
     id: r.id,
     ownerId: r.owner_id,
@@ -293,5 +305,11 @@ function toRecord(r: Selectable<ImagesTable>): ImageRecord {
     updatedAt: new Date(r.updated_at),
     readyAt: r.ready_at ? new Date(r.ready_at) : null,
     deletedAt: r.deleted_at ? new Date(r.deleted_at) : null,
+    claimRequired: r.claim_required,
+    claimExpiresAt: r.claim_expires_at ? new Date(r.claim_expires_at) : null,
+    claimedAt: r.claimed_at ? new Date(r.claimed_at) : null,
+    ref: r.ref,
+    profile: r.profile,
+    profileLimits: parseLimits(r.profile_limits),
   };
 }

@@ -32,6 +32,21 @@ export interface ImagesTable {
   updated_at: Timestamp;
   ready_at: Timestamp | null;
   deleted_at: Timestamp | null;
+  claim_required: Generated<boolean>;
+  claim_expires_at: Timestamp | null;
+  claimed_at: Timestamp | null;
+  ref: string | null;
+  profile: string | null;
+  /** JSON of domain/profiles.ts ProfileLimits. */
+  profile_limits: string | null;
+}
+
+export interface UploadProfilesTable {
+  name: string;
+  /** JSON of the profile (domain/profiles.ts UploadProfile without its name). */
+  settings: string;
+  created_at: Timestamp;
+  updated_at: Timestamp;
 }
 
 export interface ApiKeysTable {
@@ -67,6 +82,7 @@ export interface Database {
   images: ImagesTable;
   api_keys: ApiKeysTable;
   jobs: JobsTable;
+  upload_profiles: UploadProfilesTable;
 }
 
 export type Db = Kysely<Database>;

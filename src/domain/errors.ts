@@ -91,4 +91,11 @@ export const ERRORS = {
   invalidPart: make(400, "invalid_part", "A listed part was not uploaded or its ETag does not match"),
   invalidPartOrder: make(400, "invalid_part_order", "The parts are not in ascending part number order"),
   noSuchUpload: make(404, "no_such_upload", "No such multipart upload"),
+
+  // Claim or expire, upload profiles.
+  unknownProfile: make(400, "unknown_profile", "No upload profile has this name"),
+  imageNotClaimable: make(409, "image_not_claimable", "The image can no longer be claimed"),
+  alreadyClaimed: make(409, "already_claimed", "The image is claimed under another reference"),
+  profileNotFound: make(404, "profile_not_found", "No such upload profile"),
+  profileReadOnly: make(409, "profile_read_only", "The upload profile is defined by configuration"),
 } as const;

@@ -1,3 +1,5 @@
+import type { ProfileLimits } from "./profiles.ts";
+
 /** The image lifecycle (docs/architecture.md "Image lifecycle"). Pure: no I/O. */
 export const IMAGE_STATUSES = ["pending", "processing", "ready", "rejected", "expired", "deleted"] as const;
 export type ImageStatus = (typeof IMAGE_STATUSES)[number];
@@ -14,6 +16,8 @@ export const REJECT_REASONS = [
   "too_complex",
   /** The image work ran past its deadline. */
   "timeout",
+  /** Wider or taller than the upload profile allows. */
+  "dimensions_exceeded",
 ] as const;
 export type RejectReason = (typeof REJECT_REASONS)[number];
 
@@ -73,4 +77,13 @@ export interface ImageRecord {
   updatedAt: Date;
   readyAt: Date | null;
   deletedAt: Date | null;
+  /** Claim or expire: without a claim by claimExpiresAt the image is deleted. */
+  claimRequired: boolean;
+  claimExpiresAt: Date | null;
+  claimedAt: Date | null;
+  /** The app's reference (users/42/avatar), set by a claim. */
+  ref: string | null;
+  /** The upload profile named by the intent, and its limits as they were then. */
+  profile: string | null;
+  profileLimits: ProfileLimits | null;
 }

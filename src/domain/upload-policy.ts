@@ -26,6 +26,10 @@ export interface IntentInput {
   method?: "put" | "post" | "multipart";
   /** Multipart only: the client's own part size (Uppy cuts its chunks before asking). */
   partSize?: number;
+  /** The image is deleted unless the app claims it in time (POST /v1/images/{id}/claim). */
+  claim?: boolean;
+  /** An upload profile's name (domain/profiles.ts). */
+  profile?: string;
 }
 
 export interface ValidIntent {

@@ -91,6 +91,16 @@ export const ImageSchema = Type.Object(
     rejectDetail: Nullable(Type.String(), "what was wrong, in words (rejected only)"),
     createdAt: Type.String({ format: "date-time" }),
     readyAt: Nullable(Type.String({ format: "date-time" })),
+    claimRequired: Type.Boolean({
+      description: "true: deleted at claimExpiresAt unless claimed (POST /v1/images/{id}/claim) by then",
+    }),
+    claimed: Type.Boolean({ description: "claimed by the app (whether or not a claim was required)" }),
+    claimExpiresAt: Nullable(
+      Type.String({ format: "date-time" }),
+      "when an unclaimed image that requires a claim is deleted; null once claimed or when none is required",
+    ),
+    ref: Nullable(Type.String(), "the app's reference given with the claim (e.g. users/42/avatar)"),
+    profile: Nullable(Type.String(), "the upload profile the intent named"),
     urls: Nullable(
       Type.Object({
         original: Type.String({
@@ -124,6 +134,11 @@ export const ImageSchema = Type.Object(
         rejectDetail: null,
         createdAt: "2026-01-05T10:00:00.000Z",
         readyAt: "2026-01-05T10:00:02.000Z",
+        claimRequired: true,
+        claimed: true,
+        claimExpiresAt: null,
+        ref: "users/42/avatar",
+        profile: "avatar",
         urls: {
           original: `${EXAMPLE_URL}/original`,
           source: `${EXAMPLE_URL}/original?exp=1767610800&sig=2c1f9e6a0b7d4e3f`,

@@ -10,10 +10,12 @@ import type { Config } from "../config.ts";
 import type { KeyValueStore } from "../kv/kv.ts";
 import type { Metrics } from "../metrics.ts";
 import type { AuthService, Principal } from "../services/auth.ts";
+import type { ClaimsService } from "../services/claims.ts";
 import type { DeliveryService } from "../services/delivery.ts";
 import type { UrlBuilder } from "../services/image-view.ts";
 import type { ImagesService } from "../services/images.ts";
 import type { OwnerPurgeService } from "../services/owner-purge.ts";
+import type { ProfilesService } from "../services/profiles.ts";
 import type { ProxyUploadService } from "../services/proxy-upload.ts";
 import type { StorageEventsService } from "../services/storage-events.ts";
 import type { UploadCompletionService } from "../services/upload-completion.ts";
@@ -48,6 +50,8 @@ export interface HttpDeps {
   /** Present when the embedded storage serves its own upload URLs. */
   localStorage: LocalObjectStore | null;
   readiness: () => Promise<Record<string, "ok" | string>>;
+  claims: ClaimsService;
+  profiles: ProfilesService;
 }
 
 declare module "fastify" {

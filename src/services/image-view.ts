@@ -18,6 +18,12 @@ export interface ImageView {
   rejectDetail: string | null;
   createdAt: string;
   readyAt: string | null;
+  /** Claim or expire: whether a claim is required, made, and until when an unclaimed image lives. */
+  claimRequired: boolean;
+  claimed: boolean;
+  claimExpiresAt: string | null;
+  ref: string | null;
+  profile: string | null;
   urls: { original: string; source: string; presets: Record<string, string> } | null;
 }
 
@@ -71,6 +77,11 @@ export function toImageView(image: ImageRecord, urls: UrlBuilder): ImageView {
     rejectDetail: image.rejectDetail,
     createdAt: image.createdAt.toISOString(),
     readyAt: image.readyAt?.toISOString() ?? null,
+    claimRequired: image.claimRequired,
+    claimed: image.claimedAt !== null,
+    claimExpiresAt: image.claimedAt === null ? (image.claimExpiresAt?.toISOString() ?? null) : null,
+    ref: image.ref,
+    profile: image.profile,
     urls:
       image.status === "ready"
         ? {

@@ -29,13 +29,21 @@ export class ImagesService {
   /** `statuses`: only images in one of these states (none: every image that is not deleted). */
   async list(
     principal: Principal,
-    opts: { limit: number; cursor?: string; statuses?: readonly ImageStatus[] },
+    opts: {
+      limit: number;
+      cursor?: string;
+      statuses?: readonly ImageStatus[];
+      ref?: string;
+      refPrefix?: string;
+    },
   ): Promise<ImagePage> {
     const before = opts.cursor === undefined ? undefined : decodeCursor(opts.cursor);
     const rows = await this.images.listForOwner(principal.ownerId, {
       limit: opts.limit + 1,
       before,
       statuses: opts.statuses,
+      ref: opts.ref,
+      refPrefix: opts.refPrefix,
     });
     const items = rows.slice(0, opts.limit);
     const last = items.at(-1);

@@ -214,7 +214,9 @@ function intentOf(raw: Record<string, unknown>): BufferedWrite | null {
   const expires = new Date(raw.uploadExpiresAt as string);
   if (typeof raw.ownerId !== "string" || typeof raw.objectKey !== "string" || Number.isNaN(expires.getTime()))
     return null;
-  return { v: FORMAT, kind: "intent", image: { ...(raw as unknown as NewImage), uploadExpiresAt: expires } };
+  const claimBy = typeof raw.claimExpiresAt === "string" ? new Date(raw.claimExpiresAt) : null;
+  const image = { ...(raw as unknown as NewImage), uploadExpiresAt: expires, claimExpiresAt: claimBy };
+  return { v: FORMAT, kind: "intent", image };
 }
 
 function message(err: unknown): string {

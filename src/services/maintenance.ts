@@ -1,4 +1,5 @@
 import type { Logger } from "pino";
+import { type ClaimsRepository, KyselyClaimsRepository } from "../db/claims-repository.ts";
 import { MaintenanceRepository } from "../db/maintenance-repository.ts";
 import type { Db } from "../db/schema.ts";
 import type { JobQueue } from "../jobs/job-queue.ts";
@@ -13,6 +14,7 @@ import { OwnerPurgeService } from "./owner-purge.ts";
 import { PipelineCheck } from "./pipeline-check.ts";
 import { type ReconcileProgress, Reconciler } from "./reconciler.ts";
 import { processJobKey } from "./storage-events.ts";
+import { UnclaimedExpiry } from "./unclaimed-expiry.ts";
 
 /** Config.maintenance: intervals and grace periods of the consistency jobs. */
 export interface MaintenanceSettings {
@@ -27,6 +29,8 @@ export interface MaintenanceSettings {
   /** An upload object this old whose image is still pending with no job: events are not arriving. */
   eventStallMs: number;
   pipelineCheckIntervalMs: number;
+  /** How often images past their claim deadline are looked for. */
+  unclaimedExpiryIntervalMs: number;
 }
 
 export const DEFAULT_MAINTENANCE_SETTINGS: MaintenanceSettings = {
@@ -37,6 +41,7 @@ export const DEFAULT_MAINTENANCE_SETTINGS: MaintenanceSettings = {
   sweepGraceMs: 24 * 3600_000,
   eventStallMs: 2 * 60_000,
   pipelineCheckIntervalMs: 60_000,
+  unclaimedExpiryIntervalMs: 60_000,
 };
 
 /** Where runs through the scheduler report progress; unset (the default) reports none. */
@@ -51,6 +56,7 @@ export interface Maintenance {
   doctor: Doctor;
   pipelineCheck: PipelineCheck;
   ownerPurge: OwnerPurgeService;
+  unclaimedExpiry: UnclaimedExpiry;
   /** Runs "reconcile" and "sweep" periodically (roles all and scheduler); runNow for the CLI. */
   scheduler: Scheduler;
   /** delete-image-objects and purge-owner-images, for the worker's JobRunner. */
@@ -77,6 +83,10 @@ export function createMaintenance(deps: {
   guard?: (repo: MaintenanceRepository) => MaintenanceRepository;
   /** The outage buffer, for the doctor's dead-letter listing. */
   buffer?: BufferStatus;
+  /** Claims over the database breaker (app.ts); a plain one on `db` otherwise. */
+  claims?: ClaimsRepository;
+  /** Tests: the expiry's clock. */
+  now?: () => number;
 }): Maintenance {
   const { db, store, kv, jobs, leaseMs, settings, metrics } = deps;
   const plainRepo = new MaintenanceRepository(db, processJobKey(""));
@@ -117,6 +127,14 @@ export function createMaintenance(deps: {
     },
   });
   const ownerPurge = new OwnerPurgeService({ repo, store, jobs, logger, metrics });
+  const unclaimedExpiry = new UnclaimedExpiry({
+    claims: deps.claims ?? new KyselyClaimsRepository(db),
+    store,
+    jobs,
+    logger,
+    metrics,
+    now: deps.now,
+  });
   const progress: MaintenanceProgress = {};
   const scheduler = new Scheduler({
     kv,
@@ -141,6 +159,12 @@ export function createMaintenance(deps: {
         // Reports only; nothing to leave out on a dry run but the published result.
         run: (o) => pipelineCheck.run({ signal: o.signal, publish: !o.dryRun }),
       },
+      {
+        name: "expire-unclaimed",
+        intervalMs: settings.unclaimedExpiryIntervalMs,
+        timeoutMs: 10 * 60_000,
+        run: (o) => unclaimedExpiry.run(o),
+      },
     ],
   });
   return {
@@ -149,6 +173,7 @@ export function createMaintenance(deps: {
     doctor,
     pipelineCheck,
     ownerPurge,
+    unclaimedExpiry,
     scheduler,
     jobHandlers: ownerPurge.jobHandlers(),
     progress,

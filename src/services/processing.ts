@@ -5,6 +5,7 @@ import type { ImageRecord, RejectReason } from "../domain/image.ts";
 import { publicOriginalKey } from "../domain/keys.ts";
 import { stripMetadata } from "../domain/metadata-strip.ts";
 import type { Presets } from "../domain/presets.ts";
+import { dimensionsExceeded } from "../domain/profiles.ts";
 import { SNIFF_BYTES, sniff } from "../domain/sniff.ts";
 import { type ImageWork, imageVerdict, isResourceVerdict } from "../imaging/image-work.ts";
 import type { Metrics } from "../metrics.ts";
@@ -94,17 +95,24 @@ export class ProcessingService {
     const head = source.head;
     const image = await this.images.transition(imageId, ["pending", "processing", "expired"], "processing");
     if (!image) return "skipped";
+    // The third check of an upload profile: its limits as they were at the intent (on the row).
+    const limits = effectiveLimits(this.policy, image);
 
-    if (head.size > this.policy.maxBytes) {
-      return this.reject(image, "too_large", `${head.size} bytes, limit ${this.policy.maxBytes}`, signal);
+    if (head.size > limits.maxBytes) {
+      return this.reject(
+        image,
+        "too_large",
+        `${head.size} bytes, limit ${limits.maxBytes}${limits.of}`,
+        signal,
+      );
     }
     if (head.size === 0) return this.reject(image, "not_an_image", "the object is empty", signal);
 
-    const read = await this.read(source.key, signal);
+    const read = await this.read(source.key, limits.maxBytes, signal);
     if (read === null) throw new RetryLaterError(`object ${source.key} vanished while reading`);
     const { bytes } = read;
-    if (bytes.length > this.policy.maxBytes) {
-      return this.reject(image, "too_large", `more than ${this.policy.maxBytes} bytes`, signal);
+    if (bytes.length > limits.maxBytes) {
+      return this.reject(image, "too_large", `more than ${limits.maxBytes} bytes${limits.of}`, signal);
     }
 
     const sniffed = sniff(bytes.subarray(0, SNIFF_BYTES));
@@ -112,8 +120,8 @@ export class ProcessingService {
       const what = sniffed.mime ? `the bytes are ${sniffed.mime}` : "the bytes are not a known image format";
       return this.reject(image, "not_an_image", what, signal);
     }
-    if (!this.policy.allowedTypes.includes(sniffed.mime)) {
-      return this.reject(image, "unsupported_format", `${sniffed.mime} is not accepted`, signal);
+    if (!limits.allowedTypes.includes(sniffed.mime)) {
+      return this.reject(image, "unsupported_format", `${sniffed.mime} is not accepted${limits.of}`, signal);
     }
     if (sniffed.mime !== image.declaredContentType) {
       const detail = `declared ${image.declaredContentType} but the bytes are ${sniffed.mime}`;
@@ -149,11 +157,13 @@ export class ProcessingService {
     let probe: Awaited<ReturnType<ImageWork["probe"]>>;
     let placeholder: string | null = null;
     try {
-      const limits = { maxPixels: this.policy.maxPixels, maxJpegScans: this.policy.maxJpegScans };
+      const decode = { maxPixels: limits.maxPixels, maxJpegScans: this.policy.maxJpegScans };
       // The placeholder comes from the validating decode where it can (one decode, not two).
-      const request = { ...limits, placeholder: this.derivatives !== null };
+      const request = { ...decode, placeholder: this.derivatives !== null };
       probe = await this.work.probe(bytes, request, taskOptions(budget));
       if (!probe.ok) return rejectAfterPromotion(probe.reason, probe.detail);
+      const oversize = dimensionsExceeded(limits, probe.width, probe.height);
+      if (oversize) return rejectAfterPromotion("dimensions_exceeded", `${oversize}${limits.of}`);
       // Variants come before "ready", so the first page view after it finds the thumbnail made.
       if (this.derivatives) {
         await this.derivatives.eager(image, bytes, budget);
@@ -242,9 +252,10 @@ export class ProcessingService {
     return rejected ? "rejected" : "skipped";
   }
 
-  /** The bytes, with the ETag of exactly the version read. */
+  /** The bytes, with the ETag of exactly the version read; past maxBytes, maxBytes + 1 of them. */
   private async read(
     key: string,
+    maxBytes: number,
     signal?: AbortSignal,
   ): Promise<{ bytes: Buffer; etag: string | null } | null> {
     const obj = await this.store.getStream(key, signal);
@@ -254,14 +265,27 @@ export class ProcessingService {
     let total = 0;
     for await (const chunk of obj.body as AsyncIterable<Buffer>) {
       total += chunk.length;
-      if (total > this.policy.maxBytes) {
+      if (total > maxBytes) {
         obj.body.destroy();
-        return { bytes: Buffer.alloc(this.policy.maxBytes + 1), etag };
+        return { bytes: Buffer.alloc(maxBytes + 1), etag };
       }
       chunks.push(chunk);
     }
     return { bytes: Buffer.concat(chunks, total), etag };
   }
+}
+
+/** The deployment's policy narrowed by the image's profile snapshot; `of` names the profile in details. */
+function effectiveLimits(policy: ProcessingPolicy, image: ImageRecord) {
+  const p = image.profileLimits;
+  return {
+    maxBytes: Math.min(policy.maxBytes, p?.maxBytes ?? Number.MAX_SAFE_INTEGER),
+    maxPixels: Math.min(policy.maxPixels, p?.maxPixels ?? Number.MAX_SAFE_INTEGER),
+    allowedTypes: p ? policy.allowedTypes.filter((t) => p.allowedTypes.includes(t)) : policy.allowedTypes,
+    maxWidth: p?.maxWidth ?? null,
+    maxHeight: p?.maxHeight ?? null,
+    of: image.profile ? ` (profile ${image.profile})` : "",
+  };
 }
 
 /** The next task's share of a job's budget: what is left (at least 1 ms, so an exhausted budget fails as a timeout). */
@@ -301,7 +325,8 @@ export function processingDerivatives(opts: {
       }
     },
     async eager(image, original, budget) {
-      for (const name of opts.eagerPresets) {
+      // A profile's own list replaces the deployment's (e.g. avatar_96 for avatars only).
+      for (const name of image.profileLimits?.eagerPresets ?? opts.eagerPresets) {
         const spec = Object.hasOwn(presets, name) ? presets[name] : undefined;
         if (!spec) continue;
         // f_auto is negotiated per request; WebP is what nearly every browser will ask for.

@@ -5,6 +5,7 @@ import { newImageId } from "../domain/ids.ts";
 import type { ImageRecord } from "../domain/image.ts";
 import { originalKey, uploadKey } from "../domain/keys.ts";
 import { missingParts, PART_URLS_PER_RESPONSE, planParts } from "../domain/multipart.ts";
+import { limitsFor, type UploadProfile } from "../domain/profiles.ts";
 import {
   type IntentInput,
   type UploadPolicy,
@@ -16,6 +17,7 @@ import type { ObjectStore, PresignedRequest } from "../storage/object-store.ts";
 import type { Principal } from "./auth.ts";
 import type { IntentBuffer } from "./intent-buffer.ts";
 import { type SignedPart, signParts } from "./part-urls.ts";
+import type { ProfileResolver } from "./profiles.ts";
 
 export type UploadInstructions =
   | { method: "put"; url: string; headers: Record<string, string>; expiresAt: string }
@@ -37,7 +39,14 @@ export type IntentResult =
   /** The Idempotency-Key was used before (found in the database): the same image again. */
   | { kind: "existing"; image: ImageRecord; upload: UploadInstructions | null };
 
-export type UploadsPolicy = UploadPolicy & { urlTtlSeconds: number; multipartPartSize: number };
+export type UploadsPolicy = UploadPolicy & {
+  urlTtlSeconds: number;
+  multipartPartSize: number;
+  /** Default lifetime of an unclaimed image that requires a claim. */
+  claimTtlSeconds?: number;
+};
+
+const DEFAULT_CLAIM_TTL_SECONDS = 24 * 3600;
 
 /** Upload intents: the client gets URLs to put the bytes straight into the storage. */
 export class UploadsService {
@@ -51,6 +60,8 @@ export class UploadsService {
     private readonly now: () => number = Date.now,
     /** A new upload URL was handed out (the API's /readyz then expects a storage event). */
     private readonly onIssued: () => void = () => {},
+    /** Upload profiles an intent may name; absent, every profile is unknown. */
+    private readonly profiles: ProfileResolver | null = null,
   ) {}
 
   async createIntent(
@@ -58,8 +69,12 @@ export class UploadsService {
     input: IntentInput,
     idempotencyKey?: string,
   ): Promise<IntentResult> {
-    const intent = validateIntent(input, this.policy);
-    const duplicate = await this.findDuplicate(principal, intent);
+    const profile = input.profile === undefined ? null : await this.resolveProfile(input.profile);
+    const rules = profileRules(this.policy, profile, input);
+    const intent = validateIntent(input, rules.policy);
+    // A profile or a claim makes a new image with its own rules; an old image matching the bytes
+    // was never checked against them, and would not expire.
+    const duplicate = profile || rules.claimRequired ? null : await this.findDuplicate(principal, intent);
     if (duplicate) {
       this.metrics.dedupHits.inc();
       return { kind: "deduplicated", image: duplicate };
@@ -79,6 +94,9 @@ export class UploadsService {
       idempotencyKey: idempotencyKey ?? null,
       uploadExpiresAt: new Date(upload.expiresAt),
       ...extra,
+      ...this.claimOf(rules.claimRequired, profile?.claimTtlSeconds ?? null),
+      profile: profile?.name ?? null,
+      profileLimits: profile ? rules.limits : null,
     };
     try {
       const image = await this.images.insert(newImage);
@@ -117,6 +135,20 @@ export class UploadsService {
     if (image.idempotencyKey !== key) return { kind: "deduplicated", image };
     if (image.status !== "pending") return { kind: "existing", image, upload: null };
     return { kind: "existing", image, upload: await this.reissue(image) };
+  }
+
+  private async resolveProfile(name: string): Promise<UploadProfile> {
+    if (!this.profiles) throw ERRORS.unknownProfile(`no upload profile "${name.slice(0, 70)}"`);
+    return this.profiles.resolve(name);
+  }
+
+  /** The claim deadline of a new image, when it requires a claim. */
+  private claimOf(required: boolean, ttlSeconds: number | null) {
+    const ttl = ttlSeconds ?? this.policy.claimTtlSeconds ?? DEFAULT_CLAIM_TTL_SECONDS;
+    return {
+      claimRequired: required,
+      claimExpiresAt: required ? new Date(this.now() + ttl * 1000) : null,
+    };
   }
 
   /** Dedup without an existence oracle: only this owner's ready images, whose hash the worker computed. */
@@ -238,6 +270,30 @@ export class UploadsService {
 
 const RETRY_SOON = { headers: { "Retry-After": "5" } };
 
+/**
+ * The first of the profile's three checks: the intent is validated against the deployment policy
+ * narrowed by the profile, so nothing over its size or outside its types gets a URL, and the URL
+ * signs the declared size and type (the second check). The limits go on the row for the worker.
+ */
+function profileRules(policy: UploadsPolicy, profile: UploadProfile | null, input: IntentInput) {
+  const limits = limitsFor({ ...policy, maxPixels: Number.MAX_SAFE_INTEGER }, profile);
+  if (profile?.visibility && input.visibility && input.visibility !== profile.visibility) {
+    throw ERRORS.validation(`profile ${profile.name} uploads are ${profile.visibility}`, {
+      extra: { field: "visibility", profile: profile.name },
+    });
+  }
+  return {
+    policy: {
+      ...policy,
+      maxBytes: limits.maxBytes,
+      allowedTypes: limits.allowedTypes,
+      defaultVisibility: profile?.visibility ?? policy.defaultVisibility,
+    },
+    limits,
+    claimRequired: input.claim === true || profile?.claimRequired === true,
+  };
+}
+
 function toInstructions(method: "put" | "post", p: PresignedRequest): UploadInstructions {
   return method === "post"
     ? { method, url: p.url, fields: p.fields, expiresAt: p.expiresAt.toISOString() }
@@ -263,5 +319,11 @@ export function pendingRecord(image: NewImage, now: number): ImageRecord {
     updatedAt: at,
     readyAt: null,
     deletedAt: null,
+    claimRequired: image.claimRequired ?? false,
+    claimExpiresAt: image.claimExpiresAt ?? null,
+    claimedAt: null,
+    ref: null,
+    profile: image.profile ?? null,
+    profileLimits: image.profileLimits ?? null,
   };
 }

@@ -61,6 +61,12 @@ describe("processing: image work verdicts, and promotion of validated bytes", ()
       updatedAt: now,
       readyAt: null,
       deletedAt: null,
+      claimRequired: false,
+      claimExpiresAt: null,
+      claimedAt: null,
+      ref: null,
+      profile: null,
+      profileLimits: null,
     };
     await store.put(uploadKey(row.id), jpeg, { contentType: "image/jpeg", contentLength: jpeg.length });
     images = {

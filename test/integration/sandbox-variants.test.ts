@@ -66,6 +66,12 @@ describe("variants: deadlines and deletes", () => {
       updatedAt: now,
       readyAt: now,
       deletedAt: null,
+      claimRequired: false,
+      claimExpiresAt: null,
+      claimedAt: null,
+      ref: null,
+      profile: null,
+      profileLimits: null,
     };
     const jpeg = await photo(96, 64).jpeg().toBuffer();
     await store.put(image.objectKey, jpeg, { contentType: "image/jpeg", contentLength: jpeg.length });

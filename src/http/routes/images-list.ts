@@ -22,7 +22,8 @@ export function registerListImages(app: App, deps: HttpDeps): void {
           "Newest first, one page at a time (pass `nextCursor` back as `cursor`). Without `status`, every " +
           "image that is not deleted, pending intents included (an intent never uploaded turns expired " +
           "after the upload window); `status=ready` lists what can be shown. Repeat `status` for several " +
-          "(`status=pending&status=processing`). Unknown query parameters are ignored.",
+          "(`status=pending&status=processing`). `ref` finds an app record's images (exact match), " +
+          "`ref_prefix` those whose ref starts with it. Unknown query parameters are ignored.",
         security: BearerSecurity,
         querystring: Type.Object({
           // Optional with a default: Ajv fills it in (useDefaults), the document says it may be left out.
@@ -39,6 +40,20 @@ export function registerListImages(app: App, deps: HttpDeps): void {
               description: "only images in one of these states",
             }),
           ),
+          ref: Type.Optional(
+            Type.String({
+              minLength: 1,
+              maxLength: 256,
+              description: "only images claimed with exactly this ref",
+            }),
+          ),
+          ref_prefix: Type.Optional(
+            Type.String({
+              minLength: 1,
+              maxLength: 256,
+              description: "only images whose ref starts with this (e.g. users/42/)",
+            }),
+          ),
         }),
         response: {
           200: ref(ImageListSchema, { description: "One page of images" }),
@@ -48,11 +63,13 @@ export function registerListImages(app: App, deps: HttpDeps): void {
       },
     },
     async (request) => {
-      const { limit, cursor, status } = request.query;
+      const { limit, cursor, status, ref: appRef, ref_prefix: refPrefix } = request.query;
       const page = await deps.images.list(principalOf(request), {
         limit: limit ?? DEFAULT_LIMIT,
         ...(cursor === undefined ? {} : { cursor }),
         ...(status === undefined ? {} : { statuses: [...new Set(status)] }),
+        ...(appRef === undefined ? {} : { ref: appRef }),
+        ...(refPrefix === undefined ? {} : { refPrefix }),
       });
       return { items: page.items.map((i) => toImageView(i, deps.urls)), nextCursor: page.nextCursor };
     },

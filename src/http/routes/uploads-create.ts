@@ -43,6 +43,20 @@ export const UploadIntentRequestSchema = Type.Object(
     partSize: Type.Optional(
       Type.Integer({ description: "Multipart only: the size of every part but the last (at least 5 MiB)." }),
     ),
+    claim: Type.Optional(
+      Type.Boolean({
+        description:
+          "true: the image is deleted unless claimed (POST /v1/images/{id}/claim) within the claim TTL; " +
+          "a profile may require it too",
+      }),
+    ),
+    profile: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 64,
+        description: "an upload profile's name: its limits, presets, visibility and claim rule apply",
+      }),
+    ),
   },
   { $id: "UploadIntentRequest", additionalProperties: false, description: "What is about to be uploaded" },
 );
