@@ -95,7 +95,10 @@ describe("UploadsService when the database is unreachable", () => {
       metrics,
       new IntentBuffer(kv, inner, metrics, log),
     );
-    await expect(uploads.createIntent(alice, input)).rejects.toThrow();
+    await expect(uploads.createIntent(alice, input)).rejects.toMatchObject({
+      status: 503,
+      code: "service_unavailable",
+    });
     expect(inner.rows.size).toBe(0);
   });
 });

@@ -110,7 +110,22 @@ export class UploadsService {
         return this.existing(principal, idempotencyKey, intent);
       }
       if (this.buffer && isDatabaseUnavailable(err)) {
-        await this.buffer.add(newImage);
+        // Nowhere to keep it (the KV is down or too slow as well): the client must retry, told so.
+        const buffered = await this.buffer.add(newImage).then(
+          () => true,
+          () => false,
+        );
+        if (!buffered) {
+          if (upload.method === "multipart") {
+            await this.store
+              .abortMultipartUpload(uploadKey(newImage.id), upload.uploadId)
+              .catch(() => undefined);
+          }
+          throw ERRORS.unavailable(
+            "the metadata database is unreachable and the intent could not be buffered",
+            RETRY_SOON,
+          );
+        }
         this.metrics.intentsCreated.inc({ method: intent.method });
         this.onIssued();
         return { kind: "created", image: pendingRecord(newImage, this.now()), upload };

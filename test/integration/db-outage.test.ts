@@ -144,6 +144,7 @@ describe.skipIf(!url || !kvTarget)("a database outage under load", () => {
       acceptedDuringOutage,
       refused: failed.length,
       refusedStatuses: [...new Set(failed.map((f) => f.status))],
+      refusedCodes: [...new Set(failed.map((f) => f.code ?? "none"))],
       bufferedDuringOutage,
       breakerDuringOutage,
       rowsAfterRecovery: inDb.length,

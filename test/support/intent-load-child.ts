@@ -9,6 +9,8 @@
 export interface LoadOutcome {
   phase: string;
   status: number;
+  /** The problem's code of a refusal, for the report. */
+  code?: string;
   id?: string;
   upload?: { url: string; method: string; headers: Record<string, string> };
 }
@@ -43,8 +45,9 @@ async function fire(tag: string): Promise<void> {
     const body = (await res.json().catch(() => ({}))) as {
       image?: { id?: string };
       upload?: LoadOutcome["upload"];
+      code?: string;
     };
-    outcome = { phase: tag, status: res.status, id: body.image?.id, upload: body.upload };
+    outcome = { phase: tag, status: res.status, id: body.image?.id, upload: body.upload, code: body.code };
   } catch {
     outcome = { phase: tag, status: 0 };
   }
