@@ -1,5 +1,7 @@
 import { type Selectable, sql } from "kysely";
+import type { ImageRecord } from "../domain/image.ts";
 import type { EventPosition, OutboxEventType } from "../domain/webhook-events.ts";
+import { toRecord } from "./images-repository.ts";
 import type { Db, ImagesTable, OutboxEventsTable } from "./schema.ts";
 
 /** One event of the outbox as readers see it. */
@@ -10,8 +12,8 @@ export interface StoredEvent {
   type: OutboxEventType;
   ownerId: string;
   imageId: string;
-  /** The images row as the transition left it. */
-  snapshot: Selectable<ImagesTable>;
+  /** The image as the transition left it (its snapshot). */
+  image: ImageRecord;
   createdAt: Date;
 }
 
@@ -78,7 +80,7 @@ export function toStoredEvent(r: Selectable<OutboxEventsTable>): StoredEvent {
     type: r.type as OutboxEventType,
     ownerId: r.owner_id,
     imageId: r.image_id,
-    snapshot,
+    image: toRecord(snapshot),
     createdAt: new Date(r.created_at),
   };
 }

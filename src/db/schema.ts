@@ -64,8 +64,8 @@ export interface JobsTable {
 }
 
 export interface OutboxEventsTable {
-  seq: Generated<Int8>;
-  txid: Generated<Int8>;
+  seq: Generated<number>;
+  txid: Generated<number>;
   id: Generated<string>;
   type: string;
   owner_id: string;
@@ -94,9 +94,9 @@ export interface WebhookEndpointsTable {
 }
 
 export interface WebhookDeliveriesTable {
-  id: Generated<Int8>;
+  id: Generated<number>;
   endpoint_id: string;
-  event_seq: Int8;
+  event_seq: number;
   image_id: string;
   status: string;
   replay: Generated<boolean>;

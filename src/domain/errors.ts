@@ -91,4 +91,15 @@ export const ERRORS = {
   invalidPart: make(400, "invalid_part", "A listed part was not uploaded or its ETag does not match"),
   invalidPartOrder: make(400, "invalid_part_order", "The parts are not in ascending part number order"),
   noSuchUpload: make(404, "no_such_upload", "No such multipart upload"),
+
+  // Outbound webhooks and the event feed.
+  webhookNotFound: make(404, "webhook_not_found", "No such webhook endpoint"),
+  eventNotFound: make(404, "event_not_found", "No such event"),
+  invalidWebhookUrl: make(400, "invalid_webhook_url", "The webhook URL is not valid"),
+  webhookUrlNotAllowed: make(
+    400,
+    "webhook_url_not_allowed",
+    "The webhook URL resolves to a private or reserved address",
+  ),
+  webhookManagedByConfig: make(409, "webhook_managed_by_config", "This endpoint is set by the configuration"),
 } as const;

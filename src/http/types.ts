@@ -11,6 +11,7 @@ import type { KeyValueStore } from "../kv/kv.ts";
 import type { Metrics } from "../metrics.ts";
 import type { AuthService, Principal } from "../services/auth.ts";
 import type { DeliveryService } from "../services/delivery.ts";
+import type { EventsFeed } from "../services/events-feed.ts";
 import type { UrlBuilder } from "../services/image-view.ts";
 import type { ImagesService } from "../services/images.ts";
 import type { OwnerPurgeService } from "../services/owner-purge.ts";
@@ -19,6 +20,7 @@ import type { StorageEventsService } from "../services/storage-events.ts";
 import type { UploadCompletionService } from "../services/upload-completion.ts";
 import type { UploadsService } from "../services/uploads.ts";
 import type { VariantsService } from "../services/variants.ts";
+import type { WebhooksService } from "../services/webhooks.ts";
 import type { LocalObjectStore } from "../storage/local.ts";
 
 export type App = FastifyInstance<
@@ -48,6 +50,9 @@ export interface HttpDeps {
   /** Present when the embedded storage serves its own upload URLs. */
   localStorage: LocalObjectStore | null;
   readiness: () => Promise<Record<string, "ok" | string>>;
+  /** /v1/webhooks and GET /v1/events. */
+  webhooks: WebhooksService;
+  eventsFeed: EventsFeed;
 }
 
 declare module "fastify" {
