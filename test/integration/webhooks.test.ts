@@ -210,6 +210,20 @@ describe.each(dbTargets())("webhooks on $name", (target) => {
     expect(notBobs).toMatchObject({ status: 404, body: { code: "webhook_not_found" } });
   });
 
+  it("a long poll returns as soon as an event commits, and refuses a foreign cursor", async () => {
+    const bob = alice.as(run.bob);
+    const { cursor } = (await bob.request<{ cursor: string }>("GET", "/v1/events")).body;
+    const intent = await bob.createIntent({ filename: "x.jpg", contentType: "image/jpeg", size: 100 });
+    const waiting = bob.request<{ events: WebhookEvent[] }>("GET", `/v1/events?after=${cursor}&wait=20`);
+    expect((await bob.request("DELETE", `/v1/uploads/${intent.body.image.id}`)).status).toBe(204);
+    const got = await waiting;
+    expect(got.body.events.map((e) => [e.type, e.data.id])).toEqual([
+      ["image.deleted", intent.body.image.id],
+    ]);
+    const bad = await bob.request("GET", "/v1/events?after=not-a-cursor");
+    expect(bad).toMatchObject({ status: 400, body: { code: "invalid_cursor" } });
+  });
+
   it("lists endpoints without secrets, rotates with two signatures, and deletes", async () => {
     const list = await alice.request<{ items: Array<Record<string, unknown>> }>("GET", "/v1/webhooks");
     expect(list.body.items).toHaveLength(1);
