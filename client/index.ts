@@ -23,3 +23,11 @@ export {
   uppyAwsS3Options,
 } from "./uppy.ts";
 export type { PresignableRequest, PresignedResponse } from "./uppy-sign-request.ts";
+export {
+  type VerifyWebhookOptions,
+  verifyWebhook,
+  type WebhookEvent,
+  type WebhookHeaders,
+  type WebhookVerificationCode,
+  WebhookVerificationError,
+} from "./webhooks.ts";

@@ -52,6 +52,8 @@ import { PROCESS_IMAGE, StorageEventsService } from "./services/storage-events.t
 import { UploadCompletionService } from "./services/upload-completion.ts";
 import { UploadsService } from "./services/uploads.ts";
 import { VariantsService } from "./services/variants.ts";
+import type { WebhookTransport } from "./services/webhook-ports.ts";
+import { createWebhooks, type Webhooks } from "./services/webhooks-setup.ts";
 import { LocalObjectStore } from "./storage/local.ts";
 import type { ObjectStore } from "./storage/object-store.ts";
 import { S3ObjectStore } from "./storage/s3.ts";
@@ -74,6 +76,8 @@ export interface Imgup {
   maintenance: Maintenance;
   http: App | null;
   runner: JobRunner | null;
+  /** Outbound webhooks (worker runs in roles all and worker) and the event feed. */
+  webhooks: Webhooks;
   /** Listens (api role) and starts the background work; resolves with the bound URL, if any. */
   start(): Promise<string | null>;
   /** Once started: the demo page link for the startup banner (null when the page is off). */
@@ -90,7 +94,15 @@ export async function createImgup(
    * RedisKeyValueStoreOptions.now; kvCommandTimeoutMs, so a loaded test machine's slow Redis
    * replies do not turn into fail-open decisions.
    */
-  opts: { logger?: Logger; kvClock?: () => number; kvCommandTimeoutMs?: number; imageWork?: ImageWork } = {},
+  opts: {
+    logger?: Logger;
+    kvClock?: () => number;
+    kvCommandTimeoutMs?: number;
+    imageWork?: ImageWork;
+    /** Tests only: the webhook worker's clock (retries, disabling) and its outbound transport. */
+    webhookClock?: () => number;
+    webhookTransport?: WebhookTransport;
+  } = {},
 ): Promise<Imgup> {
   // A logger of the caller's (tests) lacks the request/job context on service lines; createLogger has it.
   const logger =
@@ -240,6 +252,17 @@ export async function createImgup(
   };
 
   const claims = guardPort(new KyselyClaimsRepository(database.db), breaker);
+  const webhooks = createWebhooks({
+    db: database.db,
+    breaker,
+    config,
+    urls,
+    logger,
+    registry: metrics.registry,
+    now: opts.webhookClock,
+    transport: opts.webhookTransport,
+  });
+
   const maintenance = createMaintenance({
     db: database.db,
     store,
@@ -357,6 +380,8 @@ export async function createImgup(
             readiness,
             claims: new ClaimsService(claims, images),
             profiles,
+            webhooks: webhooks.service,
+            eventsFeed: webhooks.feed,
           },
           logger,
         )
@@ -394,6 +419,7 @@ export async function createImgup(
     intentBuffer,
     maintenance,
     http,
+    webhooks,
     get runner() {
       return runner;
     },
@@ -407,6 +433,10 @@ export async function createImgup(
       const devKey =
         config.auth.devKey && !(await auth.hasAnyKey()) ? await createDevKey(auth, config) : null;
       runner?.start();
+      if (runsWorker) {
+        await webhooks.syncConfigured();
+        webhooks.worker.start();
+      }
       if (runner) {
         const { heartbeatIntervalMs: intervalMs, workerStallMs: stallMs } = config.health;
         heartbeat = publishHeartbeat(runner, signals, { intervalMs, stallMs, log: logger });
@@ -441,6 +471,7 @@ export async function createImgup(
         sqs?.stop(),
         amqp?.stop(),
         runner?.stop(drainMs),
+        webhooks.worker.stop(),
       ]);
       // After the drain: what still runs in a child is abandoned with its request or job.
       await imagePool.stop();

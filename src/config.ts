@@ -5,6 +5,9 @@ import { fileURLToPath } from "node:url";
 import { DEFAULT_EAGER_PRESETS, DEFAULT_PRESETS, type Presets, parsePresets } from "./domain/presets.ts";
 import { parseProfile, type UploadProfile } from "./domain/profiles.ts";
 import { DEFAULT_SPEC_LIMITS } from "./domain/transform-spec.ts";
+import { isOutboxEventType, type OutboxEventType } from "./domain/webhook-events.ts";
+import { DEFAULT_RETRY_SCHEDULE_MS, parseSchedule } from "./domain/webhook-retry.ts";
+import { parseWebhookSecret } from "./domain/webhook-signature.ts";
 
 export type Role = "all" | "api" | "worker" | "scheduler";
 
@@ -192,6 +195,36 @@ export interface Config {
     enabled: boolean;
     dir: string;
   };
+  /** Outbound webhooks and the pull feed of app events; see docs/webhooks.md. */
+  webhooks: WebhookSettings;
+}
+
+export interface WebhookSettings {
+  /** A deployment-wide endpoint declared here (every owner's events), signed with `secret` (whsec_…). */
+  url: string | undefined;
+  secret: string | undefined;
+  /** The types that endpoint gets; empty: all. */
+  events: OutboxEventType[];
+  /** Endpoints may resolve to loopback, private and link-local addresses (off: refused, SSRF). */
+  allowPrivate: boolean;
+  /** Waits before each retry; a delivery fails for good after the last. */
+  retryScheduleMs: number[];
+  /** Each wait is spread by ±this fraction. */
+  retryJitter: number;
+  /** One delivery attempt's deadline (connect, send, answer). */
+  timeoutMs: number;
+  /** An endpoint failing this long with at least `disableAfterFailures` consecutive failures is disabled. */
+  disableAfterMs: number;
+  disableAfterFailures: number;
+  /** How often a worker looks for due deliveries. */
+  pollIntervalMs: number;
+  /** Deliveries in flight per worker process. */
+  concurrency: number;
+  /** Events (and their finished deliveries) are kept this long for the pull feed and replay. */
+  retentionMs: number;
+  /** Longest wait of GET /v1/events?wait=, and how often a waiting request looks again. */
+  feedMaxWaitSeconds: number;
+  feedPollMs: number;
 }
 
 export interface CorsSettings {
@@ -414,7 +447,35 @@ export function loadConfig(env: Env, overrides: { role?: Role } = {}): Config {
       enabled: r.bool("IMGUP_DEMO_PAGE", true),
       dir: path.resolve(r.str("IMGUP_DEMO_DIR", DEFAULT_DEMO_DIR)),
     },
+    webhooks: {
+      url: r.optionalUrl("IMGUP_WEBHOOK_URL"),
+      secret: r.parsed("IMGUP_WEBHOOK_SECRET", (raw) => {
+        if (raw !== undefined && !parseWebhookSecret(raw))
+          throw new Error("must be whsec_ and base64 of 24-64 bytes");
+        return raw;
+      }),
+      events: r.parsed("IMGUP_WEBHOOK_EVENTS", parseEventTypes),
+      allowPrivate: r.bool("IMGUP_WEBHOOK_ALLOW_PRIVATE", false),
+      retryScheduleMs: r.parsed("IMGUP_WEBHOOK_RETRY_SCHEDULE", (raw) => {
+        if (raw === undefined) return [...DEFAULT_RETRY_SCHEDULE_MS];
+        const parsed = parseSchedule(raw);
+        if (!parsed) throw new Error('expected durations like "5s,5m,2h,1d"');
+        return parsed;
+      }),
+      retryJitter: 0.2,
+      timeoutMs: r.int("IMGUP_WEBHOOK_TIMEOUT_MS", 10_000, 100, 120_000),
+      disableAfterMs: r.int("IMGUP_WEBHOOK_DISABLE_AFTER_HOURS", 120, 0, 24 * 365) * 3600_000,
+      disableAfterFailures: r.int("IMGUP_WEBHOOK_DISABLE_AFTER_FAILURES", 10, 1, 1_000_000),
+      pollIntervalMs: r.int("IMGUP_WEBHOOK_POLL_MS", 1000, 10, 60_000),
+      concurrency: r.int("IMGUP_WEBHOOK_CONCURRENCY", 8, 1, 256),
+      retentionMs: r.int("IMGUP_EVENTS_RETENTION_DAYS", 30, 1, 3650) * 86_400_000,
+      feedMaxWaitSeconds: r.int("IMGUP_EVENTS_MAX_WAIT_SECONDS", 20, 0, 300),
+      feedPollMs: r.int("IMGUP_EVENTS_POLL_MS", 1000, 10, 60_000),
+    },
   };
+  if ((config.webhooks.url === undefined) !== (config.webhooks.secret === undefined)) {
+    throw new ConfigError("IMGUP_WEBHOOK_SECRET", "IMGUP_WEBHOOK_URL and IMGUP_WEBHOOK_SECRET go together");
+  }
   if (config.storage.driver === "s3" && !config.storage.s3.bucket) {
     throw new ConfigError("S3_BUCKET", "is required when IMGUP_STORAGE=s3");
   }
@@ -616,6 +677,16 @@ function parseAmqpUrl(raw: string | undefined): string | undefined {
   }
   if (protocol !== "amqp:" && protocol !== "amqps:") throw new Error("expected an amqp:// or amqps:// URL");
   return raw;
+}
+
+function parseEventTypes(raw: string | undefined): OutboxEventType[] {
+  if (raw === undefined) return [];
+  const items = raw
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
+  for (const t of items) if (!isOutboxEventType(t)) throw new Error(`${t} is not an event type`);
+  return items as OutboxEventType[];
 }
 
 function readFileOrFail(name: string, file: string): string {

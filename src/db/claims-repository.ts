@@ -1,6 +1,7 @@
 import { sql } from "kysely";
 import type { ImageRecord, ImageStatus } from "../domain/image.ts";
 import { toRecord } from "./images-repository.ts";
+import { outboxFrom, writeOutboxEvent } from "./outbox.ts";
 import type { Db } from "./schema.ts";
 
 /** Images that may still be claimed: a claim on a pending or processing image holds once it is ready. */
@@ -44,26 +45,30 @@ export class KyselyClaimsRepository implements ClaimsRepository {
   constructor(private readonly db: Db) {}
 
   async claim(id: string, ownerId: string, ref: string | null): Promise<ClaimResult> {
-    const row = await this.db
-      .updateTable("images")
-      .set({
-        claimed_at: sql`coalesce(claimed_at, now())`,
-        claim_expires_at: null,
-        ref: sql`coalesce(${ref}::text, ref)`,
-        updated_at: new Date(),
-      })
-      .where("id", "=", id)
-      .where("owner_id", "=", ownerId)
-      .where("status", "in", [...CLAIMABLE])
-      // Only what changes something: a first claim, or a reference added to a claim without one.
-      .where((eb) =>
-        ref === null
-          ? eb("claimed_at", "is", null)
-          : eb.or([eb("claimed_at", "is", null), eb("ref", "is", null)]),
-      )
-      .returningAll()
-      .executeTakeFirst();
-    // outbox: image.claimed
+    // The claim and its image.claimed event commit together (the outbox).
+    const row = await this.db.transaction().execute(async (trx) => {
+      const claimed = await trx
+        .updateTable("images")
+        .set({
+          claimed_at: sql`coalesce(claimed_at, now())`,
+          claim_expires_at: null,
+          ref: sql`coalesce(${ref}::text, ref)`,
+          updated_at: new Date(),
+        })
+        .where("id", "=", id)
+        .where("owner_id", "=", ownerId)
+        .where("status", "in", [...CLAIMABLE])
+        // Only what changes something: a first claim, or a reference added to a claim without one.
+        .where((eb) =>
+          ref === null
+            ? eb("claimed_at", "is", null)
+            : eb.or([eb("claimed_at", "is", null), eb("ref", "is", null)]),
+        )
+        .returningAll()
+        .executeTakeFirst();
+      if (claimed) await writeOutboxEvent(trx, "image.claimed", claimed);
+      return claimed;
+    });
     if (row) return { outcome: "claimed", image: toRecord(row), changed: true };
     const current = await this.db
       .selectFrom("images")
@@ -94,7 +99,9 @@ export class KyselyClaimsRepository implements ClaimsRepository {
   async expireUnclaimed(now: Date, limit: number): Promise<ExpiredImage[]> {
     // The conditions are repeated outside the sub-select: they are what a concurrent claim's commit
     // is checked against.
+    // Each deleted image's image.expired event is written by the same statement (the outbox).
     const r = await sql<{ id: string; owner_id: string; multipart_upload_id: string | null }>`
+      with moved as (
       update images set status = 'deleted', deleted_at = ${now}, updated_at = ${now}
       where id in (
         select id from images
@@ -105,9 +112,10 @@ export class KyselyClaimsRepository implements ClaimsRepository {
       )
         and claim_required and claimed_at is null and status in ('ready', 'rejected')
         and claim_expires_at < ${now}
-      returning id, owner_id, multipart_upload_id
+      returning *
+      ), ${outboxFrom("moved", "image.expired")}
+      select id, owner_id, multipart_upload_id from moved
     `.execute(this.db);
-    // outbox: image.expired (one per returned row, in this statement's transaction)
     return r.rows.map(toExpired);
   }
 

@@ -6,6 +6,7 @@ import type {
   InsertIfAbsentResult,
   ListOptions,
   NewImage,
+  TransitionOptions,
 } from "./images-repository.ts";
 
 /** Every call goes through the database circuit breaker (and its timeout). */
@@ -41,8 +42,9 @@ export class GuardedImagesRepository implements ImagesRepository {
     from: readonly ImageStatus[],
     to: ImageStatus,
     patch?: ImagePatch,
+    opts?: TransitionOptions,
   ): Promise<ImageRecord | null> {
-    return this.breaker.execute(() => this.inner.transition(id, from, to, patch));
+    return this.breaker.execute(() => this.inner.transition(id, from, to, patch, opts));
   }
   update(
     id: string,

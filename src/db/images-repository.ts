@@ -1,6 +1,7 @@
 import { type Selectable, sql } from "kysely";
 import type { ImageRecord, ImageStatus, RejectReason, UploadMethod, Visibility } from "../domain/image.ts";
 import { parseLimits } from "../domain/profiles.ts";
+import { eventForStatus, type OutboxEventType } from "../domain/webhook-events.ts";
 import type { Db, ImagesTable } from "./schema.ts";
 
 export type NewImage = Pick<
@@ -65,6 +66,11 @@ export interface ListOptions {
   refPrefix?: string | undefined;
 }
 
+export interface TransitionOptions {
+  /** The event to emit instead of the status's own (e.g. image.expired for an unclaimed image deleted). */
+  event?: OutboxEventType;
+}
+
 export interface ImagesRepository {
   /** Throws IdempotencyKeyTaken when (owner, idempotencyKey) exists. */
   insert(image: NewImage): Promise<ImageRecord>;
@@ -79,12 +85,17 @@ export interface ImagesRepository {
   /** Newest first; `before` is the id of the last image of the previous page. */
   /** Newest first, never deleted ones; `statuses` narrows to those states. */
   listForOwner(ownerId: string, opts: ListOptions): Promise<ImageRecord[]>;
-  /** Conditional update: only when the current status is one of `from`. null when it was not. */
+  /**
+   * Conditional update: only when the current status is one of `from`. null when it was not. A move
+   * into ready, rejected, deleted or expired writes its app-facing event (image.<status>, or
+   * `opts.event`) to the outbox in the same statement.
+   */
   transition(
     id: string,
     from: readonly ImageStatus[],
     to: ImageStatus,
     patch?: ImagePatch,
+    opts?: TransitionOptions,
   ): Promise<ImageRecord | null>;
   /** Updates fields without a status change, only while the status is one of `when`. */
   update(
@@ -200,15 +211,42 @@ export class KyselyImagesRepository implements ImagesRepository {
     from: readonly ImageStatus[],
     to: ImageStatus,
     patch: ImagePatch = {},
+    opts: TransitionOptions = {},
   ): Promise<ImageRecord | null> {
+    const move = (db: Db) =>
+      db
+        .updateTable("images")
+        .set({ ...toColumns(patch), status: to, updated_at: new Date() })
+        .where("id", "=", id)
+        .where("status", "in", [...from])
+        .returningAll();
+    const event = opts.event ?? eventForStatus(to);
+    if (!event) {
+      const row = await move(this.db).executeTakeFirst();
+      return row ? toRecord(row) : null;
+    }
+    // One statement: the transition and its event commit together, without a transaction's round trips.
     const row = await this.db
-      .updateTable("images")
-      .set({ ...toColumns(patch), status: to, updated_at: new Date() })
-      .where("id", "=", id)
-      .where("status", "in", [...from])
-      .returningAll()
+      .with("moved", (db) => move(db as unknown as Db))
+      .with("outbox_written", (db) =>
+        db
+          .insertInto("outbox_events")
+          .columns(["type", "owner_id", "image_id", "snapshot"])
+          .expression((eb) =>
+            eb
+              .selectFrom("moved")
+              .select([
+                sql.lit(event).as("type"),
+                "moved.owner_id",
+                "moved.id",
+                sql<string>`to_jsonb(moved)`.as("snapshot"),
+              ]),
+          ),
+      )
+      .selectFrom("moved")
+      .selectAll()
       .executeTakeFirst();
-    return row ? toRecord(row) : null;
+    return row ? toRecord(row as Selectable<ImagesTable>) : null;
   }
 
   async update(
@@ -276,6 +314,7 @@ function toColumns(p: ImagePatch) {
 
 const num = (v: string | number | null): number | null => (v === null ? null : Number(v));
 
+/** An images row (as selected, or as an outbox snapshot's JSON) as the domain record. */
 export function toRecord(r: Selectable<ImagesTable>): ImageRecord {
   return {
     id: r.id,

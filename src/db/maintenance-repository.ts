@@ -1,5 +1,6 @@
 import { sql } from "kysely";
 import type { ImageStatus } from "../domain/image.ts";
+import { outboxFrom } from "./outbox.ts";
 import type { Db } from "./schema.ts";
 
 /** The image's processing job as the repair jobs see it (null when there is none). */
@@ -144,16 +145,17 @@ export class MaintenanceRepository {
     return { pending: row?.pending ?? 0, multipart: row?.multipart ?? 0, processing: row?.processing ?? 0 };
   }
 
-  /** pending -> expired, only while still pending. */
+  /** pending -> expired, only while still pending; image.expired in the same statement. */
   async expire(id: string): Promise<boolean> {
-    const row = await this.db
-      .updateTable("images")
-      .set({ status: "expired", updated_at: new Date() })
-      .where("id", "=", id)
-      .where("status", "=", "pending")
-      .returning("id")
-      .executeTakeFirst();
-    return row !== undefined;
+    const r = await sql<{ id: string }>`
+      with moved as (
+        update images set status = 'expired', updated_at = now()
+        where id = ${id} and status = 'pending'
+        returning *
+      ), ${outboxFrom("moved", "image.expired")}
+      select id from moved
+    `.execute(this.db);
+    return r.rows.length > 0;
   }
 
   async statuses(ids: readonly string[]): Promise<Map<string, ImageStatus>> {
@@ -200,11 +202,14 @@ export class MaintenanceRepository {
   /** Marks up to `limit` of the owner's rows deleted; returns how many it marked (0: none left). */
   async markOwnerDeleted(ownerId: string, limit: number): Promise<number> {
     const r = await sql<{ id: string }>`
-      update images set status = 'deleted', deleted_at = now(), updated_at = now()
-      where id in (
-        select id from images where owner_id = ${ownerId} and status <> 'deleted' order by id limit ${limit}
-      ) and status <> 'deleted'
-      returning id
+      with moved as (
+        update images set status = 'deleted', deleted_at = now(), updated_at = now()
+        where id in (
+          select id from images where owner_id = ${ownerId} and status <> 'deleted' order by id limit ${limit}
+        ) and status <> 'deleted'
+        returning *
+      ), ${outboxFrom("moved", "image.deleted")}
+      select id from moved
     `.execute(this.db);
     return r.rows.length;
   }
@@ -223,13 +228,15 @@ export class MaintenanceRepository {
 
   async markDeleted(ids: readonly string[]): Promise<number> {
     if (ids.length === 0) return 0;
-    const r = await this.db
-      .updateTable("images")
-      .set({ status: "deleted", deleted_at: new Date(), updated_at: new Date() })
-      .where("id", "in", [...ids])
-      .where("status", "!=", "deleted")
-      .executeTakeFirst();
-    return Number(r.numUpdatedRows);
+    const r = await sql<{ id: string }>`
+      with moved as (
+        update images set status = 'deleted', deleted_at = now(), updated_at = now()
+        where id in (${sql.join([...ids])}) and status <> 'deleted'
+        returning *
+      ), ${outboxFrom("moved", "image.deleted")}
+      select id from moved
+    `.execute(this.db);
+    return r.rows.length;
   }
 
   /** Removes rows for good, only those already marked deleted (their objects are gone). */

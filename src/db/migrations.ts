@@ -6,6 +6,7 @@ import * as m002 from "./migrations/002-multipart-part-size.ts";
 import * as m003 from "./migrations/003-maintenance-indexes.ts";
 import * as m004 from "./migrations/004-placeholder.ts";
 import * as m005 from "./migrations/005-job-groups.ts";
+import * as m006 from "./migrations/006-outbox.ts";
 import * as m007 from "./migrations/007-claims-and-profiles.ts";
 import type { Db } from "./schema.ts";
 
@@ -16,6 +17,7 @@ const MIGRATIONS: Record<string, Migration> = {
   "003-maintenance-indexes": m003,
   "004-placeholder": m004,
   "005-job-groups": m005,
+  "006-outbox": m006,
   "007-claims-and-profiles": m007,
 };
 

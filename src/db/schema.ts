@@ -78,11 +78,69 @@ export interface JobsTable {
   updated_at: Timestamp;
 }
 
+export interface OutboxEventsTable {
+  seq: Generated<number>;
+  txid: Generated<number>;
+  id: Generated<string>;
+  type: string;
+  owner_id: string;
+  image_id: string;
+  /** The images row as the transition wrote it. */
+  snapshot: ColumnType<unknown, string, string>;
+  created_at: Timestamp;
+}
+
+export interface WebhookEndpointsTable {
+  id: string;
+  owner_id: string | null;
+  url: string;
+  events: string;
+  description: string;
+  source: string;
+  secret: string;
+  previous_secret: string | null;
+  previous_secret_expires_at: Timestamp | null;
+  consecutive_failures: Generated<number>;
+  failing_since: Timestamp | null;
+  disabled_at: Timestamp | null;
+  disabled_reason: string | null;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export interface WebhookDeliveriesTable {
+  id: Generated<number>;
+  endpoint_id: string;
+  event_seq: number;
+  image_id: string;
+  status: string;
+  replay: Generated<boolean>;
+  attempts: Generated<number>;
+  next_attempt_at: Timestamp;
+  locked_until: Timestamp | null;
+  lease_token: string | null;
+  last_attempt_at: Timestamp | null;
+  last_status_code: number | null;
+  last_error: string | null;
+  delivered_at: Timestamp | null;
+  created_at: Timestamp;
+}
+
+export interface WebhookDispatchTable {
+  id: number;
+  txid: Int8;
+  seq: Int8;
+}
+
 export interface Database {
   images: ImagesTable;
   api_keys: ApiKeysTable;
   jobs: JobsTable;
   upload_profiles: UploadProfilesTable;
+  outbox_events: OutboxEventsTable;
+  webhook_endpoints: WebhookEndpointsTable;
+  webhook_deliveries: WebhookDeliveriesTable;
+  webhook_dispatch: WebhookDispatchTable;
 }
 
 export type Db = Kysely<Database>;

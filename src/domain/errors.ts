@@ -98,4 +98,14 @@ export const ERRORS = {
   alreadyClaimed: make(409, "already_claimed", "The image is claimed under another reference"),
   profileNotFound: make(404, "profile_not_found", "No such upload profile"),
   profileReadOnly: make(409, "profile_read_only", "The upload profile is defined by configuration"),
+  // Outbound webhooks and the event feed.
+  webhookNotFound: make(404, "webhook_not_found", "No such webhook endpoint"),
+  eventNotFound: make(404, "event_not_found", "No such event"),
+  invalidWebhookUrl: make(400, "invalid_webhook_url", "The webhook URL is not valid"),
+  webhookUrlNotAllowed: make(
+    400,
+    "webhook_url_not_allowed",
+    "The webhook URL resolves to a private or reserved address",
+  ),
+  webhookManagedByConfig: make(409, "webhook_managed_by_config", "This endpoint is set by the configuration"),
 } as const;

@@ -36,6 +36,7 @@ import { registerCompleteUpload } from "./routes/uploads-complete.ts";
 import { registerCreateUpload } from "./routes/uploads-create.ts";
 import { registerUploadParts } from "./routes/uploads-parts.ts";
 import { registerGetVariants } from "./routes/variants-get.ts";
+import { registerWebhookRoutes } from "./routes/webhooks.ts";
 import type { App, HttpDeps } from "./types.ts";
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -107,6 +108,7 @@ export async function buildHttpServer(deps: HttpDeps, logger: Logger): Promise<A
   registerGetProfile(app, deps);
   registerPutProfile(app, deps);
   registerDeleteProfile(app, deps);
+  registerWebhookRoutes(app, deps);
   registerDemoPage(app, deps);
   await registerApiReference(app, deps);
   return app;

@@ -12,6 +12,7 @@ import type { Metrics } from "../metrics.ts";
 import type { AuthService, Principal } from "../services/auth.ts";
 import type { ClaimsService } from "../services/claims.ts";
 import type { DeliveryService } from "../services/delivery.ts";
+import type { EventsFeed } from "../services/events-feed.ts";
 import type { UrlBuilder } from "../services/image-view.ts";
 import type { ImagesService } from "../services/images.ts";
 import type { OwnerPurgeService } from "../services/owner-purge.ts";
@@ -21,6 +22,7 @@ import type { StorageEventsService } from "../services/storage-events.ts";
 import type { UploadCompletionService } from "../services/upload-completion.ts";
 import type { UploadsService } from "../services/uploads.ts";
 import type { VariantsService } from "../services/variants.ts";
+import type { WebhooksService } from "../services/webhooks.ts";
 import type { LocalObjectStore } from "../storage/local.ts";
 
 export type App = FastifyInstance<
@@ -52,6 +54,9 @@ export interface HttpDeps {
   readiness: () => Promise<Record<string, "ok" | string>>;
   claims: ClaimsService;
   profiles: ProfilesService;
+  /** /v1/webhooks and GET /v1/events. */
+  webhooks: WebhooksService;
+  eventsFeed: EventsFeed;
 }
 
 declare module "fastify" {

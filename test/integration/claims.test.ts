@@ -90,6 +90,16 @@ describe.each(dbTargets())("claim or expire ($name)", ({ make }) => {
     expect(await expiry(365 * DAY_MS).run({ dryRun: false, signal: signal() })).toMatchObject({ expired: 0 });
     const metrics = await run.imgup.metrics.registry.metrics();
     expect(metrics).toMatch(/imgup_images_finalized_total\{status="deleted",reason="unclaimed"\} 1\b/);
+
+    // The app hears of both through the outbox: image.claimed and image.expired, never image.deleted.
+    const feed = await alice.request<{ events: { type: string; data: { id: string } }[] }>(
+      "GET",
+      "/v1/events",
+    );
+    const about = (id: string) => feed.body.events.filter((e) => e.data.id === id).map((e) => e.type);
+    expect(about(claimed.id)).toEqual(["image.ready", "image.claimed"]);
+    expect(about(unclaimed.id)).toEqual(["image.ready", "image.expired"]);
+    expect(about(free.id)).toEqual(["image.ready"]);
   });
 
   it("is one of the scheduler's tasks, run under its lock", async () => {

@@ -101,7 +101,12 @@ export async function startImgup(
    * kvClock: the KV's clock (a TestClock's `now`), for tests that meter rate limits exactly;
    * kvCommandTimeoutMs: a Redis command timeout a loaded machine cannot hit (else: fail open).
    */
-  opts: { kvClock?: () => number; kvCommandTimeoutMs?: number } = {},
+  opts: {
+    kvClock?: () => number;
+    kvCommandTimeoutMs?: number;
+    /** The webhook worker's clock (retries, disabling). */
+    webhookClock?: () => number;
+  } = {},
 ): Promise<Running> {
   const dataDir = await mkdtemp(path.join(tmpdir(), "imgup-test-"));
   return withPortRetry(async (port) => {
@@ -124,6 +129,7 @@ export async function startImgup(
       logger: pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" }),
       kvClock: opts.kvClock,
       kvCommandTimeoutMs: opts.kvCommandTimeoutMs,
+      ...(opts.webhookClock ? { webhookClock: opts.webhookClock } : {}),
     });
     const alice = (await imgup.auth.createKey({ ownerId: "alice" })).key;
     const bob = (await imgup.auth.createKey({ ownerId: "bob" })).key;

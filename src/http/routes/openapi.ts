@@ -35,6 +35,10 @@ const TAGS = [
   },
   { name: "Storage events", description: "Object-created notifications from the storage" },
   { name: "Operations", description: "Probes, metrics and this document" },
+  {
+    name: "Webhooks",
+    description: "Signed webhooks of image events to your app, their log and replay, and the pull feed",
+  },
 ];
 
 /**
