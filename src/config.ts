@@ -185,6 +185,19 @@ export interface Config {
     enabled: boolean;
     dir: string;
   };
+  /** Per-owner quotas and the per-image variant cap; see docs/quotas.md. */
+  quotas: {
+    /** Default bytes per owner (originals, variants, uploads in flight); null: unlimited. */
+    maxBytes: number | null;
+    /** Default images per owner (stored and in flight); null: unlimited. */
+    maxImages: number | null;
+    /** Variants of one image may hold this many times its original's bytes; 0: no cap. */
+    variantBytesRatio: number;
+    /** ...but never less than this, so a small original keeps its presets. */
+    variantBytesMin: number;
+    /** A variant's last access is written at most this often (cache hits never wait on it). */
+    variantTouchIntervalMs: number;
+  };
 }
 
 export interface CorsSettings {
@@ -403,6 +416,19 @@ export function loadConfig(env: Env, overrides: { role?: Role } = {}): Config {
     demoPage: {
       enabled: r.bool("IMGUP_DEMO_PAGE", true),
       dir: path.resolve(r.str("IMGUP_DEMO_DIR", DEFAULT_DEMO_DIR)),
+    },
+    quotas: {
+      maxBytes:
+        r.optional("IMGUP_QUOTA_BYTES") === undefined
+          ? null
+          : r.int("IMGUP_QUOTA_BYTES", 0, 0, Number.MAX_SAFE_INTEGER),
+      maxImages:
+        r.optional("IMGUP_QUOTA_IMAGES") === undefined
+          ? null
+          : r.int("IMGUP_QUOTA_IMAGES", 0, 0, Number.MAX_SAFE_INTEGER),
+      variantBytesRatio: r.int("IMGUP_VARIANT_BYTES_RATIO", 4, 0, 1000),
+      variantBytesMin: r.int("IMGUP_VARIANT_BYTES_MIN", 1024 * 1024, 0, Number.MAX_SAFE_INTEGER),
+      variantTouchIntervalMs: r.int("IMGUP_VARIANT_TOUCH_INTERVAL_S", 600, 0, 7 * 24 * 3600) * 1000,
     },
   };
   if (config.storage.driver === "s3" && !config.storage.s3.bucket) {

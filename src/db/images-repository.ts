@@ -1,6 +1,8 @@
 import type { Selectable } from "kysely";
 import type { ImageRecord, ImageStatus, RejectReason, UploadMethod, Visibility } from "../domain/image.ts";
+import { hasLimits, QuotaExceededError, type QuotaLimits, quotaVerdict } from "../domain/quota.ts";
 import type { Db, ImagesTable } from "./schema.ts";
+import { toUsage } from "./usage-repository.ts";
 
 export type NewImage = Pick<
   ImageRecord,
@@ -17,7 +19,10 @@ export type NewImage = Pick<
   | "uploadExpiresAt"
   | "multipartUploadId"
   | "multipartPartSize"
->;
+> & {
+  /** What the upload may add to the owner's usage while in flight; the declared size when absent. */
+  reservedBytes?: number;
+};
 
 /** Fields a transition may set alongside the status. */
 export type ImagePatch = Partial<
@@ -37,7 +42,10 @@ export type ImagePatch = Partial<
     | "visibility"
     | "uploadExpiresAt"
   >
->;
+> & {
+  /** Bytes of the metadata-stripped public copy (counted with the original in the owner's usage). */
+  publicBytes?: number;
+};
 
 /** The owner already used this Idempotency-Key for another image. */
 export class IdempotencyKeyTaken extends Error {
@@ -60,8 +68,12 @@ export interface ListOptions {
 }
 
 export interface ImagesRepository {
-  /** Throws IdempotencyKeyTaken when (owner, idempotencyKey) exists. */
-  insert(image: NewImage): Promise<ImageRecord>;
+  /**
+   * Throws IdempotencyKeyTaken when (owner, idempotencyKey) exists. With limits, the owner's usage
+   * is read under its row lock in the insert's transaction, so parallel intents cannot overshoot
+   * them: QuotaExceededError when the new image would not fit.
+   */
+  insert(image: NewImage, limits?: QuotaLimits | null): Promise<ImageRecord>;
   /** Replays a buffered intent: inserts unless a row with that id exists; reports other conflicts. */
   insertIfAbsent(image: NewImage): Promise<InsertIfAbsentResult>;
   /** A ready image of this owner whose hash the worker computed; the dedup target. */
@@ -93,14 +105,25 @@ export interface ImagesRepository {
 export class KyselyImagesRepository implements ImagesRepository {
   constructor(private readonly db: Db) {}
 
-  async insert(image: NewImage): Promise<ImageRecord> {
+  async insert(image: NewImage, limits?: QuotaLimits | null): Promise<ImageRecord> {
     try {
-      const row = await this.db
-        .insertInto("images")
-        .values(toInsert(image))
-        .returningAll()
-        .executeTakeFirstOrThrow();
-      return toRecord(row);
+      if (!limits || !hasLimits(limits)) return await insertRow(this.db, image);
+      return await this.db.transaction().execute(async (trx) => {
+        await trx
+          .insertInto("owner_usage")
+          .values({ owner_id: image.ownerId })
+          .onConflict((oc) => oc.column("owner_id").doNothing())
+          .execute();
+        const usage = await trx
+          .selectFrom("owner_usage")
+          .selectAll()
+          .where("owner_id", "=", image.ownerId)
+          .forUpdate()
+          .executeTakeFirstOrThrow();
+        const refusal = quotaVerdict(toUsage(usage), limits, image.reservedBytes ?? image.declaredSize);
+        if (refusal) throw new QuotaExceededError(refusal);
+        return insertRow(trx, image);
+      });
     } catch (err) {
       const e = err as { code?: string; constraint?: string; message?: string };
       if (e.code === "23505" && `${e.constraint ?? ""} ${e.message ?? ""}`.includes("idempotency_key")) {
@@ -225,6 +248,12 @@ export class KyselyImagesRepository implements ImagesRepository {
   }
 }
 
+async function insertRow(db: Db, image: NewImage): Promise<ImageRecord> {
+  return toRecord(
+    await db.insertInto("images").values(toInsert(image)).returningAll().executeTakeFirstOrThrow(),
+  );
+}
+
 function toInsert(image: NewImage) {
   return {
     id: image.id,
@@ -241,6 +270,7 @@ function toInsert(image: NewImage) {
     multipart_upload_id: image.multipartUploadId,
     multipart_part_size: image.multipartPartSize,
     upload_expires_at: image.uploadExpiresAt,
+    reserved_bytes: image.reservedBytes ?? image.declaredSize,
   };
 }
 
@@ -259,6 +289,7 @@ function toColumns(p: ImagePatch) {
   if (p.deletedAt !== undefined) c.deleted_at = p.deletedAt;
   if (p.visibility !== undefined) c.visibility = p.visibility;
   if (p.uploadExpiresAt !== undefined) c.upload_expires_at = p.uploadExpiresAt;
+  if (p.publicBytes !== undefined) c.public_bytes = p.publicBytes;
   return c;
 }
 

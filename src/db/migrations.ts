@@ -6,6 +6,7 @@ import * as m002 from "./migrations/002-multipart-part-size.ts";
 import * as m003 from "./migrations/003-maintenance-indexes.ts";
 import * as m004 from "./migrations/004-placeholder.ts";
 import * as m005 from "./migrations/005-job-groups.ts";
+import * as m008 from "./migrations/008-quotas.ts";
 import type { Db } from "./schema.ts";
 
 /** Every migration this code knows, in order. Names are compared as strings by Kysely. */
@@ -15,6 +16,7 @@ const MIGRATIONS: Record<string, Migration> = {
   "003-maintenance-indexes": m003,
   "004-placeholder": m004,
   "005-job-groups": m005,
+  "008-quotas": m008,
 };
 
 /**

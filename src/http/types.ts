@@ -15,6 +15,7 @@ import type { UrlBuilder } from "../services/image-view.ts";
 import type { ImagesService } from "../services/images.ts";
 import type { OwnerPurgeService } from "../services/owner-purge.ts";
 import type { ProxyUploadService } from "../services/proxy-upload.ts";
+import type { QuotaService } from "../services/quotas.ts";
 import type { StorageEventsService } from "../services/storage-events.ts";
 import type { UploadCompletionService } from "../services/upload-completion.ts";
 import type { UploadsService } from "../services/uploads.ts";
@@ -41,6 +42,8 @@ export interface HttpDeps {
   metrics: Metrics;
   images: ImagesService;
   ownerPurge: OwnerPurgeService;
+  /** Per-owner quotas: GET /v1/usage and the admin overrides. */
+  quotas: QuotaService;
   delivery: DeliveryService;
   variants: VariantsService;
   storageEvents: StorageEventsService;
