@@ -11,6 +11,9 @@ import { registerWireLimits, serverTimeouts } from "./plugins/wire-limits.ts";
 import { registerCreateApiKey } from "./routes/admin-keys-create.ts";
 import { registerListApiKeys } from "./routes/admin-keys-list.ts";
 import { registerRevokeApiKey } from "./routes/admin-keys-revoke.ts";
+import { registerDeleteOwnerQuota } from "./routes/admin-quota-delete.ts";
+import { registerGetOwnerQuota } from "./routes/admin-quota-get.ts";
+import { registerPutOwnerQuota } from "./routes/admin-quota-put.ts";
 import { registerDemoPage } from "./routes/demo-page.ts";
 import { registerApiReference } from "./routes/docs-page.ts";
 import { registerStorageEventsWebhook } from "./routes/events-storage.ts";
@@ -30,6 +33,7 @@ import { registerAbortUpload } from "./routes/uploads-abort.ts";
 import { registerCompleteUpload } from "./routes/uploads-complete.ts";
 import { registerCreateUpload } from "./routes/uploads-create.ts";
 import { registerUploadParts } from "./routes/uploads-parts.ts";
+import { registerGetUsage } from "./routes/usage-get.ts";
 import { registerGetVariants } from "./routes/variants-get.ts";
 import type { App, HttpDeps } from "./types.ts";
 
@@ -93,6 +97,10 @@ export async function buildHttpServer(deps: HttpDeps, logger: Logger): Promise<A
   registerCreateApiKey(app, deps);
   registerListApiKeys(app, deps);
   registerRevokeApiKey(app, deps);
+  registerGetUsage(app, deps);
+  registerGetOwnerQuota(app, deps);
+  registerPutOwnerQuota(app, deps);
+  registerDeleteOwnerQuota(app, deps);
   registerGetOriginal(app, deps);
   registerGetVariants(app, deps);
   registerLocalStorage(app, deps);
