@@ -1,6 +1,7 @@
 import type { Logger } from "pino";
 import { MaintenanceRepository } from "../db/maintenance-repository.ts";
 import type { Db } from "../db/schema.ts";
+import { UsageAuditRepository } from "../db/usage-audit-repository.ts";
 import type { JobQueue } from "../jobs/job-queue.ts";
 import type { JobHandler } from "../jobs/job-runner.ts";
 import { Scheduler } from "../jobs/scheduler.ts";
@@ -13,6 +14,7 @@ import { OwnerPurgeService } from "./owner-purge.ts";
 import { PipelineCheck } from "./pipeline-check.ts";
 import { type ReconcileProgress, Reconciler } from "./reconciler.ts";
 import { processJobKey } from "./storage-events.ts";
+import { UsageAudit } from "./usage-audit.ts";
 
 /** Config.maintenance: intervals and grace periods of the consistency jobs. */
 export interface MaintenanceSettings {
@@ -108,6 +110,7 @@ export function createMaintenance(deps: {
     store,
     pipelineCheck,
     buffer: deps.buffer,
+    usageAudit: () => new UsageAudit(new UsageAuditRepository(db), store),
     corsOrigins: deps.corsOrigins,
     settings: {
       sweepGraceMs: settings.sweepGraceMs,
