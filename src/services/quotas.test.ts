@@ -49,10 +49,17 @@ describe("quota checks of UploadsService (in-memory ports)", () => {
     const usage = new MemoryUsageRepository();
     const metrics = createMetrics();
     const quotaMetrics = createQuotaMetrics(metrics.registry);
-    const quotas = new QuotaService(usage, { maxBytes: 1000, maxImages: null }, quotaMetrics);
+    const clock = { now: 1_000_000 };
+    const quotas = new QuotaService(
+      usage,
+      { maxBytes: 1000, maxImages: null },
+      quotaMetrics,
+      10_000,
+      () => clock.now,
+    );
     const { store, calls } = spied(local);
     const uploads = new UploadsService(images, store, policy, metrics, null, Date.now, () => {}, quotas);
-    return { images, usage, calls, uploads, metrics };
+    return { images, usage, calls, uploads, metrics, quotas, clock };
   };
   const intent = (method: "put" | "post" | "multipart", size = 10) => ({
     filename: "a.jpg",
@@ -106,15 +113,26 @@ describe("quota checks of UploadsService (in-memory ports)", () => {
   });
 
   it("the image count: 403, checked before the bytes", async () => {
-    const { usage, uploads } = wire();
+    const { usage, uploads, quotas } = wire();
     usage.usages.set("alice", full);
-    usage.overrides.set("alice", { maxBytes: 10, maxImages: 4 });
+    await quotas.setOverride("alice", { maxBytes: 10, maxImages: 4 });
     await expect(uploads.createIntent(alice, intent("put"))).rejects.toMatchObject({
       status: 403,
       code: "quota_exceeded",
       extra: { limit: "images", used: 4, max: 4 },
     });
-    usage.overrides.set("alice", { maxBytes: null, maxImages: null });
+    await quotas.setOverride("alice", { maxBytes: null, maxImages: null });
+    expect((await uploads.createIntent(alice, intent("put"))).kind).toBe("created");
+  });
+
+  it("an override changed by another instance applies here once the cached one is older than its TTL", async () => {
+    const { usage, uploads, clock } = wire();
+    usage.usages.set("alice", full);
+    await expect(uploads.createIntent(alice, intent("put"))).rejects.toMatchObject({ status: 413 });
+    usage.overrides.set("alice", { maxBytes: null, maxImages: null }); // written elsewhere
+    await expect(uploads.createIntent(alice, intent("put"))).rejects.toMatchObject({ status: 413 });
+    expect(usage.calls.filter((c) => c === "quotaOverride")).toHaveLength(1);
+    clock.now += 10_000;
     expect((await uploads.createIntent(alice, intent("put"))).kind).toBe("created");
   });
 

@@ -35,6 +35,8 @@ export function createQuotaMetrics(registry: Registry) {
 
 export type QuotaMetrics = ReturnType<typeof createQuotaMetrics>;
 
+const MAX_CACHED_OVERRIDES = 10_000;
+
 export interface UsageView {
   usage: Usage;
   limits: QuotaLimits;
@@ -49,15 +51,34 @@ export interface UsageView {
  * multipart upload that would be refused anyway.
  */
 export class QuotaService {
+  /** Overrides (null: none) read recently: an intent should not cost a lookup that almost never changes. */
+  private readonly overrides = new Map<string, { limits: QuotaLimits | null; at: number }>();
+
   constructor(
     private readonly repo: UsageRepository,
     private readonly defaults: QuotaLimits,
     private readonly metrics: QuotaMetrics | null = null,
+    /** How long another instance's override change may go unseen here. */
+    private readonly overrideTtlMs = 10_000,
+    private readonly now: () => number = Date.now,
   ) {}
 
   async limitsFor(ownerId: string): Promise<{ limits: QuotaLimits; source: "override" | "default" }> {
-    const override = await this.repo.quotaOverride(ownerId);
+    const override = await this.override(ownerId);
     return override ? { limits: override, source: "override" } : { limits: this.defaults, source: "default" };
+  }
+
+  private async override(ownerId: string): Promise<QuotaLimits | null> {
+    const cached = this.overrides.get(ownerId);
+    if (cached && this.now() - cached.at < this.overrideTtlMs) return cached.limits;
+    const limits = await this.repo.quotaOverride(ownerId);
+    this.remember(ownerId, limits);
+    return limits;
+  }
+
+  private remember(ownerId: string, limits: QuotaLimits | null): void {
+    if (this.overrides.size >= MAX_CACHED_OVERRIDES) this.overrides.clear();
+    this.overrides.set(ownerId, { limits, at: this.now() });
   }
 
   /**
@@ -95,11 +116,14 @@ export class QuotaService {
     return { usage, limits, source };
   }
 
-  setOverride(ownerId: string, limits: QuotaLimits): Promise<void> {
-    return this.repo.setQuotaOverride(ownerId, limits);
+  async setOverride(ownerId: string, limits: QuotaLimits): Promise<void> {
+    await this.repo.setQuotaOverride(ownerId, limits);
+    this.remember(ownerId, limits);
   }
 
-  deleteOverride(ownerId: string): Promise<boolean> {
-    return this.repo.deleteQuotaOverride(ownerId);
+  async deleteOverride(ownerId: string): Promise<boolean> {
+    const deleted = await this.repo.deleteQuotaOverride(ownerId);
+    this.remember(ownerId, null);
+    return deleted;
   }
 }
