@@ -11,6 +11,7 @@ import { guardPort } from "./db/guarded-port.ts";
 import { KyselyImagesRepository } from "./db/images-repository.ts";
 import { readPendingStats } from "./db/pending-stats.ts";
 import { KyselyProfilesRepository } from "./db/profiles-repository.ts";
+import { KyselyUsageRepository } from "./db/usage-repository.ts";
 import { DEFAULT_SPEC_LIMITS } from "./domain/transform-spec.ts";
 import { AmqpEventSource } from "./events/amqp-event-source.ts";
 import { createAmqpEventMetrics } from "./events/amqp-metrics.ts";
@@ -46,6 +47,7 @@ import { ProcessingService, processingDerivatives } from "./services/processing.
 import { ProfilesService } from "./services/profiles.ts";
 import { ProxyUploadService } from "./services/proxy-upload.ts";
 import { createProxyUploadMetrics } from "./services/proxy-upload-metrics.ts";
+import { createQuotaMetrics, QuotaService } from "./services/quotas.ts";
 import { roleReadiness } from "./services/readiness.ts";
 import { HealthSignals, publishHeartbeat } from "./services/readiness-signals.ts";
 import { PROCESS_IMAGE, StorageEventsService } from "./services/storage-events.ts";
@@ -164,6 +166,10 @@ export async function createImgup(
   const imagesRepo = new GuardedImagesRepository(new KyselyImagesRepository(database.db), breaker);
   // One breaker for every port of the database: an outage opens it once, and each call fails at once.
   const guardedKeys: ApiKeysRepository = guardPort(new KyselyApiKeysRepository(database.db), breaker);
+  const usageRepo = guardPort(new KyselyUsageRepository(database.db), breaker);
+  const quotaMetrics = createQuotaMetrics(metrics.registry);
+  const { maxBytes, maxImages } = config.quotas;
+  const quotas = new QuotaService(usageRepo, { maxBytes, maxImages }, quotaMetrics);
   const queue = guardPort(
     new PostgresJobQueue({
       db: database.db,
@@ -226,6 +232,12 @@ export async function createImgup(
     logger,
     imageWork,
     kv,
+    {
+      repo: usageRepo,
+      cap: { ratio: config.quotas.variantBytesRatio, minBytes: config.quotas.variantBytesMin },
+      touchIntervalMs: config.quotas.variantTouchIntervalMs,
+      metrics: quotaMetrics,
+    },
   );
   const processing = new ProcessingService(
     imagesRepo,
@@ -360,6 +372,7 @@ export async function createImgup(
               Date.now,
               () => signals.uploadIssued(),
               profiles,
+              quotas,
             ),
             proxyUploads: new ProxyUploadService(
               imagesRepo,
@@ -368,10 +381,13 @@ export async function createImgup(
               config.uploads,
               createProxyUploadMetrics(metrics.registry),
               logger,
+              Date.now,
+              quotas,
             ),
             completion: new UploadCompletionService(imagesRepo, store, jobs, config.uploads.urlTtlSeconds),
             images,
             ownerPurge: maintenance.ownerPurge,
+            quotas,
             delivery,
             variants,
             storageEvents,

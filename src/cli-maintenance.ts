@@ -22,6 +22,8 @@ export interface MaintenanceOptions {
   owner?: string;
   yes?: boolean;
   json?: boolean;
+  /** doctor: repair the usage record from the storage. */
+  fixUsage?: boolean;
 }
 
 /** A wired Maintenance and how to let go of what it holds (the CLI opens one imgup per command). */
@@ -96,7 +98,7 @@ export async function runMaintenanceCommand(
         break;
       case "doctor": {
         progress.update("doctor: comparing the database with the storage…");
-        const report = await m.doctor.run();
+        const report = await m.doctor.run({ fixUsage: opts.fixUsage === true });
         progress.stop();
         if (!opts.json) printDoctorReport(report, print);
         result = { code: doctorExitCode(report), report };

@@ -48,6 +48,7 @@ Commands in full:
   sweep [--dry-run] [--json]
   expire-unclaimed [--dry-run] [--json]
   doctor [--json]
+  doctor [--fix-usage] [--json]
   purge --owner ID [--dry-run] [--yes] [--json]
 
 Configuration comes from environment variables; see docs/configuration.md.`,
@@ -171,10 +172,18 @@ Configuration comes from environment variables; see docs/configuration.md.`,
       .description(description)
       .option("--json", "print the report as JSON")
       .action(
-        act(async (opts: { dryRun?: boolean; owner?: string; yes?: boolean; json?: boolean }) => {
-          const { runMaintenanceCommand } = await import("./cli-maintenance.ts");
-          return runMaintenanceCommand(name, opts);
-        }),
+        act(
+          async (opts: {
+            dryRun?: boolean;
+            owner?: string;
+            yes?: boolean;
+            json?: boolean;
+            fixUsage?: boolean;
+          }) => {
+            const { runMaintenanceCommand } = await import("./cli-maintenance.ts");
+            return runMaintenanceCommand(name, opts);
+          },
+        ),
       );
   maintenance("reconcile", "repair lost events, expire abandoned uploads, re-queue stuck jobs").option(
     "--dry-run",
@@ -189,6 +198,10 @@ Configuration comes from environment variables; see docs/configuration.md.`,
     "report what would be deleted, delete nothing",
   );
   maintenance("doctor", "compare database and storage; exit 1 on any disagreement");
+  maintenance("doctor", "compare database and storage; exit 1 on any disagreement").option(
+    "--fix-usage",
+    "rebuild the usage record (variant rows, public copy sizes, counters) of owners that differ from the storage",
+  );
   maintenance("purge", "delete every image of an owner, objects and rows")
     .requiredOption("--owner <id>", "the owner whose images go")
     .option("--dry-run", "count what would be deleted, delete nothing")

@@ -197,6 +197,19 @@ export interface Config {
   };
   /** Outbound webhooks and the pull feed of app events; see docs/webhooks.md. */
   webhooks: WebhookSettings;
+  /** Per-owner quotas and the per-image variant cap; see docs/quotas.md. */
+  quotas: {
+    /** Default bytes per owner (originals, variants, uploads in flight); null: unlimited. */
+    maxBytes: number | null;
+    /** Default images per owner (stored and in flight); null: unlimited. */
+    maxImages: number | null;
+    /** Variants of one image may hold this many times its original's bytes; 0: no cap. */
+    variantBytesRatio: number;
+    /** ...but never less than this, so a small original keeps its presets. */
+    variantBytesMin: number;
+    /** A variant's last access is written at most this often (cache hits never wait on it). */
+    variantTouchIntervalMs: number;
+  };
 }
 
 export interface WebhookSettings {
@@ -471,6 +484,19 @@ export function loadConfig(env: Env, overrides: { role?: Role } = {}): Config {
       retentionMs: r.int("IMGUP_EVENTS_RETENTION_DAYS", 30, 1, 3650) * 86_400_000,
       feedMaxWaitSeconds: r.int("IMGUP_EVENTS_MAX_WAIT_SECONDS", 20, 0, 300),
       feedPollMs: r.int("IMGUP_EVENTS_POLL_MS", 1000, 10, 60_000),
+    },
+    quotas: {
+      maxBytes:
+        r.optional("IMGUP_QUOTA_BYTES") === undefined
+          ? null
+          : r.int("IMGUP_QUOTA_BYTES", 0, 0, Number.MAX_SAFE_INTEGER),
+      maxImages:
+        r.optional("IMGUP_QUOTA_IMAGES") === undefined
+          ? null
+          : r.int("IMGUP_QUOTA_IMAGES", 0, 0, Number.MAX_SAFE_INTEGER),
+      variantBytesRatio: r.int("IMGUP_VARIANT_BYTES_RATIO", 4, 0, 1000),
+      variantBytesMin: r.int("IMGUP_VARIANT_BYTES_MIN", 1024 * 1024, 0, Number.MAX_SAFE_INTEGER),
+      variantTouchIntervalMs: r.int("IMGUP_VARIANT_TOUCH_INTERVAL_S", 600, 0, 7 * 24 * 3600) * 1000,
     },
   };
   if ((config.webhooks.url === undefined) !== (config.webhooks.secret === undefined)) {

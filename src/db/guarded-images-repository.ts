@@ -1,4 +1,5 @@
 import type { ImageRecord, ImageStatus, Visibility } from "../domain/image.ts";
+import type { QuotaLimits } from "../domain/quota.ts";
 import type { DatabaseBreaker } from "./breaker.ts";
 import type {
   ImagePatch,
@@ -16,8 +17,8 @@ export class GuardedImagesRepository implements ImagesRepository {
     private readonly breaker: DatabaseBreaker,
   ) {}
 
-  insert(image: NewImage): Promise<ImageRecord> {
-    return this.breaker.execute(() => this.inner.insert(image));
+  insert(image: NewImage, limits?: QuotaLimits | null): Promise<ImageRecord> {
+    return this.breaker.execute(() => this.inner.insert(image, limits));
   }
   insertIfAbsent(image: NewImage): Promise<InsertIfAbsentResult> {
     return this.breaker.execute(() => this.inner.insertIfAbsent(image));

@@ -1,8 +1,10 @@
 import { type Selectable, sql } from "kysely";
 import type { ImageRecord, ImageStatus, RejectReason, UploadMethod, Visibility } from "../domain/image.ts";
 import { parseLimits } from "../domain/profiles.ts";
+import { hasLimits, QuotaExceededError, type QuotaLimits, quotaVerdict } from "../domain/quota.ts";
 import { eventForStatus, type OutboxEventType } from "../domain/webhook-events.ts";
 import type { Db, ImagesTable } from "./schema.ts";
+import { toUsage } from "./usage-repository.ts";
 
 export type NewImage = Pick<
   ImageRecord,
@@ -20,7 +22,10 @@ export type NewImage = Pick<
   | "multipartUploadId"
   | "multipartPartSize"
 > &
-  Partial<Pick<ImageRecord, "claimRequired" | "claimExpiresAt" | "profile" | "profileLimits">>;
+  Partial<Pick<ImageRecord, "claimRequired" | "claimExpiresAt" | "profile" | "profileLimits">> & {
+    /** What the upload may add to the owner's usage while in flight; the declared size when absent. */
+    reservedBytes?: number;
+  };
 
 /** Fields a transition may set alongside the status. */
 export type ImagePatch = Partial<
@@ -40,7 +45,10 @@ export type ImagePatch = Partial<
     | "visibility"
     | "uploadExpiresAt"
   >
->;
+> & {
+  /** Bytes of the metadata-stripped public copy (counted with the original in the owner's usage). */
+  publicBytes?: number;
+};
 
 /** The owner already used this Idempotency-Key for another image. */
 export class IdempotencyKeyTaken extends Error {
@@ -72,8 +80,12 @@ export interface TransitionOptions {
 }
 
 export interface ImagesRepository {
-  /** Throws IdempotencyKeyTaken when (owner, idempotencyKey) exists. */
-  insert(image: NewImage): Promise<ImageRecord>;
+  /**
+   * Throws IdempotencyKeyTaken when (owner, idempotencyKey) exists. With limits, the owner's usage
+   * is read under its row lock in the insert's transaction, so parallel intents cannot overshoot
+   * them: QuotaExceededError when the new image would not fit.
+   */
+  insert(image: NewImage, limits?: QuotaLimits | null): Promise<ImageRecord>;
   /** Replays a buffered intent: inserts unless a row with that id exists; reports other conflicts. */
   insertIfAbsent(image: NewImage): Promise<InsertIfAbsentResult>;
   /** A ready image of this owner whose hash the worker computed; the dedup target. */
@@ -110,14 +122,25 @@ export interface ImagesRepository {
 export class KyselyImagesRepository implements ImagesRepository {
   constructor(private readonly db: Db) {}
 
-  async insert(image: NewImage): Promise<ImageRecord> {
+  async insert(image: NewImage, limits?: QuotaLimits | null): Promise<ImageRecord> {
     try {
-      const row = await this.db
-        .insertInto("images")
-        .values(toInsert(image))
-        .returningAll()
-        .executeTakeFirstOrThrow();
-      return toRecord(row);
+      if (!limits || !hasLimits(limits)) return await insertRow(this.db, image);
+      return await this.db.transaction().execute(async (trx) => {
+        await trx
+          .insertInto("owner_usage")
+          .values({ owner_id: image.ownerId })
+          .onConflict((oc) => oc.column("owner_id").doNothing())
+          .execute();
+        const usage = await trx
+          .selectFrom("owner_usage")
+          .selectAll()
+          .where("owner_id", "=", image.ownerId)
+          .forUpdate()
+          .executeTakeFirstOrThrow();
+        const refusal = quotaVerdict(toUsage(usage), limits, image.reservedBytes ?? image.declaredSize);
+        if (refusal) throw new QuotaExceededError(refusal);
+        return insertRow(trx, image);
+      });
     } catch (err) {
       const e = err as { code?: string; constraint?: string; message?: string };
       if (e.code === "23505" && `${e.constraint ?? ""} ${e.message ?? ""}`.includes("idempotency_key")) {
@@ -271,6 +294,12 @@ export class KyselyImagesRepository implements ImagesRepository {
   }
 }
 
+async function insertRow(db: Db, image: NewImage): Promise<ImageRecord> {
+  return toRecord(
+    await db.insertInto("images").values(toInsert(image)).returningAll().executeTakeFirstOrThrow(),
+  );
+}
+
 function toInsert(image: NewImage) {
   return {
     id: image.id,
@@ -291,6 +320,7 @@ function toInsert(image: NewImage) {
     claim_expires_at: image.claimExpiresAt ?? null,
     profile: image.profile ?? null,
     profile_limits: image.profileLimits ? JSON.stringify(image.profileLimits) : null,
+    reserved_bytes: image.reservedBytes ?? image.declaredSize,
   };
 }
 
@@ -309,6 +339,7 @@ function toColumns(p: ImagePatch) {
   if (p.deletedAt !== undefined) c.deleted_at = p.deletedAt;
   if (p.visibility !== undefined) c.visibility = p.visibility;
   if (p.uploadExpiresAt !== undefined) c.upload_expires_at = p.uploadExpiresAt;
+  if (p.publicBytes !== undefined) c.public_bytes = p.publicBytes;
   return c;
 }
 

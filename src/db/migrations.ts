@@ -8,6 +8,7 @@ import * as m004 from "./migrations/004-placeholder.ts";
 import * as m005 from "./migrations/005-job-groups.ts";
 import * as m006 from "./migrations/006-outbox.ts";
 import * as m007 from "./migrations/007-claims-and-profiles.ts";
+import * as m008 from "./migrations/008-quotas.ts";
 import type { Db } from "./schema.ts";
 
 /** Every migration this code knows, in order. Names are compared as strings by Kysely. */
@@ -17,6 +18,7 @@ const MIGRATIONS: Record<string, Migration> = {
   "003-maintenance-indexes": m003,
   "004-placeholder": m004,
   "005-job-groups": m005,
+  "008-quotas": m008,
   "006-outbox": m006,
   "007-claims-and-profiles": m007,
 };

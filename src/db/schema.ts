@@ -39,6 +39,10 @@ export interface ImagesTable {
   profile: string | null;
   /** JSON of domain/profiles.ts ProfileLimits. */
   profile_limits: string | null;
+  /** What the upload in flight may add to its owner's usage (migration 008). */
+  reserved_bytes: ColumnType<string | number, number | undefined, number>;
+  /** Bytes of the metadata-stripped public copy, 0 when none (migration 008). */
+  public_bytes: ColumnType<string | number, number | undefined, number>;
 }
 
 export interface UploadProfilesTable {
@@ -132,6 +136,37 @@ export interface WebhookDispatchTable {
   seq: Int8;
 }
 
+/** Usage counters per owner, kept by triggers on images and image_variants (migration 008). */
+export interface OwnerUsageTable {
+  owner_id: string;
+  original_bytes: Counter;
+  variant_bytes: Counter;
+  reserved_bytes: Counter;
+  images: Counter;
+  pending_images: Counter;
+}
+
+/** An int8 with a default of 0. */
+type Counter = ColumnType<string | number, number | undefined, number>;
+
+/** Per-owner limit overrides; null: unlimited. */
+export interface OwnerQuotasTable {
+  owner_id: string;
+  max_bytes: Int8 | null;
+  max_images: Int8 | null;
+  updated_at: Timestamp;
+}
+
+/** One row per stored variant object: what the per-image variant cap counts and evicts. */
+export interface ImageVariantsTable {
+  image_id: string;
+  key: string;
+  owner_id: string;
+  bytes: Int8;
+  created_at: Timestamp;
+  last_accessed_at: Timestamp;
+}
+
 export interface Database {
   images: ImagesTable;
   api_keys: ApiKeysTable;
@@ -141,6 +176,9 @@ export interface Database {
   webhook_endpoints: WebhookEndpointsTable;
   webhook_deliveries: WebhookDeliveriesTable;
   webhook_dispatch: WebhookDispatchTable;
+  owner_usage: OwnerUsageTable;
+  owner_quotas: OwnerQuotasTable;
+  image_variants: ImageVariantsTable;
 }
 
 export type Db = Kysely<Database>;

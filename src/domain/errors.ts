@@ -73,6 +73,9 @@ export const ERRORS = {
   rateLimited: make(429, "rate_limited", "Too many requests"),
   unavailable: make(503, "service_unavailable", "The service is temporarily unavailable"),
   invalidEvent: make(400, "invalid_event", "The storage event is not valid"),
+  // One code, two statuses: 413 when the bytes would exceed the owner's quota, 403 for the image count.
+  quotaExceededBytes: make(413, "quota_exceeded", "The owner's storage quota would be exceeded"),
+  quotaExceededImages: make(403, "quota_exceeded", "The owner's image quota would be exceeded"),
 
   // Errors of the embedded storage's signed upload URLs; they mirror what S3 refuses.
   signatureMismatch: make(403, "signature_mismatch", "The upload URL signature does not match"),

@@ -163,6 +163,10 @@ export const ProblemSchema = Type.Object(
     field: Type.Optional(Type.String({ description: "validation_failed: the field at fault, if one" })),
     maxBytes: Type.Optional(Type.Integer({ description: "payload_too_large: the limit" })),
     reason: Type.Optional(ref(RejectReasonSchema, { description: "unprocessable_image: why" })),
+    limit: Type.Optional(Type.String({ description: 'quota_exceeded: which limit, "bytes" or "images"' })),
+    used: Type.Optional(Type.Integer({ description: "quota_exceeded: what counts against it now" })),
+    requested: Type.Optional(Type.Integer({ description: "quota_exceeded: what the request would add" })),
+    max: Type.Optional(Type.Integer({ description: "quota_exceeded: the limit's value" })),
   },
   {
     $id: "Problem",

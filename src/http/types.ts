@@ -18,6 +18,7 @@ import type { ImagesService } from "../services/images.ts";
 import type { OwnerPurgeService } from "../services/owner-purge.ts";
 import type { ProfilesService } from "../services/profiles.ts";
 import type { ProxyUploadService } from "../services/proxy-upload.ts";
+import type { QuotaService } from "../services/quotas.ts";
 import type { StorageEventsService } from "../services/storage-events.ts";
 import type { UploadCompletionService } from "../services/upload-completion.ts";
 import type { UploadsService } from "../services/uploads.ts";
@@ -45,6 +46,8 @@ export interface HttpDeps {
   metrics: Metrics;
   images: ImagesService;
   ownerPurge: OwnerPurgeService;
+  /** Per-owner quotas: GET /v1/usage and the admin overrides. */
+  quotas: QuotaService;
   delivery: DeliveryService;
   variants: VariantsService;
   storageEvents: StorageEventsService;

@@ -5,6 +5,7 @@ import { type BucketCorsCheck, checkBucketCors, printBucketCors } from "./doctor
 import type { DeadLetter } from "./intent-buffer.ts";
 import { classifyObject, imageIdOfKey } from "./orphan-sweep.ts";
 import type { PipelineCheck, PipelineCheckReport } from "./pipeline-check.ts";
+import type { UsageAudit, UsageReport } from "./usage-audit.ts";
 
 /** What the doctor reads of the outage buffer (IntentBuffer). */
 export interface BufferStatus {
@@ -63,6 +64,8 @@ export interface DoctorReport {
   pipeline: PipelineCheckReport | null;
   /** The outage buffer and its dead letters (null when not wired, or the KV did not answer). */
   buffer: BufferReport | null;
+  /** Each owner's usage record against the bytes the storage holds (null when not wired). */
+  usage: UsageReport | null;
 }
 
 const PAGE_SIZE = 1000;
@@ -83,6 +86,8 @@ export class Doctor {
       corsOrigins?: { configured: string[]; page?: string | undefined };
       pipelineCheck?: PipelineCheck | undefined;
       buffer?: BufferStatus | undefined;
+      /** A fresh usage check per run (see usage-audit.ts). */
+      usageAudit?: (() => UsageAudit) | undefined;
       now?: () => number;
     },
   ) {}
@@ -103,7 +108,8 @@ export class Doctor {
     }
   }
 
-  async run(opts: { signal?: AbortSignal } = {}): Promise<DoctorReport> {
+  /** fixUsage: also repair the usage record from the storage (`imgup doctor --fix-usage`). */
+  async run(opts: { signal?: AbortSignal; fixUsage?: boolean } = {}): Promise<DoctorReport> {
     const { repo, store, settings } = this.deps;
     const now = () => (this.deps.now ?? Date.now)();
     const startedAt = now();
@@ -127,7 +133,9 @@ export class Doctor {
       bucketCors: await this.bucketCors(opts.signal),
       pipeline: null,
       buffer: await this.bufferReport(),
+      usage: null,
     };
+    const usage = this.deps.usageAudit?.() ?? null;
     const sample = (kind: keyof DoctorReport["samples"], value: string) => {
       const list = report.samples[kind] ?? [];
       if (list.length < SAMPLES) list.push(value);
@@ -140,6 +148,7 @@ export class Doctor {
       opts.signal?.throwIfAborted();
       const page = await store.list("", { cursor, limit: PAGE_SIZE, signal: opts.signal });
       report.objectsListed += page.objects.length;
+      await usage?.page(page.objects);
       const ids = page.objects.map((o) => imageIdOfKey(o.key)).filter((id): id is string => id !== null);
       const statuses = await repo.statuses(ids);
       const pageNow = now();
@@ -190,6 +199,7 @@ export class Doctor {
     d.processingPastLease = stuck.processing;
     report.total = Object.values(d).reduce((a, b) => a + b, 0);
     report.pipeline = (await this.deps.pipelineCheck?.run({ signal: opts.signal, publish: false })) ?? null;
+    report.usage = (await usage?.finish({ fix: opts.fixUsage, signal: opts.signal })) ?? null;
     return report;
   }
 
@@ -213,7 +223,8 @@ export function doctorExitCode(report: DoctorReport): number {
   return report.total > 0 ||
     (report.bucketCors?.missing.length ?? 0) > 0 ||
     (report.pipeline?.pendingWithObject ?? 0) > 0 ||
-    (report.buffer?.deadLetters ?? 0) > 0
+    (report.buffer?.deadLetters ?? 0) > 0 ||
+    (report.usage?.drift ?? 0) > 0
     ? 1
     : 0;
 }
@@ -253,6 +264,7 @@ export function printDoctorReport(report: DoctorReport, print: (line: string) =>
     print(`note: ${orphansWithinGrace} orphan objects are still inside the sweep's grace period`);
   }
   printPipeline(report, print);
+  printUsage(report.usage, print);
   printBucketCors(report.bucketCors, print);
   const corsMissing =
     (report.bucketCors?.missing.length ?? 0) > 0 ? "; the bucket's CORS rules are incomplete" : "";
@@ -278,5 +290,23 @@ function printPipeline(report: DoctorReport, print: (line: string) => void): voi
         '(see docs/operations.md, "Outage buffer and dead letters")',
     );
     for (const l of b.samples) print(`      ${l.deadAt} ${l.kind} ${l.reason}: ${l.detail}`);
+  }
+}
+
+function printUsage(u: UsageReport | null, print: (line: string) => void): void {
+  if (!u) return;
+  if (u.fixed !== null && u.fixed > 0)
+    print(`usage: repaired the record of ${u.fixed} owners from the storage`);
+  if (u.drift === 0) {
+    print(`usage: the record of ${u.ownersChecked} owners matches the storage`);
+    return;
+  }
+  const hint = u.fixed === null ? " (imgup doctor --fix-usage rebuilds it from the storage)" : "";
+  print(`usage: ${u.drift} of ${u.ownersChecked} owners' usage differs from the storage${hint}`);
+  for (const d of u.samples) {
+    print(
+      `      e.g. ${d.ownerId}: recorded originals ${d.recorded.originals} B, variants ${d.recorded.variants} B; ` +
+        `storage ${d.storage.originals} B, ${d.storage.variants} B`,
+    );
   }
 }

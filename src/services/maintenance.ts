@@ -2,6 +2,7 @@ import type { Logger } from "pino";
 import { type ClaimsRepository, KyselyClaimsRepository } from "../db/claims-repository.ts";
 import { MaintenanceRepository } from "../db/maintenance-repository.ts";
 import type { Db } from "../db/schema.ts";
+import { UsageAuditRepository } from "../db/usage-audit-repository.ts";
 import type { JobQueue } from "../jobs/job-queue.ts";
 import type { JobHandler } from "../jobs/job-runner.ts";
 import { Scheduler } from "../jobs/scheduler.ts";
@@ -15,6 +16,7 @@ import { PipelineCheck } from "./pipeline-check.ts";
 import { type ReconcileProgress, Reconciler } from "./reconciler.ts";
 import { processJobKey } from "./storage-events.ts";
 import { UnclaimedExpiry } from "./unclaimed-expiry.ts";
+import { UsageAudit } from "./usage-audit.ts";
 
 /** Config.maintenance: intervals and grace periods of the consistency jobs. */
 export interface MaintenanceSettings {
@@ -118,6 +120,7 @@ export function createMaintenance(deps: {
     store,
     pipelineCheck,
     buffer: deps.buffer,
+    usageAudit: () => new UsageAudit(new UsageAuditRepository(db), store),
     corsOrigins: deps.corsOrigins,
     settings: {
       sweepGraceMs: settings.sweepGraceMs,

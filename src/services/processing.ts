@@ -180,7 +180,7 @@ export class ProcessingService {
       return rejectAfterPromotion(reason, detail);
     }
     signal?.throwIfAborted();
-    await this.storePublicCopy(image, bytes, probe.format, sniffed.mime, signal);
+    const publicBytes = await this.storePublicCopy(image, bytes, probe.format, sniffed.mime, signal);
     if (promotion) {
       if (!(await promotion))
         throw new RetryLaterError(`upload ${source.key} changed while it was validated`);
@@ -198,6 +198,7 @@ export class ProcessingService {
       format: probe.format,
       sha256,
       readyAt: new Date(),
+      publicBytes,
     });
     if (!ready) return "skipped";
     this.metrics?.imagesFinalized.inc({ status: "ready", reason: "" });
@@ -211,7 +212,7 @@ export class ProcessingService {
   /**
    * The public original: the same coded pixels without EXIF (GPS), XMP, IPTC or comments, so a
    * public photo does not publish where it was taken. Only when the upload carried any; the stored
-   * original stays untouched for its owner and signed URLs.
+   * original stays untouched for its owner and signed URLs. Returns the copy's size (0: none).
    */
   private async storePublicCopy(
     image: ImageRecord,
@@ -219,18 +220,19 @@ export class ProcessingService {
     format: string,
     contentType: string,
     signal?: AbortSignal,
-  ): Promise<void> {
+  ): Promise<number> {
     const stripped = stripMetadata(bytes, format);
     if (stripped === null) {
       if (format !== "gif") this.log.warn({ imageId: image.id, format }, "metadata could not be stripped");
-      return;
+      return 0;
     }
-    if (!stripped.changed) return;
+    if (!stripped.changed) return 0;
     await this.store.put(publicOriginalKey(image.id), stripped.bytes, {
       contentType,
       contentLength: stripped.bytes.length,
       signal,
     });
+    return stripped.bytes.length;
   }
 
   private async reject(

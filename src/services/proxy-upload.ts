@@ -6,12 +6,14 @@ import { ERRORS, isAppError } from "../domain/errors.ts";
 import { newImageId } from "../domain/ids.ts";
 import type { ImageRecord, ImageStatus, Visibility } from "../domain/image.ts";
 import { imagePrefix, originalKey, uploadKey } from "../domain/keys.ts";
+import { QuotaExceededError, type QuotaLimits } from "../domain/quota.ts";
 import { SNIFF_BYTES, sniff } from "../domain/sniff.ts";
 import { type UploadPolicy, type ValidIntent, validateIntent } from "../domain/upload-policy.ts";
 import type { JobQueue } from "../jobs/job-queue.ts";
 import type { ObjectStore } from "../storage/object-store.ts";
 import type { Principal } from "./auth.ts";
 import type { ProxyUploadMetrics } from "./proxy-upload-metrics.ts";
+import type { QuotaService } from "./quotas.ts";
 import { DELETE_IMAGE_OBJECTS, PROCESS_IMAGE, processJobKey } from "./storage-events.ts";
 import { UploadMeter } from "./upload-meter.ts";
 
@@ -60,6 +62,8 @@ export class ProxyUploadService {
     private readonly metrics: ProxyUploadMetrics,
     private readonly log: Logger,
     private readonly now: () => number = Date.now,
+    /** Per-owner quotas, checked before the body is read; absent: unlimited. */
+    private readonly quotas: QuotaService | null = null,
   ) {}
 
   async upload(
@@ -94,6 +98,9 @@ export class ProxyUploadService {
     }
     const untyped = input.contentType === UNTYPED;
     let intent = untyped ? null : this.validate(input, input.contentType);
+    // A body of unknown length may be as large as the upload limit: that much is reserved.
+    const reserved = declared ?? this.policy.maxBytes;
+    const limits = (await this.quotas?.check(principal.ownerId, reserved)) ?? null;
 
     const meter = new UploadMeter({
       limit: this.policy.maxBytes,
@@ -105,7 +112,7 @@ export class ProxyUploadService {
     try {
       intent ??= this.validate(input, typeOf(await meter.head));
       if (intent.sha256) meter.expectSha256(intent.sha256);
-      const row = await this.insert(principal, intent, declared, idempotencyKey);
+      const row = await this.insert(principal, intent, declared, idempotencyKey, { reserved, limits });
       if (row.kind === "existing") {
         meter.destroy(); // a retry: the body is not needed
         return row;
@@ -139,6 +146,7 @@ export class ProxyUploadService {
     intent: ValidIntent,
     declaredLength: number | undefined,
     idempotencyKey: string | undefined,
+    quota: { reserved: number; limits: QuotaLimits | null },
   ): Promise<ProxyUploadResult> {
     const id = newImageId();
     const row: NewImage = {
@@ -157,17 +165,22 @@ export class ProxyUploadService {
       uploadExpiresAt: new Date(this.now() + this.policy.urlTtlSeconds * 1000),
       multipartUploadId: null,
       multipartPartSize: null,
+      reservedBytes: quota.reserved,
     };
     try {
       try {
-        return { kind: "created", image: await this.images.insert(row) };
+        return { kind: "created", image: await this.images.insert(row, quota.limits) };
       } catch (err) {
+        if (err instanceof QuotaExceededError && this.quotas) throw this.quotas.refused(err.refusal);
         if (!(err instanceof IdempotencyKeyTaken && idempotencyKey)) throw err;
         const existing = await this.existing(principal, idempotencyKey, row);
         if (existing) return { kind: "existing", image: existing };
         // The key's earlier attempt failed and was discarded, so this retry is a new image; the
         // database holds a key once, so from here only the KV guards it.
-        return { kind: "created", image: await this.images.insert({ ...row, idempotencyKey: null }) };
+        return {
+          kind: "created",
+          image: await this.images.insert({ ...row, idempotencyKey: null }, quota.limits),
+        };
       }
     } catch (err) {
       if (isDatabaseUnavailable(err)) {

@@ -1,11 +1,12 @@
 import { isDatabaseUnavailable } from "../db/breaker.ts";
 import { IdempotencyKeyTaken, type ImagesRepository, type NewImage } from "../db/images-repository.ts";
-import { ERRORS } from "../domain/errors.ts";
+import { ERRORS, isAppError } from "../domain/errors.ts";
 import { newImageId } from "../domain/ids.ts";
 import type { ImageRecord } from "../domain/image.ts";
 import { originalKey, uploadKey } from "../domain/keys.ts";
 import { missingParts, PART_URLS_PER_RESPONSE, planParts } from "../domain/multipart.ts";
 import { limitsFor, type UploadProfile } from "../domain/profiles.ts";
+import { QuotaExceededError, type QuotaLimits } from "../domain/quota.ts";
 import {
   type IntentInput,
   type UploadPolicy,
@@ -18,6 +19,7 @@ import type { Principal } from "./auth.ts";
 import type { IntentBuffer } from "./intent-buffer.ts";
 import { type SignedPart, signParts } from "./part-urls.ts";
 import type { ProfileResolver } from "./profiles.ts";
+import type { QuotaService } from "./quotas.ts";
 
 export type UploadInstructions =
   | { method: "put"; url: string; headers: Record<string, string>; expiresAt: string }
@@ -62,6 +64,8 @@ export class UploadsService {
     private readonly onIssued: () => void = () => {},
     /** Upload profiles an intent may name; absent, every profile is unknown. */
     private readonly profiles: ProfileResolver | null = null,
+    /** Per-owner quotas, checked before any URL is issued; absent: unlimited. */
+    private readonly quotas: QuotaService | null = null,
   ) {}
 
   async createIntent(
@@ -78,6 +82,14 @@ export class UploadsService {
     if (duplicate) {
       this.metrics.dedupHits.inc();
       return { kind: "deduplicated", image: duplicate };
+    }
+    let limits: QuotaLimits | null = null;
+    try {
+      limits = (await this.quotas?.check(principal.ownerId, intent.size)) ?? null;
+    } catch (err) {
+      if (isAppError(err) && err.code === "quota_exceeded")
+        return this.quotaRefused(principal, intent, idempotencyKey, err);
+      throw err;
     }
     const id = newImageId();
     const { upload, extra } = await this.prepareUpload(id, intent);
@@ -99,11 +111,17 @@ export class UploadsService {
       profileLimits: profile ? rules.limits : null,
     };
     try {
-      const image = await this.images.insert(newImage);
+      const image = await this.images.insert(newImage, limits);
       this.metrics.intentsCreated.inc({ method: intent.method });
       this.onIssued();
       return { kind: "created", image, upload };
     } catch (err) {
+      if (err instanceof QuotaExceededError && this.quotas) {
+        // A parallel intent took the room between the check and the insert: nothing is handed out.
+        if (upload.method === "multipart")
+          await this.store.abortMultipartUpload(uploadKey(id), upload.uploadId).catch(() => undefined);
+        return this.quotaRefused(principal, intent, idempotencyKey, this.quotas.refused(err.refusal));
+      }
       if (err instanceof IdempotencyKeyTaken && idempotencyKey) {
         if (upload.method === "multipart")
           await this.store.abortMultipartUpload(uploadKey(newImage.id), upload.uploadId);
@@ -164,6 +182,25 @@ export class UploadsService {
       claimRequired: required,
       claimExpiresAt: required ? new Date(this.now() + ttl * 1000) : null,
     };
+  }
+
+  /**
+   * A retry of an intent that was created (its Idempotency-Key is in the database) gets that image
+   * again: its reservation is already counted. Anything else gets the refusal.
+   */
+  private async quotaRefused(
+    principal: Principal,
+    intent: ValidIntent,
+    idempotencyKey: string | undefined,
+    refusal: Error,
+  ): Promise<IntentResult> {
+    if (idempotencyKey) {
+      const prior = await this.images
+        .findByIdempotencyKey(principal.ownerId, idempotencyKey)
+        .catch(() => null);
+      if (prior) return this.existing(principal, idempotencyKey, intent);
+    }
+    throw refusal;
   }
 
   /** Dedup without an existence oracle: only this owner's ready images, whose hash the worker computed. */

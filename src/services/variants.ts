@@ -20,6 +20,7 @@ import type { Metrics } from "../metrics.ts";
 import type { ObjectStore } from "../storage/object-store.ts";
 import type { BoundedQueue } from "./bounded-queue.ts";
 import type { Authorized, DeliveryService } from "./delivery.ts";
+import { VariantStorage, type VariantUsage } from "./variant-storage.ts";
 
 export interface VariantRequest {
   imageId: string;
@@ -69,6 +70,7 @@ const CONTENT_TYPE: Record<OutputFormat, string> = {
  */
 export class VariantsService {
   private readonly inflight = new Map<string, Promise<Buffer>>();
+  private readonly storage: VariantStorage;
 
   constructor(
     private readonly delivery: DeliveryService,
@@ -81,7 +83,11 @@ export class VariantsService {
     private readonly work: ImageWork,
     /** Shared by instances: remembers variants whose transform ran out of time or memory. */
     private readonly kv: KeyValueStore,
-  ) {}
+    /** Absent: variants are stored uncounted and uncapped. */
+    usage: VariantUsage | null = null,
+  ) {
+    this.storage = new VariantStorage(store, usage, log);
+  }
 
   async preset(name: string, req: VariantRequest, beforeTransform: () => Promise<void>): Promise<Variant> {
     const spec = Object.hasOwn(this.presets, name) ? this.presets[name] : undefined;
@@ -116,7 +122,7 @@ export class VariantsService {
     const key = this.keyOf(image.id, spec, format);
     if (await this.store.head(key)) return;
     const out = await this.work.transform(original, { ...spec, format }, this.limits(), budget);
-    await this.store.put(key, out.data, { contentType: out.contentType, contentLength: out.data.length });
+    await this.storage.write(image, original.length, key, out);
   }
 
   private async variant(
@@ -133,6 +139,7 @@ export class VariantsService {
       const hit = await this.store.getStream(key);
       if (hit) {
         this.metrics.variantRequests.inc({ result: "hit" });
+        this.storage.touch(image.id, key);
         return { body: hit.body, size: hit.head.size };
       }
       this.metrics.variantRequests.inc({ result: "miss" });
@@ -190,7 +197,7 @@ export class VariantsService {
     // The image may have been deleted while it was transformed: no variant may outlive it. Checked
     // before the write, and again after it, since the delete job may have run in between.
     if (!(await this.delivery.isDeliverable(image.id))) throw ERRORS.imageNotFound();
-    await this.store.put(key, out.data, { contentType: out.contentType, contentLength: out.data.length });
+    if (!(await this.storage.write(image, image.size ?? 0, key, out))) return out.data;
     if (!(await this.delivery.isDeliverable(image.id))) {
       await this.store.delete(key);
       this.log.info({ imageId: image.id, key }, "image deleted during its transform; variant discarded");

@@ -99,7 +99,9 @@ describe("listing, query parameters, pending images and validation messages", ()
     });
     expect(multipart.status).toBe(201);
     const admin = alice.as((await run.imgup.auth.createKey({ ownerId: "alice", scopes: ["admin"] })).key);
-    expect((await admin.request("PUT", "/v1/admin/profiles/p1", { json: { maxWidth: 100 } })).status).toBe(201);
+    expect((await admin.request("PUT", "/v1/admin/profiles/p1", { json: { maxWidth: 100 } })).status).toBe(
+      201,
+    );
     const values: Record<string, string> = {
       name: "p1",
       id: ready.id,

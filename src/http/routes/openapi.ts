@@ -28,6 +28,7 @@ const TAGS = [
     description: "Public (or signed) image URLs: originals, presets and on-the-fly variants; CDN-cacheable",
   },
   { name: "Admin", description: "API keys and owner purges (admin scope)" },
+  { name: "Usage", description: "Your storage and image count against your quota" },
   {
     name: "Embedded storage",
     description:
