@@ -47,7 +47,6 @@ Commands in full:
   reconcile [--dry-run] [--json]
   sweep [--dry-run] [--json]
   expire-unclaimed [--dry-run] [--json]
-  doctor [--json]
   doctor [--fix-usage] [--json]
   purge --owner ID [--dry-run] [--yes] [--json]
 
@@ -197,7 +196,6 @@ Configuration comes from environment variables; see docs/configuration.md.`,
     "--dry-run",
     "report what would be deleted, delete nothing",
   );
-  maintenance("doctor", "compare database and storage; exit 1 on any disagreement");
   maintenance("doctor", "compare database and storage; exit 1 on any disagreement").option(
     "--fix-usage",
     "rebuild the usage record (variant rows, public copy sizes, counters) of owners that differ from the storage",
