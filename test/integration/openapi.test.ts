@@ -40,7 +40,11 @@ describe("GET /openapi.json", () => {
   beforeAll(async () => {
     if (!target) throw new Error("no database target");
     // Every optional route on: the storage webhook needs its token, the embedded storage is local.
-    run = await startImgup(target.make(), { IMGUP_EVENTS_TOKEN: "openapi-test-token-0123456789" });
+    run = await startImgup(target.make(), {
+      IMGUP_EVENTS_TOKEN: "openapi-test-token-0123456789",
+      // One unauthenticated request per operation: more operations than the failure throttle's burst.
+      IMGUP_AUTH_FAILURES_BURST: "1000",
+    });
     doc = await fetchDocument(run.baseUrl);
   });
   afterAll(async () => {
