@@ -215,12 +215,15 @@ describe.each(databaseTargets())("PostgresJobQueue on $name", ({ open }) => {
 
   describe("JobRunner", () => {
     const runners: JobRunner[] = [];
-    const runner = (handler: JobHandler, opts: { concurrency?: number; pollIntervalMs?: number } = {}) => {
+    const runner = (
+      handler: JobHandler,
+      opts: { concurrency?: number; pollIntervalMs?: number; leaseMs?: number } = {},
+    ) => {
       const r = new JobRunner({
         queue,
         handlers: { k: handler },
         concurrency: opts.concurrency ?? 2,
-        leaseMs: 300,
+        leaseMs: opts.leaseMs ?? 300,
         pollIntervalMs: opts.pollIntervalMs ?? 50,
         logger: pino({ level: "silent" }),
         backoff: () => 50,
@@ -237,15 +240,28 @@ describe.each(databaseTargets())("PostgresJobQueue on $name", ({ open }) => {
       let maxInFlight = 0;
       const keys = Array.from({ length: 8 }, (_, i) => `b${i}`);
       for (const key of keys) await enqueue(key);
+      const lockedUntil = async (key: string) =>
+        (
+          await queueDb
+            .selectFrom("jobs")
+            .select("locked_until")
+            .where("key", "=", key)
+            .executeTakeFirstOrThrow()
+        ).locked_until;
       runner(
-        async () => {
+        async (job) => {
           maxInFlight = Math.max(maxInFlight, ++inFlight);
-          await delay(450); // longer than the lease: only extension keeps it
+          // Held until the runner has moved this job's lease past where the claim put it: the
+          // extension is what is under test, not a sleep racing the lease on a loaded machine (a
+          // lapse would need the event loop stalled for the whole lease).
+          const key = job.key;
+          const claimed = new Date(String(await lockedUntil(key))).getTime();
+          await waitFor(async () => new Date(String(await lockedUntil(key))).getTime() > claimed, 120_000);
           inFlight--;
         },
-        { concurrency: 3 },
+        { concurrency: 3, leaseMs: 6_000 },
       ).start();
-      await waitFor(async () => (await Promise.all(keys.map(status))).every((s) => s === "done"));
+      await waitFor(async () => (await Promise.all(keys.map(status))).every((s) => s === "done"), 240_000);
       expect(maxInFlight).toBe(3);
       for (const key of keys) expect((await queue.get(key))?.attempts).toBe(1);
     });
