@@ -29,6 +29,8 @@ describe("listing, query parameters, pending images and validation messages", ()
   beforeAll(async () => {
     run = await startImgup(db.make(), {
       IMGUP_URL_SIGNING_KEYS: "queries-test-signing-key-0123456789abcdef",
+      // A webhook endpoint on loopback, for the GET routes under /v1/webhooks/{id}.
+      IMGUP_WEBHOOK_ALLOW_PRIVATE: "true",
     });
     alice = new Api(run.baseUrl, run.alice);
     bytes = await makeImage("jpeg", 90, 60);
@@ -102,6 +104,10 @@ describe("listing, query parameters, pending images and validation messages", ()
     expect((await admin.request("PUT", "/v1/admin/profiles/p1", { json: { maxWidth: 100 } })).status).toBe(
       201,
     );
+    const webhook = await alice.request<{ endpoint: { id: string } }>("POST", "/v1/webhooks", {
+      json: { url: "http://127.0.0.1:9/hook" },
+    });
+    expect(webhook.status).toBe(201);
     const values: Record<string, string> = {
       name: "p1",
       id: ready.id,
@@ -112,7 +118,11 @@ describe("listing, query parameters, pending images and validation messages", ()
     };
     const checked: string[] = [];
     for (const { path } of operations(doc).filter((o) => o.method === "get")) {
-      const given = path.startsWith("/v1/uploads/") ? { ...values, id: multipart.body.image.id } : values;
+      const given = path.startsWith("/v1/uploads/")
+        ? { ...values, id: multipart.body.image.id }
+        : path.startsWith("/v1/webhooks/")
+          ? { ...values, id: webhook.body.endpoint.id }
+          : values;
       const url = `${run.baseUrl}${path.replace(/\{([^}]+)\}/g, (_, name: string) => given[name] ?? "x")}`;
       const plain = await admin.request("GET", url);
       const busted = await admin.request("GET", `${url}?_=1735689600123&utm_source=newsletter`);
