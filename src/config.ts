@@ -34,6 +34,8 @@ export interface Config {
     queryTimeoutMs: number;
     /** Apply pending migrations at start (embedded mode by default); else refuse to start on a stale schema. */
     autoMigrate: boolean;
+    /** Not from the environment: a migrated template for memory:// databases (tests). */
+    pgliteSeed?: Blob;
   };
   kv: {
     /** redis://… shared by every instance; undefined for the in-process store (one process only). */
@@ -117,6 +119,8 @@ export interface Config {
     taskMemoryBytes: number;
     /** Progressive JPEGs with more scans than this are refused before decoding (too_complex). */
     maxJpegScans: number;
+    /** Not from the environment: another build of the image child to fork (tests: the compiled one). */
+    childModule?: string;
   };
   /** The consistency jobs (scheduler role); see services/maintenance.ts. */
   maintenance: {

@@ -11,6 +11,7 @@ import { loadConfig } from "../../src/config.ts";
 import { createLogger } from "../../src/logging.ts";
 import { eventually, freePort } from "../support/harness.ts";
 import { photo } from "../support/image-builders.ts";
+import { useTestBuild } from "../support/test-build.ts";
 
 const run = promisify(execFile);
 const RECIPE = path.resolve(import.meta.dirname, "../../deploy/nginx/imgup.conf");
@@ -133,7 +134,7 @@ describe("deploy/nginx/imgup.conf in front of imgup", () => {
       IMGUP_JOB_POLL_MS: "50",
       IMGUP_SIGNING_SECRET: randomBytes(32).toString("hex"),
     });
-    config.database.pgliteDir = "memory://";
+    await useTestBuild(config);
     const logger = createLogger({
       level: "info",
       role: config.role,

@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { imgupCli } from "../support/cli-run.ts";
 import { eventually, freePort } from "../support/harness.ts";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
@@ -23,7 +24,7 @@ describe("imgup keys with the embedded database", { timeout: 240_000 }, () => {
 
   const cli = async (...args: string[]) => {
     try {
-      const { stdout, stderr } = await run(process.execPath, ["--import", "tsx", "src/cli.ts", ...args], {
+      const { stdout, stderr } = await run(process.execPath, [imgupCli(), ...args], {
         cwd: ROOT,
         env,
       });
@@ -33,7 +34,7 @@ describe("imgup keys with the embedded database", { timeout: 240_000 }, () => {
       return { code: e.code, stdout: e.stdout, stderr: e.stderr };
     }
   };
-  const serve = () => spawn(process.execPath, ["--import", "tsx", "src/cli.ts", "serve"], { cwd: ROOT, env });
+  const serve = () => spawn(process.execPath, [imgupCli(), "serve"], { cwd: ROOT, env });
   const exited = (child: ChildProcess) =>
     new Promise<number | null>((resolve) => {
       if (child.exitCode !== null) resolve(child.exitCode);

@@ -8,7 +8,7 @@ import { createImgup } from "../../src/app.ts";
 import { loadConfig } from "../../src/config.ts";
 import { newImageId } from "../../src/domain/ids.ts";
 import { originalKey } from "../../src/domain/keys.ts";
-import { ROOT, runCli } from "../support/cli-run.ts";
+import { imgupCli, ROOT, runCli } from "../support/cli-run.ts";
 
 const ESC = String.fromCharCode(27);
 
@@ -21,7 +21,7 @@ function onTerminal(
   env: Record<string, string>,
   dialogue?: { prompt: string; answer: string },
 ): Promise<{ code: number | null; output: string }> {
-  const command = [process.execPath, "--import", "tsx", "src/cli.ts", ...args].join(" ");
+  const command = [process.execPath, imgupCli(), ...args].join(" ");
   const child = spawn("script", ["-qfec", command, "/dev/null"], {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? "", TERM: "xterm-256color", ...env },

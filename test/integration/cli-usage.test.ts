@@ -151,7 +151,7 @@ describe("imgup command line: help, version and mistakes", () => {
       return { r, urls };
     };
     const heavy = (urls: string[]) =>
-      urls.filter((u) => /\/src\/app\.ts$|\/sharp\/|@aws-sdk|@electric-sql\/pglite|\/fastify\//.test(u));
+      urls.filter((u) => /\/app\.[jt]s$|\/sharp\/|@aws-sdk|@electric-sql\/pglite|\/fastify\//.test(u));
     for (const args of [
       ["serve", "--help"],
       ["--help"],
@@ -160,7 +160,7 @@ describe("imgup command line: help, version and mistakes", () => {
     ]) {
       const { r, urls } = await traced(args);
       expect(
-        urls.some((u) => u.endsWith("/src/cli.ts")),
+        urls.some((u) => u.endsWith("/cli.js")),
         args.join(" "),
       ).toBe(true);
       expect(heavy(urls), args.join(" ")).toEqual([]);
@@ -169,7 +169,7 @@ describe("imgup command line: help, version and mistakes", () => {
     // The control: a command that runs (embedded doctor) does load the app, so the trace sees it.
     const ran = await traced(["doctor", "--json"], { DATABASE_URL: "" });
     expect(ran.r.code, ran.r.stderr).toBe(0);
-    expect(heavy(ran.urls).some((u) => u.endsWith("/src/app.ts"))).toBe(true);
+    expect(heavy(ran.urls).some((u) => u.endsWith("/app.js"))).toBe(true);
   });
 
   it("prints the maintenance reports as JSON for scripts", async () => {

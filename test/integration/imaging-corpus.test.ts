@@ -6,11 +6,16 @@ import { DEFAULT_SPEC_LIMITS, parseSpec } from "../../src/domain/transform-spec.
 import { imageVerdict, sandboxedImageWork } from "../../src/imaging/image-work.ts";
 import { ImagePool } from "../../src/imaging/sandbox/pool.ts";
 import { ABSURD_SPECS, CORPUS_POLICY, type CorpusEntry, imageCorpus } from "../support/image-corpus.ts";
+import { compiledImageChild } from "../support/test-build.ts";
 
 /** IMGUP_PROCESSING_TIMEOUT_MS's default; only a real hang can exceed this bound. */
 const DEADLINE_MS = 30_000;
 const BOUND_MS = DEADLINE_MS * 3 + 10_000;
-const pool = new ImagePool({ size: 2, taskMemoryBytes: CORPUS_POLICY.taskMemoryBytes });
+const pool = new ImagePool({
+  size: 2,
+  taskMemoryBytes: CORPUS_POLICY.taskMemoryBytes,
+  childModule: compiledImageChild(),
+});
 const work = sandboxedImageWork(pool);
 
 /** The worker's checks, in its order (services/processing.ts), on bytes already read. */

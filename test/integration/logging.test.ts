@@ -8,8 +8,10 @@ import { createImgup } from "../../src/app.ts";
 import { loadConfig } from "../../src/config.ts";
 import { createLogger } from "../../src/logging.ts";
 import { Api } from "../support/api.ts";
+import { imgupCli } from "../support/cli-run.ts";
 import { eventually, freePort } from "../support/harness.ts";
 import { type ServeChild, startServeChild } from "../support/serve-child.ts";
+import { useTestBuild } from "../support/test-build.ts";
 
 const INFO = 30;
 const ROOT = path.resolve(import.meta.dirname, "../..");
@@ -121,7 +123,7 @@ async function serveOnTerminal(): Promise<{
   const port = await freePort();
   const dataDir = await mkdtemp(path.join(tmpdir(), "imgup-tty-"));
   const baseUrl = `http://127.0.0.1:${port}`;
-  const child = spawn("script", ["-qfec", `${process.execPath} --import tsx src/cli.ts serve`, "/dev/null"], {
+  const child = spawn("script", ["-qfec", `${process.execPath} ${imgupCli()} serve`, "/dev/null"], {
     cwd: ROOT,
     detached: true,
     env: {
@@ -201,7 +203,7 @@ describe("maintenance passes", () => {
       IMGUP_UPLOAD_URL_TTL: "1",
       IMGUP_PENDING_GRACE_MS: "0",
     });
-    config.database.pgliteDir = "memory://";
+    await useTestBuild(config);
     const lines: Array<Record<string, unknown>> = [];
     const logger = createLogger({
       level: "debug",

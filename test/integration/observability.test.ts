@@ -11,6 +11,7 @@ import { createLogger } from "../../src/logging.ts";
 import { Api, putTo } from "../support/api.ts";
 import { eventually, freePort } from "../support/harness.ts";
 import { photo } from "../support/image-builders.ts";
+import { useTestBuild } from "../support/test-build.ts";
 
 interface LogLine {
   level: number;
@@ -35,7 +36,7 @@ async function startLogged(env: Record<string, string>) {
     IMGUP_SIGNING_SECRET: randomBytes(32).toString("hex"),
     ...env,
   });
-  config.database.pgliteDir = "memory://";
+  await useTestBuild(config);
   const lines: LogLine[] = [];
   const logger = createLogger({
     level: "debug",

@@ -6,6 +6,7 @@ import path from "node:path";
 import { ListMultipartUploadsCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createS3Client } from "../../src/storage/s3-client.ts";
+import { imgupCli } from "../support/cli-run.ts";
 import { eventually, freePort } from "../support/harness.ts";
 import { type S3TestTarget, s3Env, s3TestConnection, s3TestTarget } from "../support/s3-target.ts";
 import { repeated, type StreamedAnswer, streamUpload } from "../support/streaming-upload.ts";
@@ -125,7 +126,7 @@ const describeRss = (rss: Rss) =>
 async function startServer(env: Record<string, string>): Promise<Server> {
   const dataDir = await mkdtemp(path.join(tmpdir(), "imgup-proxy-rss-"));
   const port = await freePort();
-  const child = spawn(process.execPath, ["--import", "tsx", "src/cli.ts", "serve", "--role", "api"], {
+  const child = spawn(process.execPath, [imgupCli(), "serve", "--role", "api"], {
     cwd: path.resolve(import.meta.dirname, "../.."),
     env: {
       PATH: process.env.PATH ?? "",

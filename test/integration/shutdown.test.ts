@@ -14,6 +14,7 @@ import { JobRunner } from "../../src/jobs/job-runner.ts";
 import { PostgresJobQueue } from "../../src/jobs/postgres-job-queue.ts";
 import { PROCESS_IMAGE, processJobKey } from "../../src/services/storage-events.ts";
 import { Api, type IntentResponse } from "../support/api.ts";
+import { imgupCli } from "../support/cli-run.ts";
 import { databaseTargets } from "../support/databases.ts";
 import { dbTargets, eventually, freePort } from "../support/harness.ts";
 
@@ -83,7 +84,7 @@ interface ServeProcess {
 
 /** `imgup serve` (every role) as a real child process. */
 function spawnServe(env: Record<string, string>): ServeProcess {
-  const child = spawn(process.execPath, ["--import", "tsx", "src/cli.ts", "serve"], {
+  const child = spawn(process.execPath, [imgupCli(), "serve"], {
     cwd: path.resolve(import.meta.dirname, "../.."),
     env: { PATH: process.env.PATH ?? "", ...env },
     stdio: ["ignore", "pipe", "pipe"],

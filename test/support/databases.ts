@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { type DatabaseHandle, dropSchema, migrateToLatest, openDatabase } from "../../src/db/connect.ts";
+import { pgliteSeed } from "./test-build.ts";
 
 export interface DatabaseTarget {
   name: "pglite" | "postgres";
@@ -16,7 +17,12 @@ export function databaseTargets(): DatabaseTarget[] {
     {
       name: "pglite",
       open: async () => {
-        const handle = await openDatabase({ pgliteDir: "memory://", schema: "public", poolSize: 1 });
+        const handle = await openDatabase({
+          pgliteDir: "memory://",
+          schema: "public",
+          poolSize: 1,
+          pgliteSeed: await pgliteSeed(),
+        });
         try {
           await migrateToLatest(handle.db);
         } catch (err) {

@@ -10,6 +10,7 @@ import { type Config, loadConfig } from "../../src/config.ts";
 import type { JobQueue } from "../../src/jobs/job-queue.ts";
 import { missingBackend } from "./backends.ts";
 import { deleteByPrefix } from "./kv-targets.ts";
+import { useTestBuild } from "./test-build.ts";
 
 export interface DbTarget {
   name: "pglite" | "postgres";
@@ -124,7 +125,7 @@ export async function startImgup(
       ...target.env,
       ...env,
     });
-    if (!target.env.DATABASE_URL) config.database.pgliteDir = "memory://";
+    await useTestBuild(config);
     const imgup = await createImgup(config, {
       logger: pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" }),
       kvClock: opts.kvClock,

@@ -10,6 +10,7 @@ import {
   type Maintenance,
   type MaintenanceSettings,
 } from "../../src/services/maintenance.ts";
+import { imgupCli } from "./cli-run.ts";
 import type { Running } from "./harness.ts";
 
 /** The consistency jobs wired onto a running imgup's own adapters, with test-sized grace periods. */
@@ -74,7 +75,7 @@ export interface WorkerProcess {
 export async function spawnWorker(run: Running, env: Record<string, string>): Promise<WorkerProcess> {
   const dataDir = await mkdtemp(path.join(tmpdir(), "imgup-worker-"));
   const { database } = run.config;
-  const child = spawn(process.execPath, ["--import", "tsx", "src/cli.ts", "serve", "--role", "worker"], {
+  const child = spawn(process.execPath, [imgupCli(), "serve", "--role", "worker"], {
     cwd: path.resolve(import.meta.dirname, "../.."),
     env: {
       PATH: process.env.PATH ?? "",

@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { imgupCli } from "./cli-run.ts";
 import { eventually, freePort } from "./harness.ts";
 
 /** `imgup serve --role <role>` as a real child process, with its admin endpoint on a port of its own. */
@@ -40,7 +41,7 @@ async function startOnce(
   const adminPort = await freePort();
   const port = role === "api" ? await freePort() : null;
   const baseUrl = port ? `http://127.0.0.1:${port}` : null;
-  const child = spawn(process.execPath, ["--import", "tsx", "src/cli.ts", "serve", "--role", role], {
+  const child = spawn(process.execPath, [imgupCli(), "serve", "--role", role], {
     cwd: path.resolve(import.meta.dirname, "../.."),
     env: {
       PATH: process.env.PATH ?? "",

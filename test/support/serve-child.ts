@@ -3,6 +3,7 @@ import { randomBytes } from "node:crypto";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { imgupCli } from "./cli-run.ts";
 import { eventually, withPortRetry } from "./harness.ts";
 
 /**
@@ -29,7 +30,7 @@ export function startServeChild(extraEnv: Record<string, string> = {}): Promise<
 async function startOnPort(port: number, extraEnv: Record<string, string>): Promise<ServeChild> {
   const dataDir = await mkdtemp(path.join(tmpdir(), "imgup-hostile-"));
   const baseUrl = `http://127.0.0.1:${port}`;
-  const child = spawn(process.execPath, ["--import", "tsx", "src/cli.ts", "serve"], {
+  const child = spawn(process.execPath, [imgupCli(), "serve"], {
     cwd: path.resolve(import.meta.dirname, "../.."),
     env: {
       PATH: process.env.PATH ?? "",

@@ -7,17 +7,20 @@ import type { ChildMessage } from "./protocol.ts";
 // sources (development, tests) it is TypeScript run through tsx.
 const COMPILED = import.meta.url.endsWith(".js");
 const CHILD = fileURLToPath(new URL(COMPILED ? "./child.js" : "./child.ts", import.meta.url));
-const LOADER_ARGS = COMPILED
-  ? []
-  : ["--import", pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href];
 
-/** Starts an image child; `ready` resolves on its first message, rejects if it exits or is late. */
+/**
+ * Starts an image child; `ready` resolves on its first message, rejects if it exits or is late.
+ * `childModule`: another build of child.js/.ts to run (the test suite runs its compiled one).
+ */
 export function forkChild(
   vipsConcurrency: number,
   startTimeoutMs: number,
+  childModule: string = CHILD,
 ): { proc: ChildProcess; ready: Promise<void> } {
-  const proc = fork(CHILD, [], {
-    execArgv: LOADER_ARGS,
+  const proc = fork(childModule, [], {
+    execArgv: childModule.endsWith(".ts")
+      ? ["--import", pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href]
+      : [],
     serialization: "advanced",
     stdio: ["ignore", "inherit", "inherit", "ipc"],
     // Not the server's environment: a child that an exploit took over finds no secrets there.

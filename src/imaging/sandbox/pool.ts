@@ -37,6 +37,8 @@ export interface ImagePoolOptions {
   sampleIntervalMs?: number;
   /** Bound on a child's start (loading tsx and sharp), not counted in any task's deadline. */
   startTimeoutMs?: number;
+  /** The child's module, when not the one beside this file (see forkChild). */
+  childModule?: string;
   logger?: Logger;
 }
 
@@ -166,7 +168,11 @@ export class ImagePool {
   }
 
   private spawn(): Slot {
-    const { proc, ready } = forkChild(this.opts.vipsConcurrency ?? 1, this.opts.startTimeoutMs ?? 60_000);
+    const { proc, ready } = forkChild(
+      this.opts.vipsConcurrency ?? 1,
+      this.opts.startTimeoutMs ?? 60_000,
+      this.opts.childModule,
+    );
     this.stats.started++;
     const slot: Slot = { proc, ready, task: null, inputPath: null, idleTimer: null, finish: null };
     // A child that cannot start is dropped; the task that waited on it fails, the next starts anew.
