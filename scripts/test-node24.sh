@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Runs the unit and integration suites on Node 24, next to the Node the machine has (CI's main
-# run). Node 24 comes from the npm registry (the `node` package puts a node binary in
-# node_modules/.bin) into a cache folder, so nothing system-wide changes and a second run reuses it.
+# `npm test` on Node 24, whatever Node the machine has. Node 24 comes from the npm registry (the
+# `node` package puts a node binary in node_modules/.bin) into a cache folder, so nothing
+# system-wide changes and a second run reuses it. CI runs the whole suite this way.
 #
-# Usage: scripts/test-node24.sh [vitest filters…]   (default: src/ client/ test/integration/; Vitest
-# filters are substrings of file paths, hence the slashes: `client` alone would match test/e2e/client-sdk…)
+# Usage: scripts/test-node24.sh [vitest filters…]   (default: every suite; Vitest filters are
+# substrings of file paths, hence the slashes: `client` alone would match test/e2e/client-sdk…)
 # Environment: IMGUP_NODE24_DIR (cache folder, default ~/.cache/imgup-node24), plus what the suites
 # read (DATABASE_URL, REDIS_URL, TEST_S3_*), exactly as for `npm test`.
 set -euo pipefail
@@ -23,7 +23,6 @@ case "$version" in
 esac
 echo "test-node24: running the suites on Node $version ($node24)"
 
-if [ "$#" -eq 0 ]; then set -- src/ client/ test/integration/; fi
-# Vitest's workers and the processes the tests spawn use process.execPath: Node 24 all the way
-# down. PATH puts it first too, for the few tests that spawn `node` or npm scripts by name.
-PATH="$(dirname "$(readlink -f "$node24")"):$PATH" exec "$node24" node_modules/vitest/vitest.mjs run "$@"
+# npm's `#!/usr/bin/env node` finds Node 24 first on PATH; Vitest's workers and the processes the
+# tests spawn use process.execPath: Node 24 all the way down.
+PATH="$(dirname "$(readlink -f "$node24")"):$PATH" exec npm test -- "$@"
