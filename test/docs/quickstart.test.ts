@@ -81,8 +81,11 @@ ${tour}`;
 
   it("runs the tests with npm test, exactly as .ci/run does", () => {
     expect(docTest("README.md", "test-command").trim()).toBe("npm test");
+    // CI runs it whole on Node 24: the script puts Node 24 first on PATH and runs `npm test`.
     const ci = readFileSync(path.join(REPO, ".ci/run"), "utf8").split("\n");
-    expect(ci).toContain("npm test");
+    expect(ci).toContain("bash scripts/test-node24.sh");
+    const node24 = readFileSync(path.join(REPO, "scripts/test-node24.sh"), "utf8").trim().split("\n");
+    expect(node24.at(-1)).toMatch(/^PATH=.*:\$PATH" exec npm test -- "\$@"$/);
     expect(JSON.parse(readFileSync(path.join(REPO, "package.json"), "utf8")).scripts.test).toBe("vitest run");
   });
 });

@@ -8,7 +8,12 @@ import { fetchDocument, type OpenApiDocument, operations } from "../support/open
 
 // Every route Fastify registers, seen through an onRoute hook added the moment the instance exists:
 // an independent list to hold the generated document against.
-const seen = vi.hoisted(() => [] as RouteOptions[]);
+// Test workers keep their module cache between files (isolate: false): dropping it makes this
+// file's app load the mocked fastify below, not the one an earlier file cached.
+const seen = vi.hoisted(() => {
+  vi.resetModules();
+  return [] as RouteOptions[];
+});
 vi.mock("fastify", async (importOriginal) => {
   const real = await importOriginal<typeof import("fastify")>();
   const factory = ((opts: Parameters<typeof real.default>[0]) => {
