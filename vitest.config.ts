@@ -11,9 +11,10 @@ export default defineConfig({
     // Compiles the server and migrates a PGlite template once per run (see the file).
     globalSetup: ["test/support/global-setup.ts"],
     pool: "forks",
-    // Many suites wait on I/O (RGW notifications, RabbitMQ restarts, browsers, child processes): with
-    // two files at a time a 2-core CI machine was busy 67% of the run, so three.
-    maxWorkers: 3,
+    // Many suites wait on I/O (RGW notifications, an outage under load, child workers): two files
+    // at a time halve the wall time on a 2-core CI machine (the default would be one); three took
+    // as long as two (1189 s against 1191 s for the whole suite).
+    maxWorkers: 2,
     // A worker process runs file after file with its module cache kept: loading the app's module
     // graph anew for each of ~150 files cost a quarter of the suite's CPU. Every file still builds
     // its own instances (databases, KV prefixes, servers); nothing in src/ keeps state in a module.
