@@ -7,6 +7,14 @@ import type { ChildMessage } from "./protocol.ts";
 // sources (development, tests) it is TypeScript run through tsx.
 const COMPILED = import.meta.url.endsWith(".js");
 const CHILD = fileURLToPath(new URL(COMPILED ? "./child.js" : "./child.ts", import.meta.url));
+let tsxLoader: string[] | undefined;
+
+/** Node's arguments for a .ts child: the tsx loader, resolved once. */
+function loaderArgs(childModule: string): string[] {
+  if (!childModule.endsWith(".ts")) return [];
+  tsxLoader ??= ["--import", pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href];
+  return tsxLoader;
+}
 
 /**
  * Starts an image child; `ready` resolves on its first message, rejects if it exits or is late.
@@ -18,9 +26,7 @@ export function forkChild(
   childModule: string = CHILD,
 ): { proc: ChildProcess; ready: Promise<void> } {
   const proc = fork(childModule, [], {
-    execArgv: childModule.endsWith(".ts")
-      ? ["--import", pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href]
-      : [],
+    execArgv: loaderArgs(childModule),
     serialization: "advanced",
     stdio: ["ignore", "inherit", "inherit", "ipc"],
     // Not the server's environment: a child that an exploit took over finds no secrets there.

@@ -17,7 +17,7 @@ export function createImagePool(config: Config, logger: Logger): ImagePool {
     taskMemoryBytes: config.imaging.taskMemoryBytes,
     // The same libvips threads per task as the app set for itself.
     vipsConcurrency: sharp.concurrency(),
-    ...(config.imaging.childModule ? { childModule: config.imaging.childModule } : {}),
+    childModule: config.imaging.childModule,
     logger,
   });
 }
