@@ -79,6 +79,10 @@ describe.skipIf(!connection || !db)("a worker killed with SIGKILL mid-job (Postg
     await Promise.all(Array.from({ length: POOL }, spawnOne));
 
     const statusAtKill: string[] = [];
+    // Kills land at a random moment up to this far into the job. A machine fast enough to finish a
+    // job inside it halves it: that job counts as not killed, and most must still be.
+    let windowMs = 250;
+    const killedMidJob = new Set<string>();
     for (const [i, id] of ids.entries()) {
       const key = `process:${id}`;
       // The client's completion hint queues the job (there are no storage events here).
@@ -89,16 +93,23 @@ describe.skipIf(!connection || !db)("a worker killed with SIGKILL mid-job (Postg
         },
       );
       // Somewhere inside the job: before the row moved, while reading, decoding or writing variants.
-      await sleep(Math.floor(Math.random() * 250));
+      await sleep(Math.floor(Math.random() * windowMs));
       holder.kill("SIGKILL");
       expect(await holder.exited).toBeNull();
       pool.splice(pool.indexOf(holder), 1);
-      expect((await run.imgup.jobs.get(key))?.status, `job ${i} finished before the kill`).toBe("running");
-      statusAtKill.push((await imageStatus(run, id)) ?? "none");
+      const jobStatus = (await run.imgup.jobs.get(key))?.status;
+      if (jobStatus === "running") {
+        killedMidJob.add(id);
+        statusAtKill.push((await imageStatus(run, id)) ?? "none");
+      } else {
+        expect(jobStatus, `job ${i} neither running nor done at the kill`).toBe("done");
+        windowMs = Math.max(1, Math.floor(windowMs / 2));
+      }
       await spawnOne();
     }
+    expect(killedMidJob.size).toBeGreaterThan(KILLS / 2);
     // Most kills landed after the worker had moved the image to processing.
-    expect(statusAtKill.filter((s) => s === "processing").length).toBeGreaterThan(KILLS / 2);
+    expect(statusAtKill.filter((s) => s === "processing").length).toBeGreaterThan(killedMidJob.size / 2);
     expect(statusAtKill.every((s) => s === "pending" || s === "processing")).toBe(true);
 
     // The pool that is left finishes everything.
@@ -126,9 +137,11 @@ describe.skipIf(!connection || !db)("a worker killed with SIGKILL mid-job (Postg
       variantCounts.add(variants.length);
       const job = await run.imgup.jobs.get(`process:${id}`);
       expect(job?.status).toBe("done");
-      // Killed once, then finished: two attempts, a third only if a handover raced a lease.
-      expect(job?.attempts).toBeGreaterThanOrEqual(2);
-      expect(job?.attempts).toBeLessThanOrEqual(3);
+      // Killed once, then finished: two attempts, a third only if a handover raced a lease (one
+      // fewer for a job that finished before its kill).
+      const killed = killedMidJob.has(id) ? 1 : 0;
+      expect(job?.attempts).toBeGreaterThanOrEqual(1 + killed);
+      expect(job?.attempts).toBeLessThanOrEqual(2 + killed);
     }
     // Every image got the same set of eager variants, however often its job was interrupted.
     expect(variantCounts.size).toBe(1);
