@@ -34,6 +34,7 @@ import { createMetrics, type Metrics } from "./metrics.ts";
 import { loadOrCreateSecret } from "./secrets.ts";
 import { AuthService } from "./services/auth.ts";
 import { BoundedQueue } from "./services/bounded-queue.ts";
+import { CdnPurgeService, createCdnPurgeMetrics } from "./services/cdn-purge.ts";
 import { ClaimsService } from "./services/claims.ts";
 import { DeliveryService } from "./services/delivery.ts";
 import { createDevKey, type DemoLink, demoPageLink } from "./services/dev-key.ts";
@@ -275,6 +276,13 @@ export async function createImgup(
     transport: opts.webhookTransport,
   });
 
+  const cdnPurge = new CdnPurgeService({
+    settings: config.cdnPurge,
+    publicUrl: config.publicUrl,
+    jobs,
+    logger,
+    metrics: createCdnPurgeMetrics(metrics.registry),
+  });
   const maintenance = createMaintenance({
     db: database.db,
     store,
@@ -291,6 +299,7 @@ export async function createImgup(
     guard: (repo) => guardPort(repo, breaker),
     buffer: intentBuffer,
     claims,
+    cdn: cdnPurge,
   });
   metrics.observePipeline(() => maintenance.pipelineCheck.latest());
   const runsScheduler = config.role === "all" || config.role === "scheduler";
@@ -309,6 +318,7 @@ export async function createImgup(
         },
         // delete-image-objects and purge-owner-images
         ...maintenance.jobHandlers,
+        ...cdnPurge.jobHandlers(),
       },
     });
   }
@@ -349,7 +359,7 @@ export async function createImgup(
     runLoop: runner,
     eventQueue: amqp ? () => amqp.check() : null,
   });
-  const images = new ImagesService(imagesRepo, jobs, metrics);
+  const images = new ImagesService(imagesRepo, jobs, metrics, cdnPurge);
   const profiles = new ProfilesService(
     config.uploads.profiles,
     guardPort(new KyselyProfilesRepository(database.db), breaker),

@@ -8,6 +8,7 @@ import { DEFAULT_SPEC_LIMITS } from "./domain/transform-spec.ts";
 import { isOutboxEventType, type OutboxEventType } from "./domain/webhook-events.ts";
 import { DEFAULT_RETRY_SCHEDULE_MS, parseSchedule } from "./domain/webhook-retry.ts";
 import { parseWebhookSecret } from "./domain/webhook-signature.ts";
+import { TEMPLATE_PLACEHOLDERS, unknownPlaceholders } from "./services/cdn-purge-request.ts";
 
 export type Role = "all" | "api" | "worker" | "scheduler";
 
@@ -214,6 +215,23 @@ export interface Config {
     /** A variant's last access is written at most this often (cache hits never wait on it). */
     variantTouchIntervalMs: number;
   };
+  /** Purging a CDN or Varnish when an image stops being deliverable; see docs/cdn.md. */
+  cdnPurge: CdnPurgeSettings;
+}
+
+/** IMGUP_CDN_PURGE*: what the queued cdn-purge job calls (rendered by services/cdn-purge-request.ts). */
+export interface CdnPurgeSettings {
+  /** off: nothing is queued; varnish: BAN by surrogate key to each URL; http: a templated API call per image. */
+  kind: "off" | "varnish" | "http";
+  varnishUrls: string[];
+  /** Templates with {imageId}, {surrogateKey}, {path}, {publicUrl}, {host}, {reference}. Headers may hold secrets. */
+  http: { method: string; url: string; headers: Record<string, string>; body: string | undefined };
+  /** One call's deadline. */
+  timeoutMs: number;
+  /** Attempts of one purge job (retried with the job runner's backoff) before it is dead-lettered. */
+  maxAttempts: number;
+  /** A second purge this long after the first catches a cache fill that was in flight at the first; 0: none. */
+  repeatAfterMs: number;
 }
 
 export interface WebhookSettings {
@@ -502,7 +520,21 @@ export function loadConfig(env: Env, overrides: { role?: Role } = {}): Config {
       variantBytesMin: r.int("IMGUP_VARIANT_BYTES_MIN", 1024 * 1024, 0, Number.MAX_SAFE_INTEGER),
       variantTouchIntervalMs: r.int("IMGUP_VARIANT_TOUCH_INTERVAL_S", 600, 0, 7 * 24 * 3600) * 1000,
     },
+    cdnPurge: {
+      kind: r.oneOf("IMGUP_CDN_PURGE", ["off", "varnish", "http"] as const, "off"),
+      varnishUrls: r.parsed("IMGUP_CDN_PURGE_VARNISH_URLS", parseUrlList),
+      http: {
+        method: r.match("IMGUP_CDN_PURGE_METHOD", /^[A-Z]+$/, "POST", "an upper-case HTTP method"),
+        url: r.str("IMGUP_CDN_PURGE_URL", ""),
+        headers: r.parsed("IMGUP_CDN_PURGE_HEADERS", parseHeaderTemplates),
+        body: r.optional("IMGUP_CDN_PURGE_BODY"),
+      },
+      timeoutMs: r.int("IMGUP_CDN_PURGE_TIMEOUT_MS", 10_000, 100, 120_000),
+      maxAttempts: r.int("IMGUP_CDN_PURGE_MAX_ATTEMPTS", 25, 1, 1000),
+      repeatAfterMs: r.int("IMGUP_CDN_PURGE_REPEAT_MS", 30_000, 0, 3600_000),
+    },
   };
+  checkCdnPurge(config.cdnPurge);
   if ((config.webhooks.url === undefined) !== (config.webhooks.secret === undefined)) {
     throw new ConfigError("IMGUP_WEBHOOK_SECRET", "IMGUP_WEBHOOK_URL and IMGUP_WEBHOOK_SECRET go together");
   }
@@ -811,6 +843,61 @@ function corsSettings(listed: string[], defaultPublicPort: number | null): CorsS
       : ["localhost", "127.0.0.1", "[::1]"].map((h) => `http://${h}:${defaultPublicPort}`);
   const apiOrigins = [...new Set([...named, ...loopback])];
   return { apiOrigins, deliveryOrigins: listed.includes("*") ? "*" : apiOrigins };
+}
+
+/** IMGUP_CDN_PURGE_VARNISH_URLS: comma-separated http(s) URLs (each Varnish's listen address). */
+function parseUrlList(raw: string | undefined): string[] {
+  const items = (raw ?? "")
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
+  for (const item of items) {
+    const u = URL.canParse(item) ? new URL(item) : null;
+    if (!u || (u.protocol !== "http:" && u.protocol !== "https:"))
+      throw new Error(`expected http(s) URLs, got "${item}"`);
+  }
+  return items;
+}
+
+/** IMGUP_CDN_PURGE_HEADERS: a JSON object of header templates. The error never echoes values (tokens). */
+function parseHeaderTemplates(raw: string | undefined): Record<string, string> {
+  if (raw === undefined) return {};
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch {
+    throw new Error("expected a JSON object of header names to values");
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed))
+    throw new Error("expected a JSON object of header names to values");
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(parsed)) {
+    if (typeof value !== "string" || !/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/.test(name))
+      throw new Error(`header ${JSON.stringify(name)}: expected a valid name and a string value`);
+    headers[name] = value;
+  }
+  return headers;
+}
+
+function checkCdnPurge(settings: CdnPurgeSettings): void {
+  if (settings.kind === "varnish" && settings.varnishUrls.length === 0)
+    throw new ConfigError("IMGUP_CDN_PURGE_VARNISH_URLS", "is required when IMGUP_CDN_PURGE=varnish");
+  if (settings.kind !== "http") return;
+  const { url, headers, body } = settings.http;
+  if (!url) throw new ConfigError("IMGUP_CDN_PURGE_URL", "is required when IMGUP_CDN_PURGE=http");
+  const sample = url.replace(/\{[A-Za-z]+\}/g, "x");
+  if (!URL.canParse(sample) || !/^https?:$/.test(new URL(sample).protocol))
+    throw new ConfigError("IMGUP_CDN_PURGE_URL", "expected an http(s) URL template");
+  const templates: Array<[string, string]> = [
+    ["IMGUP_CDN_PURGE_URL", url],
+    ["IMGUP_CDN_PURGE_BODY", body ?? ""],
+    ...Object.values(headers).map((v): [string, string] => ["IMGUP_CDN_PURGE_HEADERS", v]),
+  ];
+  for (const [name, template] of templates) {
+    const unknown = unknownPlaceholders(template);
+    if (unknown.length > 0)
+      throw new ConfigError(name, `unknown placeholder {${unknown[0]}} (known: ${TEMPLATE_PLACEHOLDERS.join(", ")})`);
+  }
 }
 
 /** IMGUP_TRUST_PROXY: unset/false, true, a hop count, or a comma-separated list of addresses/CIDRs. */

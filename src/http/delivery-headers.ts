@@ -1,4 +1,5 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
+import { surrogateKey } from "../services/cdn-purge-request.ts";
 import type { Authorized } from "../services/delivery.ts";
 import type { ByteRange } from "../storage/object-store.ts";
 
@@ -21,6 +22,13 @@ export function applyCacheHeaders(
     "Cache-Control",
     auth.privateTtlSeconds === null ? IMMUTABLE : `private, max-age=${auth.privateTtlSeconds}`,
   );
+  if (auth.privateTtlSeconds === null) {
+    // One key per image on every cacheable answer, so one purge covers all its URLs (docs/cdn.md):
+    // Surrogate-Key for Varnish and Fastly, Cache-Tag for Cloudflare.
+    const key = surrogateKey(auth.image.id);
+    reply.header("Surrogate-Key", key);
+    reply.header("Cache-Tag", key);
+  }
   const inm = request.headers["if-none-match"];
   return inm?.split(",").some((t) => t.trim().replace(/^W\//, "") === etag || t.trim() === "*") ?? false;
 }

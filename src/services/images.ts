@@ -5,6 +5,7 @@ import { imagePrefix, isImageId } from "../domain/keys.ts";
 import type { JobQueue } from "../jobs/job-queue.ts";
 import type { Metrics } from "../metrics.ts";
 import type { Principal } from "./auth.ts";
+import type { CdnPurgeQueue } from "./cdn-purge.ts";
 import { DELETE_IMAGE_OBJECTS } from "./storage-events.ts";
 
 export interface ImagePage {
@@ -18,6 +19,7 @@ export class ImagesService {
     private readonly images: ImagesRepository,
     private readonly jobs: JobQueue,
     private readonly metrics: Pick<Metrics, "imagesFinalized"> | null = null,
+    private readonly cdn: CdnPurgeQueue | null = null,
   ) {}
 
   async get(principal: Principal, id: string): Promise<ImageRecord> {
@@ -51,11 +53,13 @@ export class ImagesService {
   }
 
   async setVisibility(principal: Principal, id: string, visibility: Visibility): Promise<ImageRecord> {
-    await this.get(principal, id);
+    const before = await this.get(principal, id);
     const updated = await this.images.update(id, principal.ownerId, ["pending", "processing", "ready"], {
       visibility,
     });
     if (!updated) throw ERRORS.conflict(`image ${id} can no longer be changed`);
+    // Only public answers are in shared caches; the origin 404s unsigned requests from now on.
+    if (before.visibility === "public" && visibility === "private") await this.cdn?.enqueue([id], "private");
     return updated;
   }
 
@@ -75,6 +79,7 @@ export class ImagesService {
       key: `delete:${image.id}`,
       payload: { imageId: image.id, prefix: imagePrefix(image.id) },
     });
+    if (image.visibility === "public") await this.cdn?.enqueue([image.id], "deleted");
   }
 }
 

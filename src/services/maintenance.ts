@@ -9,6 +9,7 @@ import { Scheduler } from "../jobs/scheduler.ts";
 import type { KeyValueStore } from "../kv/kv.ts";
 import type { Metrics } from "../metrics.ts";
 import type { ObjectStore } from "../storage/object-store.ts";
+import type { CdnPurgeQueue } from "./cdn-purge.ts";
 import { type BufferStatus, Doctor } from "./doctor.ts";
 import { OrphanSweep, type SweepProgress } from "./orphan-sweep.ts";
 import { OwnerPurgeService } from "./owner-purge.ts";
@@ -89,6 +90,8 @@ export function createMaintenance(deps: {
   claims?: ClaimsRepository;
   /** Tests: the expiry's clock. */
   now?: () => number;
+  /** Queues CDN purges for images the owner purge and the unclaimed expiry delete. */
+  cdn?: CdnPurgeQueue;
 }): Maintenance {
   const { db, store, kv, jobs, leaseMs, settings, metrics } = deps;
   const plainRepo = new MaintenanceRepository(db, processJobKey(""));
@@ -129,7 +132,7 @@ export function createMaintenance(deps: {
       leaseMs,
     },
   });
-  const ownerPurge = new OwnerPurgeService({ repo, store, jobs, logger, metrics });
+  const ownerPurge = new OwnerPurgeService({ repo, store, jobs, logger, metrics, cdn: deps.cdn });
   const unclaimedExpiry = new UnclaimedExpiry({
     claims: deps.claims ?? new KyselyClaimsRepository(db),
     store,
@@ -137,6 +140,7 @@ export function createMaintenance(deps: {
     logger,
     metrics,
     now: deps.now,
+    cdn: deps.cdn,
   });
   const progress: MaintenanceProgress = {};
   const scheduler = new Scheduler({

@@ -6,6 +6,7 @@ import type { JobHandler } from "../jobs/job-runner.ts";
 import { forEachLimit } from "../jobs/scheduler.ts";
 import type { Metrics } from "../metrics.ts";
 import type { ObjectStore } from "../storage/object-store.ts";
+import type { CdnPurgeQueue } from "./cdn-purge.ts";
 import { DELETE_IMAGE_OBJECTS } from "./storage-events.ts";
 
 export const PURGE_OWNER_IMAGES = "purge-owner-images";
@@ -74,6 +75,8 @@ export class OwnerPurgeService {
       logger: Logger;
       metrics?: Pick<Metrics, "imagesFinalized">;
       settings?: OwnerPurgeSettings;
+      /** Queues the CDN purge of each batch once its rows are marked deleted. */
+      cdn?: CdnPurgeQueue | undefined;
     },
   ) {
     this.batchSize = deps.settings?.batchSize ?? 200;
@@ -129,6 +132,12 @@ export class OwnerPurgeService {
       const marked = await repo.markDeleted(rows.filter((r) => r.status !== "deleted").map((r) => r.id));
       if (marked > 0)
         this.deps.metrics?.imagesFinalized.inc({ status: "deleted", reason: "owner_purge" }, marked);
+      // Every row of the batch now 404s at the origin (visibility is not read: purging a key no
+      // cache holds costs one call per batch).
+      await this.deps.cdn?.enqueue(
+        rows.map((r) => r.id),
+        "owner_purge",
+      );
       const done: string[] = [];
       await forEachLimit(
         rows,

@@ -5,6 +5,7 @@ import type { JobQueue } from "../jobs/job-queue.ts";
 import { forEachLimit, type TaskRunOptions } from "../jobs/scheduler.ts";
 import type { Metrics } from "../metrics.ts";
 import type { ObjectStore } from "../storage/object-store.ts";
+import type { CdnPurgeQueue } from "./cdn-purge.ts";
 import { DELETE_IMAGE_OBJECTS } from "./storage-events.ts";
 
 export interface UnclaimedExpiryReport {
@@ -41,6 +42,8 @@ export class UnclaimedExpiry {
       metrics?: Pick<Metrics, "imagesFinalized"> | undefined;
       now?: () => number;
       settings?: { batchSize?: number; maxPerRun?: number; concurrency?: number };
+      /** Queues the CDN purge of each expired batch (a ready, unclaimed image may have been served). */
+      cdn?: CdnPurgeQueue | undefined;
     },
   ) {
     this.batchSize = deps.settings?.batchSize ?? 100;
@@ -72,6 +75,10 @@ export class UnclaimedExpiry {
       if (batch.length === 0) return report;
       report.expired += batch.length;
       this.deps.metrics?.imagesFinalized.inc({ status: "deleted", reason: "unclaimed" }, batch.length);
+      await this.deps.cdn?.enqueue(
+        batch.map((image) => image.id),
+        "unclaimed",
+      );
       await forEachLimit(
         batch,
         this.concurrency,
