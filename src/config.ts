@@ -896,7 +896,10 @@ function checkCdnPurge(settings: CdnPurgeSettings): void {
   for (const [name, template] of templates) {
     const unknown = unknownPlaceholders(template);
     if (unknown.length > 0)
-      throw new ConfigError(name, `unknown placeholder {${unknown[0]}} (known: ${TEMPLATE_PLACEHOLDERS.join(", ")})`);
+      throw new ConfigError(
+        name,
+        `unknown placeholder {${unknown[0]}} (known: ${TEMPLATE_PLACEHOLDERS.join(", ")})`,
+      );
   }
 }
 

@@ -86,7 +86,13 @@ export class CdnPurgeService implements CdnPurgeQueue {
     await jobs.requeue({ kind: CDN_PURGE, key, payload, maxAttempts: settings.maxAttempts });
     if (settings.repeatAfterMs > 0) {
       const runAt = new Date((this.deps.now ?? Date.now)() + settings.repeatAfterMs);
-      await jobs.requeue({ kind: CDN_PURGE, key: `${key}:repeat`, payload, runAt, maxAttempts: settings.maxAttempts });
+      await jobs.requeue({
+        kind: CDN_PURGE,
+        key: `${key}:repeat`,
+        payload,
+        runAt,
+        maxAttempts: settings.maxAttempts,
+      });
     }
     metrics.queued.inc({ reason }, imageIds.length);
   }
