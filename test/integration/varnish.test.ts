@@ -140,6 +140,7 @@ describe.skipIf(!varnishd)("Varnish in front of imgup (deploy/varnish/imgup.vcl)
     const metric = run.imgup.metrics.registry.getSingleMetric("imgup_http_request_duration_seconds");
     const data = await metric?.get();
     return (data?.values ?? [])
+      .map((v) => v as typeof v & { metricName?: string })
       .filter((v) => v.metricName?.endsWith("_count") && String(v.labels.route ?? "").startsWith("/i/"))
       .reduce((sum, v) => sum + v.value, 0);
   }
