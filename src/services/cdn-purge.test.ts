@@ -48,10 +48,16 @@ function claimed(payload: Record<string, unknown>, attempts = 1, maxAttempts = 3
 }
 
 describe("CdnPurgeService", () => {
-  it("queues nothing when off", async () => {
-    const { jobs, service } = setup({});
+  it("queues nothing when off, and a worker with it off dead-letters a queued purge instead of dropping it", async () => {
+    const { jobs, service, calls } = setup({});
     await service.enqueue([A], "deleted");
     expect(jobs.jobs.size).toBe(0);
+    const run = service.jobHandlers()[CDN_PURGE]?.(claimed({ imageIds: [A] }), new AbortController().signal);
+    await expect(run).rejects.toMatchObject({
+      permanent: true,
+      message: expect.stringMatching(/IMGUP_CDN_PURGE is off/),
+    });
+    expect(calls).toEqual([]);
   });
 
   it("queues a purge now and a repeat later, keyed by image (a repeated delete re-queues it)", async () => {

@@ -2,7 +2,7 @@ import type { Logger } from "pino";
 import { Counter, type Registry } from "prom-client";
 import type { CdnPurgeSettings } from "../config.ts";
 import type { JobQueue } from "../jobs/job-queue.ts";
-import type { JobHandler } from "../jobs/job-runner.ts";
+import { type JobHandler, PermanentJobError } from "../jobs/job-runner.ts";
 import { type PurgeRequest, renderPurgeRequests } from "./cdn-purge-request.ts";
 
 export const CDN_PURGE = "cdn-purge";
@@ -110,6 +110,9 @@ export class CdnPurgeService implements CdnPurgeQueue {
     return {
       [CDN_PURGE]: async (job, signal) => {
         const ids = Array.isArray(job.payload.imageIds) ? job.payload.imageIds.map(String) : [];
+        // Queued by an API configured to purge, run by a worker that is not: completing would
+        // drop the purge silently; a dead job shows in imgup_job_queue_depth{state="dead"} and says why.
+        if (!this.enabled) throw new PermanentJobError("IMGUP_CDN_PURGE is off on this worker");
         try {
           await this.purge(ids, `${job.id}-${job.attempts}`, signal);
         } catch (err) {
