@@ -1,95 +1,17 @@
-import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { chmod, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Api, type ImageJson } from "../support/api.ts";
 import { makeImage } from "../support/fixtures.ts";
 import { dbTargets, eventually, freePort, type Running, startImgup } from "../support/harness.ts";
+import { startVarnish, type Varnish, varnishdOrSkip } from "../support/varnish.ts";
 
 /**
  * Debian's varnishd in front of a real imgup, with deploy/varnish/imgup.vcl as shipped (only the
  * backend's port substituted), and imgup's cdn-purge job pointed at it (IMGUP_CDN_PURGE=varnish).
  */
 
-const VCL = path.join(import.meta.dirname, "../../deploy/varnish/imgup.vcl");
-
-function findVarnishd(): string | null {
-  for (const candidate of ["/usr/sbin/varnishd", "/usr/local/sbin/varnishd"]) {
-    if (spawnSync(candidate, ["-V"]).status === 0) return candidate;
-  }
-  const onPath = spawnSync("varnishd", ["-V"]);
-  return onPath.status === 0 ? "varnishd" : null;
-}
-
-const varnishd = findVarnishd();
-if (!varnishd) {
-  // As test/support/backends.ts does for services: visible when skipped, an error in CI.
-  const reason = "varnish (varnishd not installed; Debian package varnish)";
-  if (process.env.CI === "true") throw new Error(`${reason}: CI installs it (.ci/run)`);
-  it.skip(reason, () => {});
-}
-
+const varnishd = varnishdOrSkip();
 const db = dbTargets()[0];
 if (!db) throw new Error("no database target");
-
-interface Varnish {
-  url: string;
-  stop(): Promise<void>;
-}
-
-/** varnishd in the foreground (-F) as a child of this test, on its own work dir; killed in afterAll. */
-async function startVarnish(bin: string, port: number, backendPort: number): Promise<Varnish> {
-  const dir = await mkdtemp(path.join(tmpdir(), "imgup-varnish-"));
-  // Started as root, varnishd reads the VCL and keeps its work dir as an unprivileged user.
-  await chmod(dir, 0o755);
-  const vcl = (await readFile(VCL, "utf8")).replace(/\.port = "8080";/, `.port = "${backendPort}";`);
-  expect(vcl).toContain(`.port = "${backendPort}";`);
-  await writeFile(path.join(dir, "imgup.vcl"), vcl);
-  const child: ChildProcess = spawn(
-    bin,
-    [
-      "-F",
-      ...["-n", path.join(dir, "n"), "-f", path.join(dir, "imgup.vcl")],
-      ...["-a", `127.0.0.1:${port}`, "-T", "none", "-s", "malloc,64m"],
-    ],
-    { stdio: ["ignore", "pipe", "pipe"] },
-  );
-  let output = "";
-  child.stdout?.on("data", (d) => {
-    output += d;
-  });
-  child.stderr?.on("data", (d) => {
-    output += d;
-  });
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  let gone = false;
-  void exited.then(() => {
-    gone = true;
-  });
-  const url = `http://127.0.0.1:${port}`;
-  const stop = async () => {
-    if (!gone) child.kill("SIGTERM");
-    await exited;
-    await rm(dir, { recursive: true, force: true });
-  };
-  try {
-    // Ready when it answers through the VCL (a pass to imgup's /healthz); an exit ends the wait.
-    await Promise.race([
-      eventually(async () => {
-        const res = await fetch(`${url}/healthz`);
-        await res.arrayBuffer();
-        return gone || res.headers.get("x-cache") !== null;
-      }),
-      exited,
-    ]);
-    if (gone) throw new Error(`varnishd exited: ${output}`);
-  } catch (err) {
-    await stop();
-    throw err;
-  }
-  return { url, stop };
-}
 
 describe.skipIf(!varnishd)("Varnish in front of imgup (deploy/varnish/imgup.vcl)", () => {
   let run: Running;
@@ -106,7 +28,7 @@ describe.skipIf(!varnishd)("Varnish in front of imgup (deploy/varnish/imgup.vcl)
       // The repeat purge is for fills in flight at the first one; these tests wait on the first.
       IMGUP_CDN_PURGE_REPEAT_MS: "0",
     });
-    varnish = await startVarnish(varnishd ?? "", varnishPort, Number(new URL(run.baseUrl).port));
+    varnish = await startVarnish(varnishd ?? "", varnishPort, [Number(new URL(run.baseUrl).port)]);
     alice = new Api(run.baseUrl, run.alice);
     admin = new Api(run.baseUrl, (await run.imgup.auth.createKey({ ownerId: "ops", scopes: ["admin"] })).key);
     jpeg = await makeImage("jpeg", 100, 80);
