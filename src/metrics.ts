@@ -209,6 +209,11 @@ export function createMetrics(now: () => number = Date.now) {
       "result",
     ]),
     transforms: counter("imgup_transforms_total", "Variants generated", ["format"]),
+    transformClaims: counter(
+      "imgup_transform_claims_total",
+      "Cluster-wide single-flight of variant transforms, per caller that reached it (outcome: taken, took_over, waited, failed, timed_out, uncoordinated)",
+      ["outcome"],
+    ),
     transformSeconds: new Histogram({
       name: "imgup_transform_duration_seconds",
       help: "Time to generate one variant",

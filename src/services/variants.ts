@@ -20,6 +20,7 @@ import type { Metrics } from "../metrics.ts";
 import type { ObjectStore } from "../storage/object-store.ts";
 import type { BoundedQueue } from "./bounded-queue.ts";
 import type { Authorized, DeliveryService } from "./delivery.ts";
+import { type FlightOptions, VariantFlight } from "./variant-flight.ts";
 import { VariantStorage, type VariantUsage } from "./variant-storage.ts";
 
 export interface VariantRequest {
@@ -64,13 +65,20 @@ const CONTENT_TYPE: Record<OutputFormat, string> = {
   gif: "image/gif",
 };
 
+// Waiters on another instance's transform allow for its deadline plus a claimant that queued
+// briefly before it started (the claim is taken before the queue slot, so waiters take none).
+const WAIT_MARGIN_MS = 10_000;
+
 /**
  * Variants: looked up in the storage by their key; on a miss, one transform per variant however
- * many requests ask at once (single-flight), behind a bounded queue, stored, then served.
+ * many requests ask at once, in this process and across every instance sharing the KV and the
+ * store (single-flight), behind a bounded queue, stored, then served.
  */
 export class VariantsService {
+  /** Joined first, so one process's callers share one flight without KV traffic. */
   private readonly inflight = new Map<string, Promise<Buffer>>();
   private readonly storage: VariantStorage;
+  private readonly flight: VariantFlight;
 
   constructor(
     private readonly delivery: DeliveryService,
@@ -85,8 +93,23 @@ export class VariantsService {
     private readonly kv: KeyValueStore,
     /** Absent: variants are stored uncounted and uncapped. */
     usage: VariantUsage | null = null,
+    /** The cluster-wide claim's timings; tests shorten them. */
+    flight: Partial<FlightOptions> = {},
   ) {
     this.storage = new VariantStorage(store, usage, log);
+    this.flight = new VariantFlight(
+      {
+        kv,
+        stored: async (key) => {
+          const hit = await store.getStream(key);
+          return hit ? streamToBuffer(hit.body) : null;
+        },
+        failure: (key) => this.rememberedFailure(key),
+        onOutcome: (outcome) => metrics.transformClaims.inc({ outcome }),
+        log,
+      },
+      { maxWaitMs: policy.timeoutMs + WAIT_MARGIN_MS, ...flight },
+    );
   }
 
   async preset(name: string, req: VariantRequest, beforeTransform: () => Promise<void>): Promise<Variant> {
@@ -146,10 +169,12 @@ export class VariantsService {
       // Answered from memory, before any token or queue slot: the same bytes would fail the same way.
       const failed = await this.rememberedFailure(key);
       if (failed) throw failed;
-      const data = await this.singleFlight(key, async () => {
-        await beforeTransform();
-        return this.queue.run(image.ownerId, () => this.transformAndStore(image, spec, format, key));
-      });
+      // Every caller's own budget, before it joins: a caller within budget never shares another's
+      // 429, and a joiner is not a free ride past its own limit.
+      await beforeTransform();
+      const data = await this.singleFlight(key, () =>
+        this.queue.run(image.ownerId, () => this.transformAndStore(image, spec, format, key)),
+      );
       return { body: data, size: data.length };
     };
     return {
@@ -165,7 +190,8 @@ export class VariantsService {
   private singleFlight(key: string, work: () => Promise<Buffer>): Promise<Buffer> {
     const running = this.inflight.get(key);
     if (running) return running;
-    const p = work().finally(() => this.inflight.delete(key));
+    // The claim is taken before the queue slot: a waiter for another instance's work holds none.
+    const p = this.flight.run(key, work).finally(() => this.inflight.delete(key));
     this.inflight.set(key, p);
     return p;
   }

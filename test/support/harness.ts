@@ -7,6 +7,7 @@ import pg from "pg";
 import pino from "pino";
 import { createImgup, type Imgup } from "../../src/app.ts";
 import { type Config, loadConfig } from "../../src/config.ts";
+import type { ImageWork } from "../../src/imaging/image-work.ts";
 import type { JobQueue } from "../../src/jobs/job-queue.ts";
 import { missingBackend } from "./backends.ts";
 import { deleteByPrefix } from "./kv-targets.ts";
@@ -107,6 +108,8 @@ export async function startImgup(
     kvCommandTimeoutMs?: number;
     /** The webhook worker's clock (retries, disabling). */
     webhookClock?: () => number;
+    /** Image work in place of the sandbox (tests gate transforms with it). */
+    imageWork?: ImageWork;
   } = {},
 ): Promise<Running> {
   const dataDir = await mkdtemp(path.join(tmpdir(), "imgup-test-"));
@@ -131,6 +134,7 @@ export async function startImgup(
       kvClock: opts.kvClock,
       kvCommandTimeoutMs: opts.kvCommandTimeoutMs,
       ...(opts.webhookClock ? { webhookClock: opts.webhookClock } : {}),
+      ...(opts.imageWork ? { imageWork: opts.imageWork } : {}),
     });
     const alice = (await imgup.auth.createKey({ ownerId: "alice" })).key;
     const bob = (await imgup.auth.createKey({ ownerId: "bob" })).key;

@@ -44,8 +44,10 @@ export function registerGetVariants(app: App, deps: HttpDeps): void {
     headers: false,
   });
   /**
-   * The cost of a miss. The owner is known only once the variant was authorized, which is before
-   * `open()` can call this back, so the callback reads the variant it belongs to.
+   * The cost of a miss, charged to every request that misses before it joins a transform already
+   * running (services/variants.ts): each client pays its own budget and gets its own 429. The owner
+   * is known only once the variant was authorized, which is before `open()` can call this back, so
+   * the callback reads the variant it belongs to.
    */
   const chargeMiss =
     (request: FastifyRequest, reply: FastifyReply, variant: () => Variant | undefined) => async () => {
