@@ -11,6 +11,8 @@ import {
   type ObjectStore,
   RangeNotSatisfiableError,
 } from "../storage/object-store.ts";
+import type { HotVariants } from "./hot-variants.ts";
+import type { ImageRecordCache } from "./image-record-cache.ts";
 
 export interface Authorized {
   image: ImageRecord;
@@ -18,6 +20,14 @@ export interface Authorized {
   privateTtlSeconds: number | null;
   /** The request carried a valid signature (the owner's URL): the untouched original may be served. */
   signed: boolean;
+}
+
+/** What makes a cached hit cheap; each is optional (absent: the database and the storage every time). */
+export interface DeliveryCaches {
+  /** Image records checked against versions in the shared KV per lookup. */
+  records?: ImageRecordCache;
+  /** Bytes of small hot variants. */
+  hot?: HotVariants;
 }
 
 /** Serving bytes to anyone holding the URL: public images directly, private ones only when signed. */
@@ -28,11 +38,12 @@ export class DeliveryService {
     private readonly secret: string,
     private readonly log: Logger,
     private readonly now: () => number = Date.now,
+    private readonly caches: DeliveryCaches = {},
   ) {}
 
   /** Resolves a deliverable image or throws 404; a bad or missing signature is 404 too, never 403. */
   async authorize(imageId: string, path: string, query: { exp?: string; sig?: string }): Promise<Authorized> {
-    const image = isImageId(imageId) ? await this.images.findById(imageId) : null;
+    const image = isImageId(imageId) ? await this.lookup(imageId) : null;
     if (image?.status !== "ready") throw ERRORS.imageNotFound();
     const nowS = Math.floor(this.now() / 1000);
     const signed =
@@ -42,7 +53,30 @@ export class DeliveryService {
     return { image, privateTtlSeconds: Number(query.exp) - nowS, signed };
   }
 
-  /** Whether the image may still be served at all (a transform checks it again before storing). */
+  /**
+   * A stored variant's bytes (an authorized image's), from memory when it is small and hot; null
+   * when the storage has none.
+   */
+  async openVariant(key: string): Promise<{ body: Buffer | Readable; size: number } | null> {
+    const hot = this.caches.hot;
+    const held = hot?.get(key);
+    if (held) return { body: held, size: held.length };
+    const obj = await this.store.getStream(key);
+    if (!obj) return null;
+    if (!hot?.enabled || obj.head.size > hot.maxEntryBytes) return { body: obj.body, size: obj.head.size };
+    const data = await readAll(obj.body);
+    hot.set(key, data);
+    return { body: data, size: data.length };
+  }
+
+  private lookup(imageId: string): Promise<ImageRecord | null> {
+    return this.caches.records ? this.caches.records.get(imageId) : this.images.findById(imageId);
+  }
+
+  /**
+   * Whether the image may still be served at all (a transform checks it again before storing):
+   * always the database, never a cached record.
+   */
   async isDeliverable(imageId: string): Promise<boolean> {
     const image = await this.images.findById(imageId);
     return image?.status === "ready";
@@ -79,4 +113,10 @@ export class DeliveryService {
     }
     return { ...obj, stripped: false };
   }
+}
+
+async function readAll(body: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of body as AsyncIterable<Buffer>) chunks.push(chunk);
+  return Buffer.concat(chunks);
 }
