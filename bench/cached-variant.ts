@@ -28,6 +28,9 @@ const { values } = parseArgs({
     connections: { type: "string", default: "32" },
     images: { type: "string", default: "20" },
     write: { type: "boolean" },
+    // Writes the server's CPU profile (node --cpu-prof) into this directory.
+    profile: { type: "string" },
+    skipCold: { type: "boolean" },
   },
 });
 const seconds = Number(values.seconds);
@@ -45,7 +48,12 @@ console.log(machine);
 const nginxBin = findOrInstallNginx();
 if (nginxBin.bin === null) console.log(`nginx comparison skipped: ${nginxBin.why}`);
 
-const imgup = await startImgupProcess({ label: "delivery", role: "all", backends });
+const imgup = await startImgupProcess({
+  label: "delivery",
+  role: "all",
+  backends,
+  ...(values.profile ? { nodeArgs: ["--cpu-prof", `--cpu-prof-dir=${values.profile}`] } : {}),
+});
 let nginx: (ServerProcess & { version: string }) | undefined;
 const rows: string[] = [];
 const notes: string[] = [];
@@ -126,31 +134,33 @@ try {
     console.log(rows.slice(-summaries.length).join("\n"));
   }
 
-  // Cold: a new signed width per request, so every request is a transform (2000 px JPEG in).
-  let width = 0;
-  const cold = new LoadStats();
-  const coldConnections = 8;
-  cold.add(
-    await saturate(asTarget(imgup), {
-      connections: coldConnections,
-      seconds: seconds * 2,
-      next: () => {
-        const id = ids[width % ids.length] as string;
-        const url = new URL(
-          transformUrl(imgup.baseUrl, imgup.signingSecret, `w_${300 + width++},f_jpeg,q_80`, id),
-        );
-        return { method: "GET", path: url.pathname };
-      },
-    }),
-  );
-  rows.push(
-    row(
-      `cold: new signed width per request (→ ~300–${300 + width} px JPEG q80)`,
-      "imgup",
-      cold.summary(),
-      coldConnections,
-    ),
-  );
+  if (!values.skipCold) {
+    // Cold: a new signed width per request, so every request is a transform (2000 px JPEG in).
+    let width = 0;
+    const cold = new LoadStats();
+    const coldConnections = 8;
+    cold.add(
+      await saturate(asTarget(imgup), {
+        connections: coldConnections,
+        seconds: seconds * 2,
+        next: () => {
+          const id = ids[width % ids.length] as string;
+          const url = new URL(
+            transformUrl(imgup.baseUrl, imgup.signingSecret, `w_${300 + width++},f_jpeg,q_80`, id),
+          );
+          return { method: "GET", path: url.pathname };
+        },
+      }),
+    );
+    rows.push(
+      row(
+        `cold: new signed width per request (→ ~300–${300 + width} px JPEG q80)`,
+        "imgup",
+        cold.summary(),
+        coldConnections,
+      ),
+    );
+  }
 } finally {
   await nginx?.stop();
   await imgup.cleanup();
