@@ -221,6 +221,9 @@ export async function createImgup(
       maxAgeMs: config.deliveryCache.recordMaxAgeMs,
     }),
     hot: new HotVariants(config.deliveryCache.hotVariantBytes, config.deliveryCache.hotVariantMaxBytes),
+    ...(config.deliveryCache.s3Redirect === "presigned" && store instanceof S3ObjectStore
+      ? { redirect: { store, ttlSeconds: config.deliveryCache.s3RedirectTtlSeconds } }
+      : {}),
   });
   // Every decode and encode runs in killable child processes (imageWork: tests may gate it).
   const imagePool = createImagePool(config, logger);

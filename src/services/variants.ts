@@ -38,7 +38,10 @@ export interface Variant {
   /** Accept chose the format: the response must say `Vary: Accept`. */
   negotiated: boolean;
   /** null when the client's copy is current (If-None-Match matched): send 304. */
-  open: () => Promise<{ body: Buffer | Readable; size: number }>;
+  open: () => Promise<
+    | { body: Buffer | Readable; size: number; redirect?: undefined }
+    | { redirect: { location: string; maxAgeSeconds: number } }
+  >;
 }
 
 export interface VariantPolicy {
@@ -136,7 +139,7 @@ export class VariantsService {
     const key = this.keyOf(image.id, spec, format);
     const etag = `"${createHash("sha256").update(`${image.sha256}\n${key}`).digest("base64url").slice(0, 32)}"`;
     const open = async () => {
-      const hit = await this.delivery.openVariant(key);
+      const hit = await this.delivery.openVariant(key, auth);
       if (hit) {
         this.metrics.variantRequests.inc({ result: "hit" });
         this.storage.touch(image.id, key);

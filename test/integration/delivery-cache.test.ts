@@ -7,6 +7,7 @@ import { transformUrl } from "../../src/services/transform-urls.ts";
 import { Api, type ImageJson } from "../support/api.ts";
 import { makeImage } from "../support/fixtures.ts";
 import { dbTargets, kvEnvTargets, type Running, startImgup } from "../support/harness.ts";
+import { type S3TestTarget, s3Env, s3TestConnection, s3TestTarget } from "../support/s3-target.ts";
 
 const SIGNING_KEY = "delivery-cache-test-signing-key-0123456789";
 const SPEC = "w_64,h_48,fit_cover,f_webp";
@@ -159,5 +160,61 @@ describe("cached hits in embedded mode (memory KV, one process)", () => {
       (await api.request("PATCH", `/v1/images/${hidden.id}`, { json: { visibility: "private" } })).status,
     ).toBe(200);
     expect((await fetch(`${run.baseUrl}/i/${hidden.id}/thumb`)).status).toBe(404);
+  });
+});
+
+const connection = s3TestConnection();
+const s3Db = dbTargets().at(-1);
+
+/** IMGUP_S3_DELIVERY_REDIRECT=presigned on Ceph RGW: the bucket serves the bytes of a hit. */
+describe.skipIf(!connection || !s3Db)("cached hits redirected to the bucket (S3)", () => {
+  let bucket: S3TestTarget;
+  let run: Running;
+
+  beforeAll(async () => {
+    const target = await s3TestTarget();
+    if (!target || !connection || !s3Db) throw new Error("no S3 target");
+    bucket = target;
+    run = await startImgup(s3Db.make(), {
+      ...s3Env(target, connection),
+      IMGUP_URL_SIGNING_KEYS: SIGNING_KEY,
+      IMGUP_S3_DELIVERY_REDIRECT: "presigned",
+      IMGUP_S3_DELIVERY_REDIRECT_TTL: "120",
+      // Nothing held in memory: every hit is the storage's (or the redirect's).
+      IMGUP_HOT_VARIANT_CACHE_MB: "0",
+    });
+  });
+  afterAll(async () => {
+    await run?.stop();
+    await bucket?.cleanup();
+  }, 120_000);
+
+  it("answers a public hit seen once with a 302 to a presigned GET that returns the same bytes", async () => {
+    const api = new Api(run.baseUrl, run.alice);
+    const { intent, put } = await api.uploadBytes(await makeImage("jpeg", 320, 240), {
+      filename: "p.jpg",
+      contentType: "image/jpeg",
+    });
+    expect(put.status).toBe(200);
+    // No bucket notification here: the client's completion hint finishes the upload.
+    expect((await api.request("POST", `/v1/uploads/${intent.image.id}/complete`)).status).toBeLessThan(300);
+    const image = await api.settled(intent.image.id);
+    const url = `${run.baseUrl}/i/${image.id}/thumb`;
+    const first = await fetch(url, { redirect: "manual" });
+    expect(first.status).toBe(200);
+    const bytes = Buffer.from(await first.arrayBuffer());
+    const hit = await fetch(url, { redirect: "manual" });
+    expect(hit.status).toBe(302);
+    const location = hit.headers.get("location") ?? "";
+    expect(location).toContain(bucket.options.bucket);
+    expect(hit.headers.get("cache-control")).toMatch(/^public, max-age=(60|59)$/);
+    const fromBucket = await fetch(location);
+    expect(fromBucket.status).toBe(200);
+    expect(Buffer.from(await fromBucket.arrayBuffer()).equals(bytes)).toBe(true);
+
+    // Private: never a bucket URL; unsigned it is a 404 at once, as without the redirect.
+    const patch = await api.request("PATCH", `/v1/images/${image.id}`, { json: { visibility: "private" } });
+    expect(patch.status).toBe(200);
+    expect((await fetch(url, { redirect: "manual" })).status).toBe(404);
   });
 });
