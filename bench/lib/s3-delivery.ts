@@ -52,7 +52,7 @@ export async function s3Delivery(opts: {
   const bucket = connection ? await s3TestTarget() : null;
   if (!connection || !bucket) return null;
   const imgup = await startImgupProcess({
-    label: "delivery-s3",
+    label: "deliverys3",
     role: "all",
     backends: opts.backends,
     env: { ...s3Env(bucket, connection), ...opts.mode.env },
