@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { ERRORS } from "../domain/errors.ts";
 import type { ImageRecord } from "../domain/image.ts";
 import type { KeyValueStore } from "../kv/kv.ts";
 
@@ -168,10 +169,23 @@ export class KvRecordInvalidator implements RecordInvalidator {
   ) {}
 
   async images(ids: readonly string[]): Promise<void> {
-    await Promise.all(ids.map((id) => this.kv.set(imageVersionKey(id), randomUUID(), this.versionTtlMs)));
+    await Promise.all(
+      ids.map((id) => this.kv.set(imageVersionKey(id), randomUUID(), this.versionTtlMs)),
+    ).catch(unavailable);
   }
 
   async owner(ownerId: string): Promise<void> {
-    await this.kv.set(ownerVersionKey(ownerId), randomUUID(), this.versionTtlMs);
+    await this.kv.set(ownerVersionKey(ownerId), randomUUID(), this.versionTtlMs).catch(unavailable);
   }
+}
+
+/**
+ * The write committed but other instances may not have heard: the caller gets a 503 and may retry
+ * (every such write is idempotent), rather than a success that some instance contradicts.
+ */
+function unavailable(): never {
+  throw ERRORS.unavailable(
+    "the change is saved, but other instances could not be told yet (the KV is unreachable); retry",
+    { headers: { "Retry-After": "1" } },
+  );
 }
