@@ -9,6 +9,11 @@ import { assertSchemaCurrent, type DatabaseHandle, migrateToLatest, openDatabase
 import { GuardedImagesRepository } from "./db/guarded-images-repository.ts";
 import { guardPort } from "./db/guarded-port.ts";
 import { KyselyImagesRepository } from "./db/images-repository.ts";
+import {
+  InvalidatingImagesRepository,
+  invalidatingClaims,
+  invalidatingMaintenance,
+} from "./db/invalidating-images-repository.ts";
 import { readPendingStats } from "./db/pending-stats.ts";
 import { KyselyProfilesRepository } from "./db/profiles-repository.ts";
 import { KyselyUsageRepository } from "./db/usage-repository.ts";
@@ -38,6 +43,8 @@ import { CdnPurgeService, createCdnPurgeMetrics } from "./services/cdn-purge.ts"
 import { ClaimsService } from "./services/claims.ts";
 import { DeliveryService } from "./services/delivery.ts";
 import { createDevKey, type DemoLink, demoPageLink } from "./services/dev-key.ts";
+import { HotVariants } from "./services/hot-variants.ts";
+import { ImageRecordCache, KvRecordInvalidator } from "./services/image-record-cache.ts";
 import type { UrlBuilder } from "./services/image-view.ts";
 import { ImagesService } from "./services/images.ts";
 import { IntentBuffer } from "./services/intent-buffer.ts";
@@ -164,7 +171,12 @@ export async function createImgup(
     logger,
     (state) => metrics.dbBreakerState.set(breakerStates[state]),
   );
-  const imagesRepo = new GuardedImagesRepository(new KyselyImagesRepository(database.db), breaker);
+  // Every write that could make a cached record stale replaces its version in the KV (delivery caches).
+  const recordVersions = new KvRecordInvalidator(kv, 2 * config.deliveryCache.recordMaxAgeMs + 60_000);
+  const imagesRepo = new InvalidatingImagesRepository(
+    new GuardedImagesRepository(new KyselyImagesRepository(database.db), breaker),
+    recordVersions,
+  );
   // One breaker for every port of the database: an outage opens it once, and each call fails at once.
   const guardedKeys: ApiKeysRepository = guardPort(new KyselyApiKeysRepository(database.db), breaker);
   const usageRepo = guardPort(new KyselyUsageRepository(database.db), breaker);
@@ -204,7 +216,16 @@ export async function createImgup(
     intentBuffer,
   );
   localStore?.setObjectCreatedListener((event) => storageEvents.objectCreated(event).then(() => undefined));
-  const delivery = new DeliveryService(imagesRepo, store, secret, logger);
+  const delivery = new DeliveryService(imagesRepo, store, secret, logger, Date.now, {
+    records: new ImageRecordCache((id) => imagesRepo.findById(id), kv, {
+      entries: config.deliveryCache.recordEntries,
+      maxAgeMs: config.deliveryCache.recordMaxAgeMs,
+    }),
+    hot: new HotVariants(config.deliveryCache.hotVariantBytes, config.deliveryCache.hotVariantMaxBytes),
+    ...(config.deliveryCache.s3Redirect === "presigned" && store instanceof S3ObjectStore
+      ? { redirect: { store, ttlSeconds: config.deliveryCache.s3RedirectTtlSeconds } }
+      : {}),
+  });
   // Every decode and encode runs in killable child processes (imageWork: tests may gate it).
   const imagePool = createImagePool(config, logger);
   const imageWork = opts.imageWork ?? sandboxedImageWork(imagePool);
@@ -264,7 +285,10 @@ export async function createImgup(
     presetNames: Object.keys(config.delivery.presets),
   };
 
-  const claims = guardPort(new KyselyClaimsRepository(database.db), breaker);
+  const claims = invalidatingClaims(
+    guardPort(new KyselyClaimsRepository(database.db), breaker),
+    recordVersions,
+  );
   const webhooks = createWebhooks({
     db: database.db,
     breaker,
@@ -296,7 +320,7 @@ export async function createImgup(
       page: config.demoPage.enabled ? new URL(config.publicUrl).origin : undefined,
     },
     metrics,
-    guard: (repo) => guardPort(repo, breaker),
+    guard: (repo) => invalidatingMaintenance(guardPort(repo, breaker), recordVersions),
     buffer: intentBuffer,
     claims,
     cdn: cdnPurge,

@@ -108,6 +108,24 @@ export interface Config {
     signPerSecond: number;
     signBurst: number;
   };
+  /** The cached-hit path of delivery (issue 18): per-instance caches, kept correct through the KV. */
+  deliveryCache: {
+    /** Image records held per instance, validated against versions in the KV on every hit; 0: off. */
+    recordEntries: number;
+    /** A cached record is read from the database again at least this often. */
+    recordMaxAgeMs: number;
+    /** Bytes of small hot variants held in memory per instance; 0: off. */
+    hotVariantBytes: number;
+    /** Variants larger than this are streamed from the storage on every hit. */
+    hotVariantMaxBytes: number;
+    /**
+     * S3 only: "presigned" answers a hit on a public image's variant, once this instance has seen it
+     * stored, with a 302 to a presigned GET of the bucket, so the bytes do not pass through Node.
+     */
+    s3Redirect: "off" | "presigned";
+    /** Lifetime of those presigned URLs (the 302 may be cached for half of it). */
+    s3RedirectTtlSeconds: number;
+  };
   /** Where and how long image work (decode, transform, placeholder, HEIC) may run: see imaging/sandbox. */
   imaging: {
     /** Child processes that run image work; 0 picks one per concurrent slot of the roles in this process. */
@@ -428,6 +446,14 @@ export function loadConfig(env: Env, overrides: { role?: Role } = {}): Config {
       transformFailureTtlSeconds: r.int("IMGUP_TRANSFORM_FAILURE_TTL", 600, 0, 7 * 24 * 3600),
       signPerSecond: r.int("IMGUP_SIGN_URLS_PER_SEC", 10, 1, 1_000_000),
       signBurst: r.int("IMGUP_SIGN_URLS_BURST", 50, 1, 1_000_000),
+    },
+    deliveryCache: {
+      recordEntries: r.int("IMGUP_RECORD_CACHE_ENTRIES", 100_000, 0, 10_000_000),
+      recordMaxAgeMs: r.int("IMGUP_RECORD_CACHE_MAX_AGE_MS", 5 * 60_000, 100, 24 * 3600_000),
+      hotVariantBytes: r.int("IMGUP_HOT_VARIANT_CACHE_MB", 64, 0, 64 * 1024) * 1024 * 1024,
+      hotVariantMaxBytes: r.int("IMGUP_HOT_VARIANT_MAX_KB", 256, 0, 64 * 1024) * 1024,
+      s3Redirect: r.oneOf("IMGUP_S3_DELIVERY_REDIRECT", ["off", "presigned"] as const, "off"),
+      s3RedirectTtlSeconds: r.int("IMGUP_S3_DELIVERY_REDIRECT_TTL", 300, 10, 7 * 24 * 3600),
     },
     imaging: {
       workers: r.int("IMGUP_IMAGE_WORKERS", 0, 0, 64),

@@ -11,6 +11,8 @@ export interface KeyValueStore {
   setIfAbsent(key: string, value: string, ttlMs: number): Promise<boolean>;
   set(key: string, value: string, ttlMs: number): Promise<void>;
   get(key: string): Promise<string | null>;
+  /** Several keys in one round trip (MGET); null where a key is absent, in the order asked. */
+  getMany(keys: readonly string[]): Promise<(string | null)[]>;
   delete(key: string): Promise<void>;
   /** Deletes only while the value is still `value` (releasing a lock we hold). */
   deleteIfEquals(key: string, value: string): Promise<boolean>;

@@ -46,6 +46,10 @@ export class MemoryKeyValueStore implements KeyValueStore {
     return entry.value;
   }
 
+  async getMany(keys: readonly string[]): Promise<(string | null)[]> {
+    return Promise.all(keys.map((key) => this.get(key)));
+  }
+
   async delete(key: string): Promise<void> {
     this.open();
     this.entries.delete(key);

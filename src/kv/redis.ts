@@ -126,6 +126,12 @@ export class RedisKeyValueStore implements KeyValueStore {
     return this.client.get(key);
   }
 
+  async getMany(keys: readonly string[]): Promise<(string | null)[]> {
+    if (keys.length === 0) return [];
+    await this.ready();
+    return this.client.mget(...keys);
+  }
+
   async delete(key: string): Promise<void> {
     await this.ready();
     await this.client.del(key);

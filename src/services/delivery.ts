@@ -11,6 +11,8 @@ import {
   type ObjectStore,
   RangeNotSatisfiableError,
 } from "../storage/object-store.ts";
+import type { HotVariants } from "./hot-variants.ts";
+import type { ImageRecordCache } from "./image-record-cache.ts";
 
 export interface Authorized {
   image: ImageRecord;
@@ -20,6 +22,28 @@ export interface Authorized {
   signed: boolean;
 }
 
+/** What makes a cached hit cheap; each is optional (absent: the database and the storage every time). */
+export interface DeliveryCaches {
+  /** Image records checked against versions in the shared KV per lookup. */
+  records?: ImageRecordCache;
+  /** Bytes of small hot variants. */
+  hot?: HotVariants;
+  /** S3: hits on public images' variants answered with a 302 to a presigned GET of the bucket. */
+  redirect?: { store: PresignedReads; ttlSeconds: number };
+}
+
+export interface PresignedReads {
+  presignGet(key: string, expiresInSeconds: number): Promise<string>;
+}
+
+/** A stored variant: its bytes, or where the client fetches them itself. */
+export type OpenedVariant =
+  | { body: Buffer | Readable; size: number; redirect?: undefined }
+  | { redirect: { location: string; maxAgeSeconds: number } };
+
+/** Variant keys seen in the bucket and their current redirect target, bounded. */
+const MAX_REDIRECTS = 100_000;
+
 /** Serving bytes to anyone holding the URL: public images directly, private ones only when signed. */
 export class DeliveryService {
   constructor(
@@ -28,11 +52,14 @@ export class DeliveryService {
     private readonly secret: string,
     private readonly log: Logger,
     private readonly now: () => number = Date.now,
+    private readonly caches: DeliveryCaches = {},
   ) {}
+
+  private readonly redirects = new Map<string, { location: string; until: number }>();
 
   /** Resolves a deliverable image or throws 404; a bad or missing signature is 404 too, never 403. */
   async authorize(imageId: string, path: string, query: { exp?: string; sig?: string }): Promise<Authorized> {
-    const image = isImageId(imageId) ? await this.images.findById(imageId) : null;
+    const image = isImageId(imageId) ? await this.lookup(imageId) : null;
     if (image?.status !== "ready") throw ERRORS.imageNotFound();
     const nowS = Math.floor(this.now() / 1000);
     const signed =
@@ -42,7 +69,58 @@ export class DeliveryService {
     return { image, privateTtlSeconds: Number(query.exp) - nowS, signed };
   }
 
-  /** Whether the image may still be served at all (a transform checks it again before storing). */
+  /**
+   * A stored variant's bytes (an authorized image's), from memory when it is small and hot; null
+   * when the storage has none.
+   */
+  async openVariant(key: string, auth?: Authorized): Promise<OpenedVariant | null> {
+    const hot = this.caches.hot;
+    const held = hot?.get(key);
+    if (held) return { body: held, size: held.length };
+    // Only a public image's, and only once this instance saw the object: a URL to a missing object
+    // would be the bucket's 404 (or 403), not a variant made on demand.
+    const redirect = auth?.image.visibility === "public" ? await this.redirectTo(key) : null;
+    if (redirect) return { redirect };
+    const obj = await this.store.getStream(key);
+    if (!obj) return null;
+    if (this.caches.redirect && !this.redirects.has(key)) this.rememberRedirect(key, "", 0);
+    if (!hot?.enabled || obj.head.size > hot.maxEntryBytes) return { body: obj.body, size: obj.head.size };
+    const data = await readAll(obj.body);
+    hot.set(key, data);
+    return { body: data, size: data.length };
+  }
+
+  /** The redirect for a key seen in the bucket; the presigned URL is reused for half its lifetime. */
+  private async redirectTo(key: string): Promise<{ location: string; maxAgeSeconds: number } | null> {
+    const opts = this.caches.redirect;
+    const seen = opts && this.redirects.get(key);
+    if (!opts || !seen) return null;
+    const nowMs = this.now();
+    const half = Math.floor(opts.ttlSeconds / 2);
+    if (seen.until > nowMs)
+      return { location: seen.location, maxAgeSeconds: Math.floor((seen.until - nowMs) / 1000) };
+    const location = await opts.store.presignGet(key, opts.ttlSeconds);
+    this.rememberRedirect(key, location, nowMs + half * 1000);
+    return { location, maxAgeSeconds: half };
+  }
+
+  private rememberRedirect(key: string, location: string, until: number): void {
+    this.redirects.delete(key);
+    this.redirects.set(key, { location, until });
+    if (this.redirects.size > MAX_REDIRECTS) {
+      const oldest = this.redirects.keys().next().value;
+      if (oldest !== undefined) this.redirects.delete(oldest);
+    }
+  }
+
+  private lookup(imageId: string): Promise<ImageRecord | null> {
+    return this.caches.records ? this.caches.records.get(imageId) : this.images.findById(imageId);
+  }
+
+  /**
+   * Whether the image may still be served at all (a transform checks it again before storing):
+   * always the database, never a cached record.
+   */
   async isDeliverable(imageId: string): Promise<boolean> {
     const image = await this.images.findById(imageId);
     return image?.status === "ready";
@@ -79,4 +157,10 @@ export class DeliveryService {
     }
     return { ...obj, stripped: false };
   }
+}
+
+async function readAll(body: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of body as AsyncIterable<Buffer>) chunks.push(chunk);
+  return Buffer.concat(chunks);
 }

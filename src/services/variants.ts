@@ -39,7 +39,10 @@ export interface Variant {
   /** Accept chose the format: the response must say `Vary: Accept`. */
   negotiated: boolean;
   /** null when the client's copy is current (If-None-Match matched): send 304. */
-  open: () => Promise<{ body: Buffer | Readable; size: number }>;
+  open: () => Promise<
+    | { body: Buffer | Readable; size: number; redirect?: undefined }
+    | { redirect: { location: string; maxAgeSeconds: number } }
+  >;
 }
 
 export interface VariantPolicy {
@@ -159,11 +162,11 @@ export class VariantsService {
     const key = this.keyOf(image.id, spec, format);
     const etag = `"${createHash("sha256").update(`${image.sha256}\n${key}`).digest("base64url").slice(0, 32)}"`;
     const open = async () => {
-      const hit = await this.store.getStream(key);
+      const hit = await this.delivery.openVariant(key, auth);
       if (hit) {
         this.metrics.variantRequests.inc({ result: "hit" });
         this.storage.touch(image.id, key);
-        return { body: hit.body, size: hit.head.size };
+        return hit;
       }
       this.metrics.variantRequests.inc({ result: "miss" });
       // Answered from memory, before any token or queue slot: the same bytes would fail the same way.

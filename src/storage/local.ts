@@ -17,7 +17,6 @@ import {
   objectPath,
   pruneEmptyDirs,
   quoteEtag,
-  readSidecar,
   statFile,
   validateKey,
   writeTemp,
@@ -27,6 +26,7 @@ import { listObjects, walkKeys } from "./local-listing.ts";
 import { LocalMultipart } from "./local-multipart.ts";
 import { checkContentType, LocalPresigner } from "./local-presign.ts";
 import { type HeaderMap, type LocalUploadRequest, receivePut } from "./local-put-upload.ts";
+import { SidecarCache } from "./local-sidecar-cache.ts";
 import {
   type BucketCorsRule,
   type ByteRange,
@@ -89,6 +89,8 @@ export class LocalObjectStore implements ObjectStore {
   private readonly presigner: LocalPresigner;
   private listener: ObjectCreatedListener | undefined;
   private prepared: Promise<void> | undefined;
+  /** Sidecars already parsed, so a hit does not read one again (see SidecarCache). */
+  private readonly sidecars: SidecarCache;
 
   constructor(opts: LocalObjectStoreOptions) {
     if (!opts.secret) throw new Error("LocalObjectStore: secret is required");
@@ -96,6 +98,7 @@ export class LocalObjectStore implements ObjectStore {
       throw new Error("LocalObjectStore: maxObjectBytes must be a non-negative integer");
     }
     this.dirs = dirsOf(opts.root);
+    this.sidecars = new SidecarCache((key) => metaPath(this.dirs, key));
     this.secret = opts.secret;
     this.maxObjectBytes = opts.maxObjectBytes;
     this.now = opts.now ?? Date.now;
@@ -166,7 +169,7 @@ export class LocalObjectStore implements ObjectStore {
     validateKey(key);
     signal?.throwIfAborted();
     const data = await statFile(objectPath(this.dirs, key));
-    return data ? headOf(key, data, await readSidecar(metaPath(this.dirs, key), data)) : null;
+    return data ? headOf(key, data, await this.sidecars.get(key, data)) : null;
   }
 
   async getStream(key: string, signal?: AbortSignal): Promise<{ head: ObjectHead; body: Readable } | null> {
@@ -205,7 +208,7 @@ export class LocalObjectStore implements ObjectStore {
       await handle.close();
       throw err;
     }
-    const head = headOf(key, data, await readSidecar(metaPath(this.dirs, key), data));
+    const head = headOf(key, data, await this.sidecars.get(key, data));
     const span = range ? resolveRange(range, head.size) : { start: 0, end: head.size - 1 };
     if (!span) {
       await handle.close();

@@ -1,4 +1,4 @@
-import { PutObjectCommand, type S3Client, UploadPartCommand } from "@aws-sdk/client-s3";
+import { GetObjectCommand, PutObjectCommand, type S3Client, UploadPartCommand } from "@aws-sdk/client-s3";
 import { createPresignedPost } from "@aws-sdk/s3-presigned-post";
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
 import { ERRORS } from "../domain/errors.ts";
@@ -104,6 +104,18 @@ export class S3Presigner {
       signableHeaders: new Set(["content-length"]),
     });
   }
+}
+
+/** A GET of one object that anyone holding the URL may make until it expires (delivery redirects). */
+export async function presignGetUrl(
+  client: S3Client,
+  bucket: string,
+  key: string,
+  expiresInSeconds: number,
+): Promise<string> {
+  validateKey(key);
+  const { signingDate, expiresIn } = expiry(expiresInSeconds);
+  return getSignedUrl(client, new GetObjectCommand({ Bucket: bucket, Key: key }), { expiresIn, signingDate });
 }
 
 /** Whole seconds from a truncated now, so expiresAt is exactly what X-Amz-Date + X-Amz-Expires say. */

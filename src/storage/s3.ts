@@ -33,7 +33,7 @@ import type {
 import { sha256FromChecksum } from "./s3-body.ts";
 import { createS3Client, type S3ConnectionOptions } from "./s3-client.ts";
 import { isNotFound, isWriteConflict, mapMultipartError } from "./s3-errors.ts";
-import { S3Presigner } from "./s3-presign.ts";
+import { presignGetUrl, S3Presigner } from "./s3-presign.ts";
 import { getBucketCorsRules, getObjectRange, type HeadFields } from "./s3-reads.ts";
 import { MAX_SINGLE_PUT_BYTES, writeObject } from "./s3-write.ts";
 
@@ -101,6 +101,11 @@ export class S3ObjectStore implements ObjectStore {
   async presignPost(input: PresignPostInput): Promise<PresignedRequest> {
     validateKey(input.key);
     return this.presigner.post({ ...input, key: this.full(input.key) });
+  }
+
+  /** A URL that GETs the object straight from the bucket until it expires (delivery redirects). */
+  async presignGet(key: string, expiresInSeconds: number): Promise<string> {
+    return presignGetUrl(this.presigner.client, this.bucket, this.full(key), expiresInSeconds);
   }
 
   async presignUploadPart(input: PresignPartInput): Promise<string> {

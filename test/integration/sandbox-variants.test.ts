@@ -86,6 +86,10 @@ describe("variants: deadlines and deletes", () => {
     const delivery = {
       authorize: async () => ({ image, privateTtlSeconds: null }),
       isDeliverable: async () => (deliverable.length > 1 ? deliverable.shift() : deliverable[0]) ?? false,
+      openVariant: async (key: string) => {
+        const obj = await store.getStream(key);
+        return obj && { body: obj.body, size: obj.head.size };
+      },
     } as unknown as DeliveryService;
     const queue = new BoundedQueue({ concurrency: 1, maxQueued: 10, perOwnerConcurrency: 1 });
     return new VariantsService(

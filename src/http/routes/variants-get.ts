@@ -9,6 +9,10 @@ import type { App, HttpDeps } from "../types.ts";
 
 const VariantResponses = {
   200: binaryContent("The variant (made on the first request, then served from the storage)", "image/*"),
+  302: {
+    description: "S3 with IMGUP_S3_DELIVERY_REDIRECT=presigned: the variant, from the bucket (Location)",
+    type: "null",
+  },
   304: NotModified,
   403: problem("On-the-fly: the signature does not match the spec and image (invalid_signature)"),
   404: problem("No such image or preset, not ready, or private without a valid exp and sig"),
@@ -70,9 +74,14 @@ export function registerGetVariants(app: App, deps: HttpDeps): void {
     // Appended: CORS may have put Origin there already.
     if (v.negotiated) appendVary(reply, "Accept");
     if (applyCacheHeaders(request, reply, v.auth, v.etag, v.lastModified)) return reply.code(304).send();
-    const { body, size } = await v.open();
-    reply.header("Content-Length", size);
-    return reply.type(v.contentType).send(body);
+    const opened = await v.open();
+    if (opened.redirect) {
+      // The bucket serves the bytes (IMGUP_S3_DELIVERY_REDIRECT): cacheable only while the URL lives.
+      reply.header("Cache-Control", `public, max-age=${opened.redirect.maxAgeSeconds}`);
+      return reply.code(302).header("Location", opened.redirect.location).send();
+    }
+    reply.header("Content-Length", opened.size);
+    return reply.type(v.contentType).send(opened.body);
   };
 
   app.get(
