@@ -118,7 +118,10 @@ describe("variants: single-flight across instances, budgets per caller", () => {
     variants
       .preset("thumb", { imageId: image.id, path: "/i/x/thumb", query: {}, accept: undefined }, before)
       .then((v) => v.open())
-      .then((o) => o.body as Buffer);
+      .then((o) => {
+        if (!("body" in o)) throw new Error("expected bytes, got a redirect");
+        return o.body as Buffer;
+      });
 
   /** A view of the KV that says when its instance first polls a claim (it is waiting). */
   function polling(): { view: KeyValueStore; polled: Promise<void> } {
