@@ -78,6 +78,20 @@ function canonicalJson(v: unknown): string {
 
 const hash = (s: string) => createHash("sha256").update(s).digest("base64url");
 
+// An owner sends many keys: its part of the KV key is hashed once, not per request.
+const ownerHashes = new Map<string, string>();
+const MAX_OWNER_HASHES = 10_000;
+
+function ownerHash(ownerId: string): string {
+  let h = ownerHashes.get(ownerId);
+  if (h === undefined) {
+    if (ownerHashes.size >= MAX_OWNER_HASHES) ownerHashes.clear();
+    h = hash(ownerId);
+    ownerHashes.set(ownerId, h);
+  }
+  return h;
+}
+
 /**
  * Idempotency-Key for POSTs (Stripe's model): the first request takes a lock in the KV; its 2xx
  * answer is kept 24 h and replayed to retries with `Idempotent-Replayed: true`; a retry while it
@@ -111,7 +125,7 @@ export function idempotency(
       return;
     }
     const fp = fingerprint(request);
-    const kvKey = `idem:${hash(principalOf(request).ownerId)}:${hash(key)}`;
+    const kvKey = `idem:${ownerHash(principalOf(request).ownerId)}:${hash(key)}`;
     const lock = JSON.stringify({
       state: "in_progress",
       fingerprint: fp,

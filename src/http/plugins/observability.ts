@@ -32,7 +32,8 @@ export function registerObservability(app: App, metrics: Metrics): void {
   });
 
   // The request line names the problem's code: errors.ts logs 4xx only at debug.
-  app.addHook("onSend", async (request, reply, payload) => {
+  // A callback hook, not an async one: every response passes here, and most need nothing.
+  app.addHook("onSend", (request, reply, payload, done) => {
     if (reply.statusCode >= 400 && typeof payload === "string") {
       const type = reply.getHeader("content-type");
       if (typeof type === "string" && type.startsWith("application/problem+json")) {
@@ -42,10 +43,10 @@ export function registerObservability(app: App, metrics: Metrics): void {
         } catch {}
       }
     }
-    return payload;
+    done(null, payload);
   });
 
-  app.addHook("onResponse", async (request, reply) => {
+  app.addHook("onResponse", (request, reply, done) => {
     metrics.httpRequestSeconds.observe(
       {
         method: request.method,
@@ -54,6 +55,7 @@ export function registerObservability(app: App, metrics: Metrics): void {
       },
       reply.elapsedTime / 1000,
     );
+    done();
   });
 }
 
