@@ -61,6 +61,16 @@ export function registerObservability(app: App, metrics: Metrics): void {
 
 const problemCodes = new WeakMap<FastifyRequest, string>();
 
+const LEVELS: Record<string, number> = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60 };
+
+/** Whether a logger at `current` writes `level` (unknown levels, custom ones, write). */
+function enabled(current: string, level: string): boolean {
+  if (current === "silent") return false;
+  const c = LEVELS[current];
+  const l = LEVELS[level];
+  return c === undefined || l === undefined || l >= c;
+}
+
 /** Probes and scrapes that succeed say nothing at info: one every few seconds would drown the log. */
 const QUIET_PATHS = new Set(["/healthz", "/readyz", "/metrics"]);
 
@@ -81,8 +91,11 @@ export class RequestLogController extends LogController {
     reply: FastifyReply,
   ): void {
     if (this.isLogDisabled(request)) return;
-    const url = redactUrl(request.url);
     const status = reply.statusCode;
+    // Nothing below is written at this level: skip building the line (the common case at warn).
+    const level = error ? "warn" : status >= 500 ? "error" : "info";
+    if (!enabled(reply.log.level, level)) return;
+    const url = redactUrl(request.url);
     const ms = Math.round(reply.elapsedTime * 10) / 10;
     const code = problemCodes.get(request);
     // request.ip is the client's behind a proxy named in IMGUP_TRUST_PROXY, else the peer's.
