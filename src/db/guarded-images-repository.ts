@@ -2,9 +2,11 @@ import type { ImageRecord, ImageStatus, Visibility } from "../domain/image.ts";
 import type { QuotaLimits } from "../domain/quota.ts";
 import type { DatabaseBreaker } from "./breaker.ts";
 import type {
+  DuplicateOf,
   ImagePatch,
   ImagesRepository,
   InsertIfAbsentResult,
+  InsertUnlessDuplicateResult,
   ListOptions,
   NewImage,
   TransitionOptions,
@@ -19,6 +21,13 @@ export class GuardedImagesRepository implements ImagesRepository {
 
   insert(image: NewImage, limits?: QuotaLimits | null): Promise<ImageRecord> {
     return this.breaker.execute(() => this.inner.insert(image, limits));
+  }
+  insertUnlessDuplicate(
+    image: NewImage,
+    dup: DuplicateOf,
+    limits?: QuotaLimits | null,
+  ): Promise<InsertUnlessDuplicateResult> {
+    return this.breaker.execute(() => this.inner.insertUnlessDuplicate(image, dup, limits));
   }
   insertIfAbsent(image: NewImage): Promise<InsertIfAbsentResult> {
     return this.breaker.execute(() => this.inner.insertIfAbsent(image));

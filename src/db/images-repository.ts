@@ -3,8 +3,15 @@ import type { ImageRecord, ImageStatus, RejectReason, UploadMethod, Visibility }
 import { parseLimits } from "../domain/profiles.ts";
 import { hasLimits, QuotaExceededError, type QuotaLimits, quotaVerdict } from "../domain/quota.ts";
 import { eventForStatus, type OutboxEventType } from "../domain/webhook-events.ts";
+import {
+  type DuplicateOf,
+  type InsertUnlessDuplicateResult,
+  insertUnlessDuplicate,
+} from "./insert-unless-duplicate.ts";
 import type { Db, ImagesTable } from "./schema.ts";
 import { toUsage } from "./usage-repository.ts";
+
+export type { DuplicateOf, InsertUnlessDuplicateResult };
 
 export type NewImage = Pick<
   ImageRecord,
@@ -86,6 +93,15 @@ export interface ImagesRepository {
    * them: QuotaExceededError when the new image would not fit.
    */
   insert(image: NewImage, limits?: QuotaLimits | null): Promise<ImageRecord>;
+  /**
+   * The dedup lookup (findReadyBySha256) and, when it finds nothing, insert: one round trip
+   * without quota limits. Same errors as insert.
+   */
+  insertUnlessDuplicate(
+    image: NewImage,
+    dup: DuplicateOf,
+    limits?: QuotaLimits | null,
+  ): Promise<InsertUnlessDuplicateResult>;
   /** Replays a buffered intent: inserts unless a row with that id exists; reports other conflicts. */
   insertIfAbsent(image: NewImage): Promise<InsertIfAbsentResult>;
   /** A ready image of this owner whose hash the worker computed; the dedup target. */
@@ -142,11 +158,25 @@ export class KyselyImagesRepository implements ImagesRepository {
         return insertRow(trx, image);
       });
     } catch (err) {
-      const e = err as { code?: string; constraint?: string; message?: string };
-      if (e.code === "23505" && `${e.constraint ?? ""} ${e.message ?? ""}`.includes("idempotency_key")) {
-        throw new IdempotencyKeyTaken(`idempotency key already used by owner ${image.ownerId}`);
-      }
-      throw err;
+      throw keyTakenOr(err, image);
+    }
+  }
+
+  async insertUnlessDuplicate(
+    image: NewImage,
+    dup: DuplicateOf,
+    limits?: QuotaLimits | null,
+  ): Promise<InsertUnlessDuplicateResult> {
+    // With limits the insert reads the owner's usage under its row lock in a transaction.
+    if (limits && hasLimits(limits)) {
+      const found = await this.findReadyBySha256(image.ownerId, dup.sha256, dup.visibility);
+      if (found) return { outcome: "duplicate", image: found };
+      return { outcome: "inserted", image: await this.insert(image, limits) };
+    }
+    try {
+      return await insertUnlessDuplicate(this.db, image, dup, toRecord);
+    } catch (err) {
+      throw keyTakenOr(err, image);
     }
   }
 
@@ -292,6 +322,14 @@ export class KyselyImagesRepository implements ImagesRepository {
   async ping(): Promise<void> {
     await this.db.selectFrom("images").select("id").limit(1).execute();
   }
+}
+
+function keyTakenOr(err: unknown, image: NewImage): unknown {
+  const e = err as { code?: string; constraint?: string; message?: string };
+  if (e.code === "23505" && `${e.constraint ?? ""} ${e.message ?? ""}`.includes("idempotency_key")) {
+    return new IdempotencyKeyTaken(`idempotency key already used by owner ${image.ownerId}`);
+  }
+  return err;
 }
 
 async function insertRow(db: Db, image: NewImage): Promise<ImageRecord> {

@@ -29,6 +29,19 @@ export interface KeyValueStore {
     opts: { ratePerSecond: number; burst: number; cost?: number },
   ): Promise<BucketDecision>;
 
+  /**
+   * An idempotency lock and a rate-limit charge in one step (one round trip on Redis): SET key
+   * value NX PX ttlMs; when that created the key, `bucket` is charged as by leakyBucket, and a
+   * refusal deletes the key again (a refused request holds no lock). When the key exists, its
+   * value is returned and nothing is charged: a replay or a duplicate costs no token.
+   */
+  claimAndMeter(
+    key: string,
+    value: string,
+    ttlMs: number,
+    bucket: { key: string; ratePerSecond: number; burst: number; cost?: number },
+  ): Promise<ClaimDecision>;
+
   /** Append-only log with ids that sort by insertion (a Redis stream). */
   streamAdd(stream: string, payload: string): Promise<string>;
   /** Oldest first, at most `count` entries. */
@@ -49,6 +62,8 @@ export interface BucketDecision {
   /** Milliseconds until the bucket is empty again. */
   resetMs: number;
 }
+
+export type ClaimDecision = { acquired: true; bucket: BucketDecision } | { acquired: false; current: string };
 
 export interface StreamEntry {
   id: string;

@@ -1,4 +1,4 @@
-import type { BucketDecision, KeyValueStore, StreamEntry } from "./kv.ts";
+import type { BucketDecision, ClaimDecision, KeyValueStore, StreamEntry } from "./kv.ts";
 
 type Entry =
   | { type: "string"; value: string; expiresAt: number }
@@ -80,8 +80,33 @@ export class MemoryKeyValueStore implements KeyValueStore {
     key: string,
     opts: { ratePerSecond: number; burst: number; cost?: number },
   ): Promise<BucketDecision> {
-    const { ratePerSecond: rate, burst, cost } = checkBucketOptions(opts);
     this.open();
+    return this.meter(key, opts);
+  }
+
+  async claimAndMeter(
+    key: string,
+    value: string,
+    ttlMs: number,
+    bucket: { key: string; ratePerSecond: number; burst: number; cost?: number },
+  ): Promise<ClaimDecision> {
+    const ttl = checkTtl(ttlMs);
+    checkBucketOptions(bucket);
+    this.open();
+    const entry = this.live(key);
+    if (entry) {
+      if (entry.type !== "string") throw wrongType(key);
+      return { acquired: false, current: entry.value };
+    }
+    const bucketEntry = this.live(bucket.key);
+    if (bucketEntry && bucketEntry.type !== "bucket") throw wrongType(bucket.key);
+    const decision = this.meter(bucket.key, bucket);
+    if (decision.allowed) this.write(key, { type: "string", value, expiresAt: this.now() + ttl });
+    return { acquired: true, bucket: decision };
+  }
+
+  private meter(key: string, opts: { ratePerSecond: number; burst: number; cost?: number }): BucketDecision {
+    const { ratePerSecond: rate, burst, cost } = checkBucketOptions(opts);
     const now = this.now();
     const entry = this.live(key);
     if (entry && entry.type !== "bucket") throw wrongType(key);

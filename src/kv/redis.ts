@@ -1,6 +1,7 @@
 import { Redis } from "ioredis";
-import type { BucketDecision, KeyValueStore, StreamEntry } from "./kv.ts";
+import type { BucketDecision, ClaimDecision, KeyValueStore, StreamEntry } from "./kv.ts";
 import { checkBucketOptions, checkTtl } from "./memory.ts";
+import { CLAIM_AND_METER, DELETE_IF_EQUALS, EXTEND_IF_EQUALS, LEAKY_BUCKET } from "./redis-scripts.ts";
 
 export interface RedisKeyValueStoreOptions {
   url: string;
@@ -19,60 +20,11 @@ export interface RedisKeyValueStoreOptions {
   now?: () => number;
 }
 
-// Compare-and-delete must be one step, or a lock that expired and was re-taken by someone else
-// between our GET and DEL would be released from under them.
-const DELETE_IF_EQUALS = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0`;
-
-const EXTEND_IF_EQUALS = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0`;
-
-// The bucket is one hash {level, ts}; ts is the server's TIME in microseconds so every API
-// instance meters against one clock, unless the caller passes its own time (ARGV[4], tests only;
-// see RedisKeyValueStoreOptions.now). Expiry is Redis's real time either way, so with a caller's
-// clock, which may stand still, the idle TTL is at least ARGV[5] ms: a bucket must not vanish
-// while the test's clock says it is still full. Numbers go to HSET as numbers: Redis formats those with full
-// precision, while Lua's tostring keeps 14 digits and would round a 16-digit microsecond time.
-// Redis truncates Lua numbers to integers on return, so every returned value is rounded explicitly.
-const LEAKY_BUCKET = `
-if redis.replicate_commands then redis.replicate_commands() end
-local rate = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
-local cost = tonumber(ARGV[3])
-local now = tonumber(ARGV[4])
-if not now then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-end
-local minTtl = tonumber(ARGV[5]) or 0
-local state = redis.call('HMGET', KEYS[1], 'level', 'ts')
-local level = tonumber(state[1]) or 0
-local ts = tonumber(state[2]) or now
-if now > ts then
-  level = math.max(0, level - (now - ts) / 1000000 * rate)
-end
-local allowed = 0
-local retry = 0
-if level + cost <= burst then
-  level = level + cost
-  allowed = 1
-else
-  retry = math.ceil((level + cost - burst) / rate * 1000)
-end
-redis.call('HSET', KEYS[1], 'level', level, 'ts', now)
-redis.call('PEXPIRE', KEYS[1], math.max(minTtl, math.ceil(burst / rate * 1000) + 1000))
-return {allowed, math.floor(burst - level), retry, math.ceil(level / rate * 1000)}`;
-
 // With a caller's clock: long enough for any test, short enough not to keep keys around for good.
 const CALLER_CLOCK_MIN_TTL_MS = 10 * 60_000;
 
 type Script = (key: string, ...args: (string | number)[]) => Promise<unknown>;
+type Script2 = (key1: string, key2: string, ...args: (string | number)[]) => Promise<unknown>;
 
 /**
  * KeyValueStore on Redis (ioredis). Built to fail fast: with the offline queue off, a command
@@ -107,6 +59,7 @@ export class RedisKeyValueStore implements KeyValueStore {
     this.client.defineCommand("imgupDeleteIfEquals", { numberOfKeys: 1, lua: DELETE_IF_EQUALS });
     this.client.defineCommand("imgupExtendIfEquals", { numberOfKeys: 1, lua: EXTEND_IF_EQUALS });
     this.client.defineCommand("imgupLeakyBucket", { numberOfKeys: 1, lua: LEAKY_BUCKET });
+    this.client.defineCommand("imgupClaimAndMeter", { numberOfKeys: 2, lua: CLAIM_AND_METER });
   }
 
   async setIfAbsent(key: string, value: string, ttlMs: number): Promise<boolean> {
@@ -164,13 +117,33 @@ export class RedisKeyValueStore implements KeyValueStore {
       cost,
       ...clock,
     )) as number[];
-    const [allowed, remaining, retryAfterMs, resetMs] = reply.map(Number);
-    return {
-      allowed: allowed === 1,
-      remaining: Math.max(0, remaining ?? 0),
-      retryAfterMs: retryAfterMs ?? 0,
-      resetMs: resetMs ?? 0,
-    };
+    return toDecision(reply);
+  }
+
+  async claimAndMeter(
+    key: string,
+    value: string,
+    ttlMs: number,
+    bucket: { key: string; ratePerSecond: number; burst: number; cost?: number },
+  ): Promise<ClaimDecision> {
+    const px = checkTtl(ttlMs);
+    const { ratePerSecond, burst, cost } = checkBucketOptions(bucket);
+    await this.ready();
+    const clock = this.now ? [Math.round(this.now() * 1000), CALLER_CLOCK_MIN_TTL_MS] : [];
+    const fn = (this.client as unknown as Record<string, Script2>).imgupClaimAndMeter as Script2;
+    const reply = (await fn.call(
+      this.client,
+      key,
+      bucket.key,
+      value,
+      px,
+      ratePerSecond,
+      burst,
+      cost,
+      ...clock,
+    )) as [number, ...unknown[]];
+    if (Number(reply[0]) !== 1) return { acquired: false, current: String(reply[1] ?? "") };
+    return { acquired: true, bucket: toDecision(reply.slice(1) as number[]) };
   }
 
   async streamAdd(stream: string, payload: string): Promise<string> {
@@ -256,6 +229,16 @@ export class RedisKeyValueStore implements KeyValueStore {
     const fn = (this.client as unknown as Record<string, Script>)[name] as Script;
     return fn.call(this.client, key, ...args);
   }
+}
+
+function toDecision(reply: number[]): BucketDecision {
+  const [allowed, remaining, retryAfterMs, resetMs] = reply.map(Number);
+  return {
+    allowed: allowed === 1,
+    remaining: Math.max(0, remaining ?? 0),
+    retryAfterMs: retryAfterMs ?? 0,
+    resetMs: resetMs ?? 0,
+  };
 }
 
 function fieldValue(fields: string[], name: string): string {

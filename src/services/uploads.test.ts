@@ -102,3 +102,40 @@ describe("UploadsService when the database is unreachable", () => {
     expect(inner.rows.size).toBe(0);
   });
 });
+
+describe("UploadsService dedup round trips", () => {
+  let store: ObjectStore;
+  let cleanup: () => Promise<void>;
+  beforeEach(async () => ({ store, cleanup } = await localStore()));
+  afterEach(() => cleanup());
+
+  const sha256 = "d".repeat(64);
+  const wire = () => {
+    const inner = new FakeImagesRepository();
+    const uploads = new UploadsService(inner, store, policy, createMetrics(), null);
+    return { inner, uploads };
+  };
+
+  it("a put intent with a sha256 is one repository call, the lookup and the insert together", async () => {
+    const { inner, uploads } = wire();
+    const first = await uploads.createIntent(alice, { ...input, sha256 }, "k1");
+    expect(first.kind).toBe("created");
+    expect(inner.calls).toEqual(["insertUnlessDuplicate"]);
+    // Once the worker has hashed those bytes into a ready image, the same call answers it.
+    const row = inner.rows.get(first.image.id);
+    if (row) inner.rows.set(row.id, { ...row, status: "ready", sha256 });
+    const second = await uploads.createIntent(alice, { ...input, sha256 }, "k2");
+    expect(second).toMatchObject({ kind: "deduplicated", image: { id: first.image.id } });
+    expect(inner.calls).toEqual(["insertUnlessDuplicate", "insertUnlessDuplicate"]);
+    expect(inner.rows.size).toBe(1);
+  });
+
+  it("without a sha256 there is no lookup; a multipart intent looks up before creating its upload", async () => {
+    const { inner, uploads } = wire();
+    await uploads.createIntent(alice, input);
+    expect(inner.calls).toEqual(["insert"]);
+    inner.calls.length = 0;
+    await uploads.createIntent(alice, { ...input, sha256, method: "multipart" });
+    expect(inner.calls).toEqual(["findReadyBySha256", "insert"]);
+  });
+});

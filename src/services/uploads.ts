@@ -78,17 +78,25 @@ export class UploadsService {
     const intent = validateIntent(input, rules.policy);
     // A profile or a claim makes a new image with its own rules; an old image matching the bytes
     // was never checked against them, and would not expire.
-    const duplicate = profile || rules.claimRequired ? null : await this.findDuplicate(principal, intent);
-    if (duplicate) {
-      this.metrics.dedupHits.inc();
-      return { kind: "deduplicated", image: duplicate };
+    const dedup = profile || rules.claimRequired || !intent.sha256 ? null : intent.sha256;
+    // Put and post: the lookup goes with the insert in one statement (one round trip); the URL
+    // signed before it is only an HMAC, thrown away on a dedup. Multipart: a dedup must not cost
+    // a multipart upload created in the storage, so the lookup comes first.
+    const withInsert = dedup !== null && intent.method !== "multipart";
+    if (dedup !== null && !withInsert) {
+      const duplicate = await this.findDuplicate(principal, intent);
+      if (duplicate) return this.deduplicated(duplicate);
     }
     let limits: QuotaLimits | null = null;
     try {
       limits = (await this.quotas?.check(principal.ownerId, intent.size)) ?? null;
     } catch (err) {
-      if (isAppError(err) && err.code === "quota_exceeded")
+      if (isAppError(err) && err.code === "quota_exceeded") {
+        // A dedup adds nothing to the usage: the same bytes are answered even over the quota.
+        const duplicate = withInsert ? await this.findDuplicate(principal, intent) : null;
+        if (duplicate) return this.deduplicated(duplicate);
         return this.quotaRefused(principal, intent, idempotencyKey, err);
+      }
       throw err;
     }
     const id = newImageId();
@@ -111,7 +119,18 @@ export class UploadsService {
       profileLimits: profile ? rules.limits : null,
     };
     try {
-      const image = await this.images.insert(newImage, limits);
+      let image: ImageRecord;
+      if (withInsert) {
+        const r = await this.images.insertUnlessDuplicate(
+          newImage,
+          { sha256: dedup, visibility: intent.visibility },
+          limits,
+        );
+        if (r.outcome === "duplicate") return this.deduplicated(r.image);
+        image = r.image;
+      } else {
+        image = await this.images.insert(newImage, limits);
+      }
       this.metrics.intentsCreated.inc({ method: intent.method });
       this.onIssued();
       return { kind: "created", image, upload };
@@ -168,6 +187,11 @@ export class UploadsService {
     if (image.idempotencyKey !== key) return { kind: "deduplicated", image };
     if (image.status !== "pending") return { kind: "existing", image, upload: null };
     return { kind: "existing", image, upload: await this.reissue(image) };
+  }
+
+  private deduplicated(image: ImageRecord): IntentResult {
+    this.metrics.dedupHits.inc();
+    return { kind: "deduplicated", image };
   }
 
   private async resolveProfile(name: string): Promise<UploadProfile> {

@@ -124,6 +124,47 @@ describe.each(kvTargets())("KeyValueStore contract on $name", (target) => {
     expect(later.retryAfterMs).toBe(0);
   });
 
+  it("claimAndMeter takes the lock and charges the bucket once; a held lock answers its value, uncharged", async () => {
+    const { kv } = await onClock();
+    const bucket = { key: "claim-bucket", ...BUCKET };
+    const first = await kv.claimAndMeter("claim", "mine", 60_000, bucket);
+    expect(first).toEqual({
+      acquired: true,
+      bucket: { allowed: true, remaining: 4, retryAfterMs: 0, resetMs: 500 },
+    });
+    expect(await kv.get("claim")).toBe("mine");
+    // Held: the value comes back and no token is spent (the bucket still has 4).
+    expect(await kv.claimAndMeter("claim", "theirs", 60_000, bucket)).toEqual({
+      acquired: false,
+      current: "mine",
+    });
+    expect((await kv.leakyBucket("claim-bucket", { ...BUCKET, cost: 0 })).remaining).toBe(4);
+
+    // 50 at once on a fresh key: one lock, one charge.
+    const race = await Promise.all(
+      Array.from({ length: 50 }, (_, i) => kv.claimAndMeter("race2", `w${i}`, 60_000, bucket)),
+    );
+    expect(race.filter((r) => r.acquired)).toHaveLength(1);
+    expect((await kv.leakyBucket("claim-bucket", { ...BUCKET, cost: 0 })).remaining).toBe(3);
+  });
+
+  it("claimAndMeter leaves no lock when the bucket refuses, and shares the bucket with leakyBucket", async () => {
+    const { kv } = await onClock();
+    const bucket = { key: "claim-full", ...BUCKET };
+    for (let i = 0; i < 5; i++) expect((await kv.leakyBucket("claim-full", BUCKET)).allowed).toBe(true);
+    const refused = await kv.claimAndMeter("claim-r", "v", 60_000, bucket);
+    expect(refused).toEqual({
+      acquired: true,
+      bucket: { allowed: false, remaining: 0, retryAfterMs: 500, resetMs: 2500 },
+    });
+    expect(await kv.get("claim-r")).toBeNull();
+    clock.advance(500);
+    const later = await kv.claimAndMeter("claim-r", "v", 60_000, bucket);
+    expect(later).toMatchObject({ acquired: true, bucket: { allowed: true } });
+    expect(await kv.get("claim-r")).toBe("v");
+    await expect(kv.claimAndMeter("claim-x", "v", 0, bucket)).rejects.toThrow(RangeError);
+  });
+
   it("leakyBucket on the store's own clock: a burst, then a refill as time really passes", async () => {
     // A unit drains in 1000 s, so nothing a loaded machine does makes these counts inexact.
     const slow = { ratePerSecond: 0.001, burst: 3 };

@@ -1,7 +1,9 @@
 import type {
+  DuplicateOf,
   ImagePatch,
   ImagesRepository,
   InsertIfAbsentResult,
+  InsertUnlessDuplicateResult,
   NewImage,
 } from "../../src/db/images-repository.ts";
 import type { ImageRecord, ImageStatus, Visibility } from "../../src/domain/image.ts";
@@ -35,6 +37,15 @@ export class FakeImagesRepository implements ImagesRepository {
     return record;
   }
 
+  async insertUnlessDuplicate(image: NewImage, dup: DuplicateOf): Promise<InsertUnlessDuplicateResult> {
+    this.check("insertUnlessDuplicate");
+    const found = this.readyBySha256(image.ownerId, dup.sha256, dup.visibility);
+    if (found) return { outcome: "duplicate", image: found };
+    const record = recordOf(image);
+    this.rows.set(image.id, record);
+    return { outcome: "inserted", image: record };
+  }
+
   async insertIfAbsent(image: NewImage): Promise<InsertIfAbsentResult> {
     this.check("insertIfAbsent");
     if (this.rows.has(image.id)) return { outcome: "exists" };
@@ -53,6 +64,10 @@ export class FakeImagesRepository implements ImagesRepository {
 
   async findReadyBySha256(ownerId: string, sha256: string, visibility: Visibility) {
     this.check("findReadyBySha256");
+    return this.readyBySha256(ownerId, sha256, visibility);
+  }
+
+  private readyBySha256(ownerId: string, sha256: string, visibility: Visibility): ImageRecord | null {
     for (const r of this.rows.values()) {
       if (r.ownerId === ownerId && r.sha256 === sha256 && r.visibility === visibility && r.status === "ready")
         return r;

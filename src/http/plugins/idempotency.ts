@@ -1,9 +1,16 @@
 import { createHash } from "node:crypto";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { ERRORS } from "../../domain/errors.ts";
-import type { KeyValueStore } from "../../kv/kv.ts";
+import type { BucketDecision, KeyValueStore } from "../../kv/kv.ts";
 import type { Metrics } from "../../metrics.ts";
 import { principalOf } from "./auth.ts";
+import {
+  bucketKey,
+  enforceDecision,
+  type RateLimitOptions,
+  rateLimit,
+  rateLimitFailedOpen,
+} from "./rate-limit.ts";
 
 const KEPT_MS = 24 * 3600 * 1000;
 /** How long a crashed request's lock blocks retries. */
@@ -71,6 +78,20 @@ function canonicalJson(v: unknown): string {
 
 const hash = (s: string) => createHash("sha256").update(s).digest("base64url");
 
+// An owner sends many keys: its part of the KV key is hashed once, not per request.
+const ownerHashes = new Map<string, string>();
+const MAX_OWNER_HASHES = 10_000;
+
+function ownerHash(ownerId: string): string {
+  let h = ownerHashes.get(ownerId);
+  if (h === undefined) {
+    if (ownerHashes.size >= MAX_OWNER_HASHES) ownerHashes.clear();
+    h = hash(ownerId);
+    ownerHashes.set(ownerId, h);
+  }
+  return h;
+}
+
 /**
  * Idempotency-Key for POSTs (Stripe's model): the first request takes a lock in the KV; its 2xx
  * answer is kept 24 h and replayed to retries with `Idempotent-Replayed: true`; a retry while it
@@ -82,13 +103,29 @@ const hash = (s: string) => createHash("sha256").update(s).digest("base64url");
  * long before the 24 h. The handler runs with `request.idempotency.replay` set and answers from the
  * image's current state (fresh URLs, the status it has now).
  */
-export function idempotency(kv: KeyValueStore, metrics: Metrics, opts: { rerender?: boolean } = {}) {
+export function idempotency(
+  kv: KeyValueStore,
+  metrics: Metrics,
+  opts: {
+    rerender?: boolean;
+    /**
+     * Charged only by a request that takes the lock (a replay or a duplicate costs no token), in
+     * the same KV call as the lock; a request without a key is charged on its own.
+     */
+    rateLimit?: RateLimitOptions;
+  } = {},
+) {
+  const limit = opts.rateLimit;
+  const unkeyedLimit = limit ? rateLimit(kv, metrics, limit) : null;
   const preHandler = async (request: FastifyRequest, reply: FastifyReply) => {
     request.idempotency = null;
     const key = parseIdempotencyKey(request.headers["idempotency-key"]);
-    if (key === undefined) return;
+    if (key === undefined) {
+      await unkeyedLimit?.(request, reply);
+      return;
+    }
     const fp = fingerprint(request);
-    const kvKey = `idem:${hash(principalOf(request).ownerId)}:${hash(key)}`;
+    const kvKey = `idem:${ownerHash(principalOf(request).ownerId)}:${hash(key)}`;
     const lock = JSON.stringify({
       state: "in_progress",
       fingerprint: fp,
@@ -98,21 +135,37 @@ export function idempotency(kv: KeyValueStore, metrics: Metrics, opts: { rerende
     });
     let acquired: boolean;
     let stored: Stored | null = null;
+    let decision: BucketDecision | null = null;
     try {
-      acquired = await kv.setIfAbsent(kvKey, lock, LOCK_MS);
-      if (!acquired) {
-        const raw = await kv.get(kvKey);
-        stored = raw ? (JSON.parse(raw) as Stored) : null;
-        if (!stored) acquired = await kv.setIfAbsent(kvKey, lock, LOCK_MS);
+      if (limit) {
+        const claim = await kv.claimAndMeter(kvKey, lock, LOCK_MS, {
+          key: bucketKey(limit.name, limit.keyOf(request)),
+          ratePerSecond: limit.ratePerSecond,
+          burst: limit.burst,
+        });
+        acquired = claim.acquired;
+        if (claim.acquired) decision = claim.bucket;
+        else stored = JSON.parse(claim.current) as Stored;
+      } else {
+        acquired = await kv.setIfAbsent(kvKey, lock, LOCK_MS);
+        if (!acquired) {
+          const raw = await kv.get(kvKey);
+          stored = raw ? (JSON.parse(raw) as Stored) : null;
+          if (!stored) acquired = await kv.setIfAbsent(kvKey, lock, LOCK_MS);
+        }
       }
     } catch (err) {
       metrics.idempotencyFailOpen.inc();
       request.log.warn({ err }, "idempotency store unreachable; relying on the database constraint");
+      if (limit) rateLimitFailedOpen(metrics, limit, request, err);
       request.idempotency = { key, kvKey: null, lock, replayed: false };
       return;
     }
     if (acquired) {
-      request.idempotency = { key, kvKey, lock, replayed: false };
+      // A refused charge took no lock: nothing to record or release when the 429 goes out.
+      const held = decision === null || decision.allowed;
+      request.idempotency = { key, kvKey: held ? kvKey : null, lock, replayed: false };
+      if (decision && limit) enforceDecision(decision, limit, metrics, reply);
       return;
     }
     if (!stored) throw ERRORS.idempotencyInProgress("retry shortly", { headers: { "Retry-After": "1" } });

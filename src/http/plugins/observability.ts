@@ -32,7 +32,8 @@ export function registerObservability(app: App, metrics: Metrics): void {
   });
 
   // The request line names the problem's code: errors.ts logs 4xx only at debug.
-  app.addHook("onSend", async (request, reply, payload) => {
+  // A callback hook, not an async one: every response passes here, and most need nothing.
+  app.addHook("onSend", (request, reply, payload, done) => {
     if (reply.statusCode >= 400 && typeof payload === "string") {
       const type = reply.getHeader("content-type");
       if (typeof type === "string" && type.startsWith("application/problem+json")) {
@@ -42,10 +43,10 @@ export function registerObservability(app: App, metrics: Metrics): void {
         } catch {}
       }
     }
-    return payload;
+    done(null, payload);
   });
 
-  app.addHook("onResponse", async (request, reply) => {
+  app.addHook("onResponse", (request, reply, done) => {
     metrics.httpRequestSeconds.observe(
       {
         method: request.method,
@@ -54,10 +55,21 @@ export function registerObservability(app: App, metrics: Metrics): void {
       },
       reply.elapsedTime / 1000,
     );
+    done();
   });
 }
 
 const problemCodes = new WeakMap<FastifyRequest, string>();
+
+const LEVELS: Record<string, number> = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60 };
+
+/** Whether a logger at `current` writes `level` (unknown levels, custom ones, write). */
+function enabled(current: string, level: string): boolean {
+  if (current === "silent") return false;
+  const c = LEVELS[current];
+  const l = LEVELS[level];
+  return c === undefined || l === undefined || l >= c;
+}
 
 /** Probes and scrapes that succeed say nothing at info: one every few seconds would drown the log. */
 const QUIET_PATHS = new Set(["/healthz", "/readyz", "/metrics"]);
@@ -79,8 +91,11 @@ export class RequestLogController extends LogController {
     reply: FastifyReply,
   ): void {
     if (this.isLogDisabled(request)) return;
-    const url = redactUrl(request.url);
     const status = reply.statusCode;
+    // Nothing below is written at this level: skip building the line (the common case at warn).
+    const level = error ? "warn" : status >= 500 ? "error" : "info";
+    if (!enabled(reply.log.level, level)) return;
+    const url = redactUrl(request.url);
     const ms = Math.round(reply.elapsedTime * 10) / 10;
     const code = problemCodes.get(request);
     // request.ip is the client's behind a proxy named in IMGUP_TRUST_PROXY, else the peer's.

@@ -1,8 +1,8 @@
 import { Type } from "typebox";
 import { toImageView } from "../../services/image-view.ts";
 import { principalOf } from "../plugins/auth.ts";
-import { idempotency, unlessReplayed } from "../plugins/idempotency.ts";
-import { intentRateLimit } from "../plugins/rate-limit.ts";
+import { idempotency } from "../plugins/idempotency.ts";
+import { intentRateLimitOptions } from "../plugins/rate-limit.ts";
 import {
   AUTH_ERRORS,
   addSharedSchemas,
@@ -140,12 +140,16 @@ const SCHEMAS = [
 /** POST /v1/uploads: create an upload intent and hand out a presigned upload. */
 export function registerCreateUpload(app: App, deps: HttpDeps): void {
   addSharedSchemas(app, SCHEMAS);
-  const idem = idempotency(deps.kv, deps.metrics, { rerender: true });
+  // The lock and the owner's rate-limit charge are one KV round trip; replays and in-flight
+  // duplicates are answered before they cost a token.
+  const idem = idempotency(deps.kv, deps.metrics, {
+    rerender: true,
+    rateLimit: intentRateLimitOptions(deps),
+  });
   app.post(
     "/v1/uploads",
     {
-      // Replays and in-flight duplicates are answered before they cost a rate-limit token.
-      preHandler: [idem.preHandler, unlessReplayed(intentRateLimit(deps))],
+      preHandler: idem.preHandler,
       onSend: idem.onSend,
       schema: {
         operationId: "createUpload",
