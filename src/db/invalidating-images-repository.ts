@@ -3,9 +3,11 @@ import type { QuotaLimits } from "../domain/quota.ts";
 import type { RecordInvalidator } from "../services/image-record-cache.ts";
 import type { ClaimsRepository, ExpiredImage } from "./claims-repository.ts";
 import type {
+  DuplicateOf,
   ImagePatch,
   ImagesRepository,
   InsertIfAbsentResult,
+  InsertUnlessDuplicateResult,
   ListOptions,
   NewImage,
   TransitionOptions,
@@ -29,6 +31,13 @@ export class InvalidatingImagesRepository implements ImagesRepository {
   // New rows: no instance can hold a record of an id that did not exist.
   insert(image: NewImage, limits?: QuotaLimits | null): Promise<ImageRecord> {
     return this.inner.insert(image, limits);
+  }
+  insertUnlessDuplicate(
+    image: NewImage,
+    dup: DuplicateOf,
+    limits?: QuotaLimits | null,
+  ): Promise<InsertUnlessDuplicateResult> {
+    return this.inner.insertUnlessDuplicate(image, dup, limits);
   }
   insertIfAbsent(image: NewImage): Promise<InsertIfAbsentResult> {
     return this.inner.insertIfAbsent(image);
