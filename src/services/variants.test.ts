@@ -24,6 +24,11 @@ import { VariantsService } from "./variants.ts";
 
 const THUMB = { width: 64, height: 64, fit: "cover", format: "jpeg", dpr: 1 } as const;
 
+/** The gate's promise, or the callers' first error: a caller that fails early fails the test now. */
+function reached(gate: Promise<void>, callers: Promise<unknown>[]): Promise<void> {
+  return Promise.race([gate, Promise.all(callers).then(() => gate)]);
+}
+
 function deferred() {
   let resolve!: () => void;
   const promise = new Promise<void>((r) => {
@@ -87,6 +92,11 @@ describe("variants: single-flight across instances, budgets per caller", () => {
     const delivery = {
       authorize: async () => ({ image, privateTtlSeconds: null }),
       isDeliverable: async () => true,
+      // The real one adds in-memory caches in front of the same read.
+      openVariant: async (key: string) => {
+        const obj = await store.getStream(key);
+        return obj && { body: obj.body, size: obj.head.size };
+      },
     } as unknown as DeliveryService;
     const metrics = createMetrics();
     const variants = new VariantsService(
@@ -154,9 +164,9 @@ describe("variants: single-flight across instances, budgets per caller", () => {
     const b = polling();
     const bInstance = instance(b.view);
     const fromA = Array.from({ length: 10 }, () => ask(a.variants));
-    await entered.promise;
+    await reached(entered.promise, fromA);
     const fromB = Array.from({ length: 10 }, () => ask(bInstance.variants));
-    await b.polled;
+    await reached(b.polled, fromB);
     gate.resolve();
     const all = await Promise.all([...fromA, ...fromB]);
     expect(transforms).toBe(1);
@@ -172,7 +182,7 @@ describe("variants: single-flight across instances, budgets per caller", () => {
   it("a caller over its budget is refused while the others' transform runs, not carried by it", async () => {
     const { variants } = instance();
     const within = ask(variants);
-    await entered.promise;
+    await reached(entered.promise, [within]);
     const over = ask(variants, async () => {
       throw ERRORS.rateLimited("transform_misses: over budget");
     });
@@ -192,7 +202,7 @@ describe("variants: single-flight across instances, budgets per caller", () => {
       throw ERRORS.rateLimited("transform_misses: over budget");
     });
     const second = ask(variants);
-    await entered.promise;
+    await reached(entered.promise, [second]);
     checking.resolve();
     const refused = await first.catch((e) => e);
     expect(isAppError(refused) && refused.status).toBe(429);
