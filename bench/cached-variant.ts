@@ -179,7 +179,7 @@ try {
         next: () => {
           const id = ids[width % ids.length] as string;
           const url = new URL(
-            transformUrl(imgup.baseUrl, imgup.signingSecret, `w_${300 + width++},f_jpeg,q_80`, id),
+            transformUrl(imgup.baseUrl, imgup.signingSecret, `w_${300 + (width++ % 7000)},f_jpeg,q_80`, id),
           );
           return { method: "GET", path: url.pathname };
         },
@@ -187,7 +187,7 @@ try {
     );
     rows.push(
       row(
-        `cold: new signed width per request (→ ~300–${300 + width} px JPEG q80)`,
+        `cold: new signed width per request (→ ~300–${300 + Math.min(width, 7000)} px JPEG q80)`,
         "imgup",
         cold.summary(),
         coldConnections,

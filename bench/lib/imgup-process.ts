@@ -61,6 +61,9 @@ export async function startImgupProcess(opts: ImgupProcessOptions): Promise<Imgu
     IMGUP_RATE_LIMIT_BURST: "1000000",
     IMGUP_TRANSFORM_MISSES_PER_SEC: "1000000",
     IMGUP_TRANSFORM_MISSES_BURST: "1000000",
+    // The load comes from one owner: its miss budget would answer most cold requests with 429.
+    IMGUP_TRANSFORM_OWNER_MISSES_PER_SEC: "1000000",
+    IMGUP_TRANSFORM_OWNER_MISSES_BURST: "1000000",
     IMGUP_MAX_UPLOAD_BYTES: String(64 * 1024 * 1024),
     LOG_LEVEL: "silent",
     ...opts.env,
