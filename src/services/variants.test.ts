@@ -124,9 +124,18 @@ describe("variants: single-flight across instances, budgets per caller", () => {
     return { variants, metrics };
   }
 
-  const ask = (variants: VariantsService, before: () => Promise<void> = async () => {}) =>
+  const free = async () => {};
+  const ask = (
+    variants: VariantsService,
+    client: () => Promise<void> = free,
+    owner: () => Promise<void> = free,
+  ) =>
     variants
-      .preset("thumb", { imageId: image.id, path: "/i/x/thumb", query: {}, accept: undefined }, before)
+      .preset(
+        "thumb",
+        { imageId: image.id, path: "/i/x/thumb", query: {}, accept: undefined },
+        { client, owner },
+      )
       .then((v) => v.open())
       .then((o) => {
         if (!("body" in o)) throw new Error("expected bytes, got a redirect");
@@ -159,18 +168,29 @@ describe("variants: single-flight across instances, budgets per caller", () => {
     return total;
   };
 
-  it("callers on two instances asking for one cold variant share one transform and get the same bytes", async () => {
+  it("callers on two instances asking for one cold variant share one transform and get the same bytes; the owner pays once", async () => {
     const a = instance();
     const b = polling();
     const bInstance = instance(b.view);
-    const fromA = Array.from({ length: 10 }, () => ask(a.variants));
+    let clientCharges = 0;
+    let ownerCharges = 0;
+    const client = async () => {
+      clientCharges++;
+    };
+    const owner = async () => {
+      ownerCharges++;
+    };
+    const fromA = Array.from({ length: 10 }, () => ask(a.variants, client, owner));
     await reached(entered.promise, fromA);
-    const fromB = Array.from({ length: 10 }, () => ask(bInstance.variants));
+    const fromB = Array.from({ length: 10 }, () => ask(bInstance.variants, client, owner));
     await reached(b.polled, fromB);
     gate.resolve();
     const all = await Promise.all([...fromA, ...fromB]);
     expect(transforms).toBe(1);
     expect(new Set(all.map((buf) => buf.toString("base64"))).size).toBe(1);
+    // Every client paid for its own request; the owner paid for the one transform.
+    expect(clientCharges).toBe(20);
+    expect(ownerCharges).toBe(1);
     const metrics = [a.metrics, bInstance.metrics];
     expect(await sum(metrics, (m) => m.transforms)).toBe(1);
     // One claim taken on A and one waiter on B: the other 18 callers joined in process.

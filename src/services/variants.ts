@@ -45,6 +45,17 @@ export interface Variant {
   >;
 }
 
+/**
+ * What a miss costs, charged by the route. The client's budget is charged for every request that
+ * misses, before it joins a transform already running: each client pays for itself and gets its own
+ * 429. The owner's budget is charged once per transform, by the request that starts it: joiners add
+ * no work, so a herd of clients on one new image is not refused by its owner's budget.
+ */
+export interface MissCharges {
+  client: () => Promise<void>;
+  owner: () => Promise<void>;
+}
+
 export interface VariantPolicy {
   maxPixels: number;
   maxBytes: number;
@@ -115,23 +126,23 @@ export class VariantsService {
     );
   }
 
-  async preset(name: string, req: VariantRequest, beforeTransform: () => Promise<void>): Promise<Variant> {
+  async preset(name: string, req: VariantRequest, charges: MissCharges): Promise<Variant> {
     const spec = Object.hasOwn(this.presets, name) ? this.presets[name] : undefined;
     if (!spec) throw ERRORS.presetNotFound(`no preset "${name}"`);
-    return this.variant(spec, req, beforeTransform);
+    return this.variant(spec, req, charges);
   }
 
   async signed(
     signature: string,
     specText: string,
     req: VariantRequest,
-    beforeTransform: () => Promise<void>,
+    charges: MissCharges,
   ): Promise<Variant> {
     const spec = parseSpec(specText, this.policy.specLimits);
     if (!verifyTransformSignature(this.policy.signingKeys, canonicalSpec(spec), req.imageId, signature)) {
       throw ERRORS.invalidSignature("the URL signature does not match its spec and image");
     }
-    return this.variant(spec, req, beforeTransform);
+    return this.variant(spec, req, charges);
   }
 
   /**
@@ -151,11 +162,7 @@ export class VariantsService {
     await this.storage.write(image, original.length, key, out);
   }
 
-  private async variant(
-    spec: TransformSpec,
-    req: VariantRequest,
-    beforeTransform: () => Promise<void>,
-  ): Promise<Variant> {
+  private async variant(spec: TransformSpec, req: VariantRequest, charges: MissCharges): Promise<Variant> {
     const auth = await this.delivery.authorize(req.imageId, req.path, req.query);
     const { image } = auth;
     const { format, negotiated } = negotiateFormat(spec.format, req.accept, image.format ?? "jpeg");
@@ -172,12 +179,13 @@ export class VariantsService {
       // Answered from memory, before any token or queue slot: the same bytes would fail the same way.
       const failed = await this.rememberedFailure(key);
       if (failed) throw failed;
-      // Every caller's own budget, before it joins: a caller within budget never shares another's
-      // 429, and a joiner is not a free ride past its own limit.
-      await beforeTransform();
-      const data = await this.singleFlight(key, () =>
-        this.queue.run(image.ownerId, () => this.transformAndStore(image, spec, format, key)),
-      );
+      // The client's own budget before it joins: a caller within budget never shares another
+      // client's 429. The owner's once, by whoever does the work (see MissCharges).
+      await charges.client();
+      const data = await this.singleFlight(key, async () => {
+        await charges.owner();
+        return this.queue.run(image.ownerId, () => this.transformAndStore(image, spec, format, key));
+      });
       return { body: data, size: data.length };
     };
     return {

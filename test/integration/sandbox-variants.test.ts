@@ -18,11 +18,13 @@ import { MemoryKeyValueStore } from "../../src/kv/memory.ts";
 import { createMetrics } from "../../src/metrics.ts";
 import { BoundedQueue } from "../../src/services/bounded-queue.ts";
 import type { DeliveryService } from "../../src/services/delivery.ts";
-import { VariantsService } from "../../src/services/variants.ts";
+import { type MissCharges, VariantsService } from "../../src/services/variants.ts";
 import { LocalObjectStore } from "../../src/storage/local.ts";
 import { photo } from "../support/image-builders.ts";
 
 const THUMB = { width: 64, height: 64, fit: "cover", format: "jpeg", dpr: 1 } as const;
+/** Misses the route would charge; free here. */
+const FREE: MissCharges = { client: async () => {}, owner: async () => {} };
 
 describe("variants: deadlines and deletes", () => {
   let root: string;
@@ -140,9 +142,16 @@ describe("variants: deadlines and deletes", () => {
     };
     const variants = service(work);
     const ask = async () => {
-      const v = await variants.preset("thumb", { ...request, imageId: image.id }, async () => {
-        tokens++;
-      });
+      const v = await variants.preset(
+        "thumb",
+        { ...request, imageId: image.id },
+        {
+          client: async () => {
+            tokens++;
+          },
+          owner: async () => {},
+        },
+      );
       return v.open();
     };
     expect(await outcome(ask())).toBe("422 unprocessable_image timeout");
@@ -154,7 +163,7 @@ describe("variants: deadlines and deletes", () => {
     expect(
       await outcome(
         service(work)
-          .preset("thumb", { ...request, imageId: image.id }, async () => {})
+          .preset("thumb", { ...request, imageId: image.id }, FREE)
           .then((v) => v.open()),
       ),
     ).toBe("422 unprocessable_image timeout");
@@ -171,8 +180,7 @@ describe("variants: deadlines and deletes", () => {
       },
     };
     const variants = service(work);
-    const ask = () =>
-      variants.preset("thumb", { ...request, imageId: image.id }, async () => {}).then((v) => v.open());
+    const ask = () => variants.preset("thumb", { ...request, imageId: image.id }, FREE).then((v) => v.open());
     expect(await outcome(ask())).toBe("422 unprocessable_image corrupt");
     expect(await outcome(ask())).toBe("422 unprocessable_image corrupt");
     expect(transforms).toBe(2);
@@ -196,9 +204,7 @@ describe("variants: deadlines and deletes", () => {
       },
     };
     const variants = service(work);
-    const pending = variants
-      .preset("thumb", { ...request, imageId: image.id }, async () => {})
-      .then((v) => v.open());
+    const pending = variants.preset("thumb", { ...request, imageId: image.id }, FREE).then((v) => v.open());
     await inside;
     deliverable = [false];
     release();
@@ -210,17 +216,13 @@ describe("variants: deadlines and deletes", () => {
     // Deliverable before the write, gone right after it (the delete job ran in between).
     deliverable = [true, false];
     const variants = service(inProcessImageWork);
-    const got = variants
-      .preset("thumb", { ...request, imageId: image.id }, async () => {})
-      .then((v) => v.open());
+    const got = variants.preset("thumb", { ...request, imageId: image.id }, FREE).then((v) => v.open());
     expect(await outcome(got)).toBe("404 image_not_found");
     expect(await store.head(variantKeyOf())).toBeNull();
     // While the image stays deliverable the same request succeeds and the variant stays.
     deliverable = [true];
     expect(
-      await outcome(
-        variants.preset("thumb", { ...request, imageId: image.id }, async () => {}).then((v) => v.open()),
-      ),
+      await outcome(variants.preset("thumb", { ...request, imageId: image.id }, FREE).then((v) => v.open())),
     ).toBe("ok");
     expect(await store.head(variantKeyOf())).not.toBeNull();
   });

@@ -1,6 +1,6 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { Type } from "typebox";
-import type { Variant, VariantRequest } from "../../services/variants.ts";
+import type { MissCharges, Variant, VariantRequest } from "../../services/variants.ts";
 import { applyCacheHeaders } from "../delivery-headers.ts";
 import { appendVary } from "../plugins/cors.ts";
 import { keyedRateLimit, rateLimit } from "../plugins/rate-limit.ts";
@@ -48,18 +48,22 @@ export function registerGetVariants(app: App, deps: HttpDeps): void {
     headers: false,
   });
   /**
-   * The cost of a miss, charged to every request that misses before it joins a transform already
-   * running (services/variants.ts): each client pays its own budget and gets its own 429. The owner
-   * is known only once the variant was authorized, which is before `open()` can call this back, so
-   * the callback reads the variant it belongs to.
+   * The cost of a miss (services/variants.ts MissCharges). The owner is known only once the variant
+   * was authorized, which is before `open()` can call this back, so the callback reads the variant
+   * it belongs to.
    */
-  const chargeMiss =
-    (request: FastifyRequest, reply: FastifyReply, variant: () => Variant | undefined) => async () => {
-      await missLimit(request, reply);
+  const chargeMiss = (
+    request: FastifyRequest,
+    reply: FastifyReply,
+    variant: () => Variant | undefined,
+  ): MissCharges => ({
+    client: () => missLimit(request, reply),
+    owner: async () => {
       const owner = variant()?.auth.image.ownerId;
       if (!owner) throw new Error("a transform was requested before its variant was authorized");
       await ownerMissLimit(owner, request, reply);
-    };
+    },
+  });
   const toRequest = (
     request: FastifyRequest,
     imageId: string,
