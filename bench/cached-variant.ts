@@ -13,6 +13,7 @@ import { canonicalSpec, DEFAULT_SPEC_LIMITS, parseSpec } from "../src/domain/tra
 import { transformUrl } from "../src/services/transform-urls.ts";
 import { photoLike } from "../test/support/image-builders.ts";
 import { backendUrls, checkBackends } from "./lib/backends.ts";
+import { HIT_OPTIONS, hitLoad, IMMUTABLE, THUMB } from "./lib/hit-options.ts";
 import { startImgupProcess } from "./lib/imgup-process.ts";
 import { type LoadRequest, saturate, type Target } from "./lib/load.ts";
 import { cpu, LoadStats, ms, type Summary } from "./lib/load-stats.ts";
@@ -24,11 +25,7 @@ import { machineInfo, recordResults } from "./report.ts";
 
 const { values } = parseArgs({
   options: {
-    seconds: { type: "string", default: "5" },
-    rounds: { type: "string", default: "3" },
-    connections: { type: "string", default: "32" },
-    images: { type: "string", default: "20" },
-    write: { type: "boolean" },
+    ...HIT_OPTIONS,
     // Writes the server's CPU profile (node --cpu-prof) into this directory.
     profile: { type: "string" },
     skipCold: { type: "boolean" },
@@ -36,12 +33,7 @@ const { values } = parseArgs({
     s3Images: { type: "string", default: "5" },
   },
 });
-const seconds = Number(values.seconds);
-const rounds = Number(values.rounds);
-const connections = Number(values.connections);
-const imageCount = Number(values.images);
-const IMMUTABLE = "public, max-age=31536000, immutable";
-const THUMB = "w_200,h_200,fit_cover,f_webp"; // the default eager preset "thumb"
+const { seconds, rounds, connections, imageCount } = hitLoad(values);
 const SIGNED = "w_640,h_480,fit_cover,f_webp";
 
 const backends = backendUrls();

@@ -16,6 +16,7 @@ import { canonicalSpec, DEFAULT_SPEC_LIMITS, parseSpec } from "../src/domain/tra
 import { photoLike } from "../test/support/image-builders.ts";
 import { backendUrls, checkBackends } from "./lib/backends.ts";
 import { onInterrupt } from "./lib/cleanup.ts";
+import { HIT_OPTIONS, hitLoad, IMMUTABLE, THUMB } from "./lib/hit-options.ts";
 import { startImgupProcess } from "./lib/imgup-process.ts";
 import { saturate, type Target } from "./lib/load.ts";
 import { cpu, LoadStats, ms, type Summary } from "./lib/load-stats.ts";
@@ -26,19 +27,10 @@ import { machineInfo, recordResults } from "./report.ts";
 
 const { values } = parseArgs({
   options: {
-    seconds: { type: "string", default: "5" },
-    rounds: { type: "string", default: "3" },
-    connections: { type: "string", default: "32" },
-    images: { type: "string", default: "20" },
-    write: { type: "boolean" },
+    ...HIT_OPTIONS,
   },
 });
-const seconds = Number(values.seconds);
-const rounds = Number(values.rounds);
-const connections = Number(values.connections);
-const imageCount = Number(values.images);
-const IMMUTABLE = "public, max-age=31536000, immutable";
-const THUMB = "w_200,h_200,fit_cover,f_webp";
+const { seconds, rounds, connections, imageCount } = hitLoad(values);
 const VCL = path.join(import.meta.dirname, "..", "deploy", "varnish", "imgup.vcl");
 
 const varnishd = ["/usr/sbin/varnishd", "/usr/local/sbin/varnishd"].find(
