@@ -110,7 +110,9 @@ describe.skipIf(!connection || !db)("a worker killed with SIGKILL mid-job (Postg
     expect(killedMidJob.size).toBeGreaterThan(KILLS / 2);
     // Most kills landed after the worker had moved the image to processing.
     expect(statusAtKill.filter((s) => s === "processing").length).toBeGreaterThan(killedMidJob.size / 2);
-    expect(statusAtKill.every((s) => s === "pending" || s === "processing")).toBe(true);
+    // A kill can also land between the image's commit to ready and the job's own completion (two
+    // statements): the job is still "running" and its retry finds the image ready. Never anything else.
+    expect(statusAtKill.every((s) => s === "pending" || s === "processing" || s === "ready")).toBe(true);
 
     // The pool that is left finishes everything.
     for (const id of ids) {
