@@ -8,8 +8,8 @@ import {
   type InsertUnlessDuplicateResult,
   insertUnlessDuplicate,
 } from "./insert-unless-duplicate.ts";
+import { lockUsage } from "./owner-usage-stripes.ts";
 import type { Db, ImagesTable } from "./schema.ts";
-import { toUsage } from "./usage-repository.ts";
 
 export type { DuplicateOf, InsertUnlessDuplicateResult };
 
@@ -142,18 +142,8 @@ export class KyselyImagesRepository implements ImagesRepository {
     try {
       if (!limits || !hasLimits(limits)) return await insertRow(this.db, image);
       return await this.db.transaction().execute(async (trx) => {
-        await trx
-          .insertInto("owner_usage")
-          .values({ owner_id: image.ownerId })
-          .onConflict((oc) => oc.column("owner_id").doNothing())
-          .execute();
-        const usage = await trx
-          .selectFrom("owner_usage")
-          .selectAll()
-          .where("owner_id", "=", image.ownerId)
-          .forUpdate()
-          .executeTakeFirstOrThrow();
-        const refusal = quotaVerdict(toUsage(usage), limits, image.reservedBytes ?? image.declaredSize);
+        const usage = await lockUsage(trx, image.ownerId);
+        const refusal = quotaVerdict(usage, limits, image.reservedBytes ?? image.declaredSize);
         if (refusal) throw new QuotaExceededError(refusal);
         return insertRow(trx, image);
       });

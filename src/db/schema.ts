@@ -139,6 +139,8 @@ export interface WebhookDispatchTable {
 /** Usage counters per owner, kept by triggers on images and image_variants (migration 008). */
 export interface OwnerUsageTable {
   owner_id: string;
+  /** Migration 011: one owner's counters are the sum of their stripes. */
+  stripe: ColumnType<number, number | undefined, number>;
   original_bytes: Counter;
   variant_bytes: Counter;
   reserved_bytes: Counter;

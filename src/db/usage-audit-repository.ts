@@ -1,5 +1,6 @@
 import { sql } from "kysely";
 import type { ImageStatus } from "../domain/image.ts";
+import { lockUsage, sumUsage } from "./owner-usage-stripes.ts";
 import type { Db } from "./schema.ts";
 
 export interface ImageFacts {
@@ -39,8 +40,15 @@ export class UsageAuditRepository {
   async recordedPage(after: string | null, limit: number): Promise<RecordedBytes[]> {
     let q = this.db
       .selectFrom("owner_usage")
-      .select(["owner_id", "original_bytes", "variant_bytes"])
-      .where((eb) => eb.or([eb("original_bytes", "!=", 0), eb("variant_bytes", "!=", 0)]))
+      .select((eb) => [
+        "owner_id",
+        eb.fn.sum<string>("original_bytes").as("original_bytes"),
+        eb.fn.sum<string>("variant_bytes").as("variant_bytes"),
+      ])
+      .groupBy("owner_id")
+      .having((eb) =>
+        eb.or([eb(eb.fn.sum("original_bytes"), "!=", 0), eb(eb.fn.sum("variant_bytes"), "!=", 0)]),
+      )
       .orderBy("owner_id")
       .limit(limit);
     if (after !== null) q = q.where("owner_id", ">", after);
@@ -52,16 +60,8 @@ export class UsageAuditRepository {
   }
 
   async recorded(ownerId: string): Promise<RecordedBytes> {
-    const r = await this.db
-      .selectFrom("owner_usage")
-      .select(["original_bytes", "variant_bytes"])
-      .where("owner_id", "=", ownerId)
-      .executeTakeFirst();
-    return {
-      ownerId,
-      originalBytes: Number(r?.original_bytes ?? 0),
-      variantBytes: Number(r?.variant_bytes ?? 0),
-    };
+    const u = await sumUsage(this.db, ownerId);
+    return { ownerId, originalBytes: u.originalBytes, variantBytes: u.variantBytes };
   }
 
   /** The owner's images whose objects count (live), in id order after `afterId`. */
@@ -107,19 +107,16 @@ export class UsageAuditRepository {
     await this.db.updateTable("images").set({ public_bytes: bytes }).where("id", "=", imageId).execute();
   }
 
-  /** Sets the owner's counters to what the rows add up to, under the counters' row lock. */
+  /** Sets the owner's counters to what the rows add up to, under the lock of all their stripes. */
   async recompute(ownerId: string): Promise<void> {
     await this.db.transaction().execute(async (trx) => {
+      await lockUsage(trx, ownerId);
+      // The totals go to stripe 0; the others restart from zero.
       await trx
-        .insertInto("owner_usage")
-        .values({ owner_id: ownerId })
-        .onConflict((oc) => oc.column("owner_id").doNothing())
-        .execute();
-      await trx
-        .selectFrom("owner_usage")
-        .select("owner_id")
+        .updateTable("owner_usage")
+        .set({ original_bytes: 0, variant_bytes: 0, reserved_bytes: 0, images: 0, pending_images: 0 })
         .where("owner_id", "=", ownerId)
-        .forUpdate()
+        .where("stripe", "!=", 0)
         .execute();
       await sql`
         update owner_usage set
@@ -132,7 +129,7 @@ export class UsageAuditRepository {
             where owner_id = ${ownerId} and status not in ('pending','processing','rejected','expired','deleted')),
           pending_images = (select count(*) from images
             where owner_id = ${ownerId} and status in ('pending','processing'))
-        where owner_id = ${ownerId}`.execute(trx);
+        where owner_id = ${ownerId} and stripe = 0`.execute(trx);
     });
   }
 }

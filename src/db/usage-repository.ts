@@ -1,11 +1,6 @@
 import { sql } from "kysely";
-import {
-  EMPTY_USAGE,
-  type QuotaLimits,
-  type StoredVariant,
-  type Usage,
-  variantsToEvict,
-} from "../domain/quota.ts";
+import { type QuotaLimits, type StoredVariant, type Usage, variantsToEvict } from "../domain/quota.ts";
+import { sumUsage } from "./owner-usage-stripes.ts";
 import type { Db } from "./schema.ts";
 
 export interface VariantWrite {
@@ -51,12 +46,7 @@ export class KyselyUsageRepository implements UsageRepository {
   constructor(private readonly db: Db) {}
 
   async usage(ownerId: string): Promise<Usage> {
-    const row = await this.db
-      .selectFrom("owner_usage")
-      .selectAll()
-      .where("owner_id", "=", ownerId)
-      .executeTakeFirst();
-    return row ? toUsage(row) : { ...EMPTY_USAGE };
+    return sumUsage(this.db, ownerId);
   }
 
   async quotaOverride(ownerId: string): Promise<QuotaLimits | null> {
@@ -159,19 +149,3 @@ export class KyselyUsageRepository implements UsageRepository {
 }
 
 const nullableNumber = (v: string | number | null): number | null => (v === null ? null : Number(v));
-
-export function toUsage(r: {
-  original_bytes: string | number;
-  variant_bytes: string | number;
-  reserved_bytes: string | number;
-  images: string | number;
-  pending_images: string | number;
-}): Usage {
-  return {
-    originalBytes: Number(r.original_bytes),
-    variantBytes: Number(r.variant_bytes),
-    reservedBytes: Number(r.reserved_bytes),
-    images: Number(r.images),
-    pendingImages: Number(r.pending_images),
-  };
-}
