@@ -199,6 +199,30 @@ describe("CORS with * (public delivery only)", () => {
     expect(api.status).toBe(200);
     expect(api.headers.get("access-control-allow-origin")).toBeNull();
   });
+
+  it("sets them on delivery's errors and Range answers too, and still answers a delivery preflight", async () => {
+    const missing = await fetch(`${run.baseUrl}/i/00000000-0000-4000-8000-000000000000/thumb`, {
+      headers: { origin: EVIL },
+    });
+    expect(missing.status).toBe(404);
+    expect(missing.headers.get("access-control-allow-origin")).toBe("*");
+    const original = image.urls?.original ?? "";
+    const range = await fetch(original, { headers: { origin: EVIL, range: "bytes=0-9" } });
+    expect(range.status).toBe(206);
+    expect(range.headers.get("access-control-allow-origin")).toBe("*");
+    expect(range.headers.get("access-control-expose-headers")).toMatch(/\bContent-Range\b/);
+    const preflight = await fetch(image.urls?.presets.thumb ?? "", {
+      method: "OPTIONS",
+      headers: {
+        origin: EVIL,
+        "access-control-request-method": "GET",
+        "access-control-request-headers": "range",
+      },
+    });
+    expect(preflight.status).toBe(204);
+    expect(preflight.headers.get("access-control-allow-origin")).toBe("*");
+    expect(preflight.headers.get("access-control-allow-methods")).toMatch(/\bGET\b/);
+  });
 });
 
 describe("the demo page at http://127.0.0.1:PORT with the default public URL (http://localhost:PORT)", () => {

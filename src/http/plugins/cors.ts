@@ -91,17 +91,32 @@ export async function registerCors(app: App, settings: CorsSettings): Promise<vo
         request.headers["access-control-request-method"] !== undefined);
     return area === null || !preflightLike ? none : policies[area];
   };
-  // An area no origin may call is answered as if CORS were not there, so its routes skip the
-  // plugin's hook (route config `cors: false`): on a cached hit the per-request resolution and
-  // option normalisation were a fifth of the CPU. Only routes registered after this see the hook.
+  // Routes whose answer does not depend on the Origin skip the plugin's per-request hook (route
+  // config `cors: false`): on a cached hit its resolution and option normalisation were a fifth of
+  // the CPU. An area no origin may call is answered as if CORS were not there; public delivery open
+  // to every origin gets its two fixed headers from a route hook. Preflights still go through the
+  // plugin's catch-all OPTIONS route. Only routes registered after this see the hook.
   const closed: Record<CorsArea, boolean> = {
     api: settings.apiOrigins.length === 0,
     storage: settings.apiOrigins.length === 0,
     delivery: settings.deliveryOrigins !== "*" && settings.deliveryOrigins.length === 0,
   };
+  const exposed = CORS_EXPOSED_HEADERS.join(", ");
+  const anyOrigin = (_request: FastifyRequest, reply: FastifyReply, done: () => void) => {
+    reply.header("access-control-allow-origin", "*");
+    reply.header("access-control-expose-headers", exposed);
+    done();
+  };
   app.addHook("onRoute", (route) => {
+    const methods = [route.method].flat();
+    if (route.url.includes("*") || methods.includes("OPTIONS")) return;
     const area = corsAreaOf(route.url);
-    if (area !== null && closed[area]) route.config = { ...route.config, cors: false } as typeof route.config;
+    if (area === null || closed[area]) {
+      route.config = { ...route.config, cors: false } as typeof route.config;
+    } else if (area === "delivery" && settings.deliveryOrigins === "*") {
+      route.config = { ...route.config, cors: false } as typeof route.config;
+      route.onRequest = [anyOrigin, ...[route.onRequest ?? []].flat()] as typeof route.onRequest;
+    }
   });
   // The callback form: a promise per request is measurable on the intents path.
   await app.register(cors, {
