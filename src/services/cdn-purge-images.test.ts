@@ -34,7 +34,8 @@ async function setup(visibility: Visibility) {
       purged.push([[...ids], reason]);
     },
   };
-  return { id, purged, service: new ImagesService(repo, new MemoryJobQueue(), null, cdn) };
+  const jobs = new MemoryJobQueue();
+  return { id, repo, jobs, purged, service: new ImagesService(repo, jobs, null, cdn) };
 }
 
 describe("ImagesService and the CDN purge", () => {
@@ -56,5 +57,27 @@ describe("ImagesService and the CDN purge", () => {
     const same = await setup("public");
     await same.service.setVisibility(alice, same.id, "public");
     expect([...deleted.purged, ...shown.purged, ...same.purged]).toEqual([]);
+  });
+
+  it("has the purge queued before the row changes: a failure right after the update cannot skip it", async () => {
+    // The process dies (here: the next step throws) once the row is deleted.
+    const deleted = await setup("public");
+    deleted.jobs.requeue = async () => {
+      throw new Error("killed after the update");
+    };
+    await expect(deleted.service.delete(alice, deleted.id)).rejects.toThrow("killed");
+    expect(deleted.repo.rows.get(deleted.id)?.status).toBe("deleted");
+    expect(deleted.purged).toEqual([[[deleted.id], "deleted"]]);
+
+    // The update itself is the last step of setVisibility: the purge must already be queued then.
+    const hidden = await setup("public");
+    const update = hidden.repo.update.bind(hidden.repo);
+    let purgedAtUpdate: number | null = null;
+    hidden.repo.update = async (...args) => {
+      purgedAtUpdate = hidden.purged.length;
+      return update(...args);
+    };
+    await hidden.service.setVisibility(alice, hidden.id, "private");
+    expect(purgedAtUpdate).toBe(1);
   });
 });

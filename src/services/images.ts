@@ -54,18 +54,22 @@ export class ImagesService {
 
   async setVisibility(principal: Principal, id: string, visibility: Visibility): Promise<ImageRecord> {
     const before = await this.get(principal, id);
+    // Only public answers are in shared caches. Queued before the update, so no crash can leave a
+    // private image in the CDN: a purge that runs before the update commits is repeated later
+    // (cdn-purge.ts), and one for an update that then fails evicts a cache entry, nothing more.
+    if (before.visibility === "public" && visibility === "private") await this.cdn?.enqueue([id], "private");
     const updated = await this.images.update(id, principal.ownerId, ["pending", "processing", "ready"], {
       visibility,
     });
     if (!updated) throw ERRORS.conflict(`image ${id} can no longer be changed`);
-    // Only public answers are in shared caches; the origin 404s unsigned requests from now on.
-    if (before.visibility === "public" && visibility === "private") await this.cdn?.enqueue([id], "private");
     return updated;
   }
 
   /** Marks the row deleted at once (delivery 404s immediately); a job removes the objects. */
   async delete(principal: Principal, id: string): Promise<void> {
     const image = await this.get(principal, id);
+    // Before the update, as in setVisibility: no crash between the two can leave it in the CDN.
+    if (image.visibility === "public") await this.cdn?.enqueue([image.id], "deleted");
     const deleted = await this.images.transition(
       image.id,
       ["pending", "processing", "ready", "rejected", "expired"],
@@ -79,7 +83,6 @@ export class ImagesService {
       key: `delete:${image.id}`,
       payload: { imageId: image.id, prefix: imagePrefix(image.id) },
     });
-    if (image.visibility === "public") await this.cdn?.enqueue([image.id], "deleted");
   }
 }
 

@@ -71,14 +71,18 @@ export class UnclaimedExpiry {
     while (report.expired < this.maxPerRun) {
       signal.throwIfAborted();
       const limit = Math.min(this.batchSize, this.maxPerRun - report.expired);
+      // The CDN purge is queued before the rows change, so no crash can leave an expired image in
+      // the CDN (an expired row is not found again by the next run); what was not due after all
+      // costs an eviction, and what became due in between is queued after.
+      const due = this.deps.cdn ? (await this.deps.claims.unclaimedDue(now, limit)).map((i) => i.id) : [];
+      if (due.length > 0) await this.deps.cdn?.enqueue(due, "unclaimed");
       const batch = await this.deps.claims.expireUnclaimed(now, limit);
       if (batch.length === 0) return report;
       report.expired += batch.length;
       this.deps.metrics?.imagesFinalized.inc({ status: "deleted", reason: "unclaimed" }, batch.length);
-      await this.deps.cdn?.enqueue(
-        batch.map((image) => image.id),
-        "unclaimed",
-      );
+      const queued = new Set(due);
+      const late = batch.filter((image) => !queued.has(image.id)).map((image) => image.id);
+      if (late.length > 0) await this.deps.cdn?.enqueue(late, "unclaimed");
       await forEachLimit(
         batch,
         this.concurrency,
