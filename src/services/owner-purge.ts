@@ -89,6 +89,13 @@ export class OwnerPurgeService {
     const images = await this.deps.repo.countOwner(ownerId);
     const result: OwnerPurgeResult = { ownerId, dryRun: opts.dryRun === true, images, markedDeleted: 0 };
     if (opts.dryRun) return result;
+    // The job first: it marks, deletes and purges the CDN itself, so a crash while marking here
+    // leaves nothing hidden but still cached or stored. Both mark with conditional updates.
+    await this.deps.jobs.requeue({
+      kind: PURGE_OWNER_IMAGES,
+      key: purgeJobKey(ownerId),
+      payload: { ownerId },
+    });
     const deadline = performance.now() + this.markBudgetMs;
     while (performance.now() < deadline) {
       const marked = await this.deps.repo.markOwnerDeleted(ownerId, this.batchSize);
@@ -100,11 +107,6 @@ export class OwnerPurgeService {
         "owner purge: images marked deleted",
       );
     }
-    await this.deps.jobs.requeue({
-      kind: PURGE_OWNER_IMAGES,
-      key: purgeJobKey(ownerId),
-      payload: { ownerId },
-    });
     this.deps.logger.info({ ownerId, images, markedDeleted: result.markedDeleted }, "owner purge queued");
     return result;
   }
