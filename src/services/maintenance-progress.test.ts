@@ -120,6 +120,32 @@ describe("progress of the long maintenance runs (in-memory rows, objects on a lo
     return { rows, ids, purge };
   }
 
+  it("purge: the job is queued before any row is marked, so a crash while marking leaves it to the job", async () => {
+    const queued: string[] = [];
+    const purge = new OwnerPurgeService({
+      repo: {
+        countOwner: async () => 3,
+        markOwnerDeleted: async () => {
+          throw new Error("the process dies while marking");
+        },
+        findForDeletion: async () => null,
+        ownerRows: async () => [],
+        markDeleted: async () => 0,
+        removeDeleted: async () => 0,
+      },
+      store,
+      jobs: {
+        requeue: async (job) => {
+          queued.push(job.key);
+          return { id: "job" };
+        },
+      },
+      logger,
+    });
+    await expect(purge.purge("alice")).rejects.toThrow("dies while marking");
+    expect(queued).toEqual(["purge-owner:alice"]);
+  });
+
   it("purge: reports each image whose objects are gone, then the rows removed, with counts that only grow", async () => {
     const { rows, purge } = await purgeSetup();
     const reports: PurgeProgress[] = [];
