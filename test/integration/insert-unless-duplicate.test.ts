@@ -1,32 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { DatabaseHandle } from "../../src/db/connect.ts";
-import {
-  IdempotencyKeyTaken,
-  KyselyImagesRepository,
-  type NewImage,
-} from "../../src/db/images-repository.ts";
-import { newImageId } from "../../src/domain/ids.ts";
-import { originalKey } from "../../src/domain/keys.ts";
+import { IdempotencyKeyTaken, KyselyImagesRepository } from "../../src/db/images-repository.ts";
 import { databaseTargets } from "../support/databases.ts";
+import { newImageRow } from "../support/new-image.ts";
 
-function newImage(ownerId: string, sha256: string, key: string | null): NewImage {
-  const id = newImageId();
-  return {
-    id,
-    ownerId,
-    visibility: "public",
-    filename: "a.jpg",
-    objectKey: originalKey(id),
-    uploadMethod: "put",
-    declaredContentType: "image/jpeg",
-    declaredSize: 1234,
-    declaredSha256: sha256,
-    idempotencyKey: key,
-    uploadExpiresAt: new Date(Date.now() + 60_000),
-    multipartUploadId: null,
-    multipartPartSize: null,
-  };
-}
+const newImage = (ownerId: string, sha256: string, key: string | null) =>
+  newImageRow(ownerId, { declaredSha256: sha256, idempotencyKey: key });
 
 describe.each(databaseTargets())("insertUnlessDuplicate on $name", ({ open }) => {
   let handle: DatabaseHandle;

@@ -1,33 +1,16 @@
-import { randomUUID } from "node:crypto";
 import { sql } from "kysely";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { DatabaseHandle } from "../../src/db/connect.ts";
 import { EventsRepository, toStoredEvent } from "../../src/db/events-repository.ts";
-import { KyselyImagesRepository, type NewImage } from "../../src/db/images-repository.ts";
+import { KyselyImagesRepository } from "../../src/db/images-repository.ts";
 import { MaintenanceRepository } from "../../src/db/maintenance-repository.ts";
 import { writeOutboxEvent } from "../../src/db/outbox.ts";
 import { START_POSITION } from "../../src/domain/webhook-events.ts";
 import { databaseTargets } from "../support/databases.ts";
 import { eventually } from "../support/harness.ts";
+import { newImageRow } from "../support/new-image.ts";
 
-function newImage(ownerId: string): NewImage {
-  const id = randomUUID();
-  return {
-    id,
-    ownerId,
-    visibility: "public",
-    filename: "a.jpg",
-    objectKey: `k/${id}`,
-    uploadMethod: "put",
-    declaredContentType: "image/jpeg",
-    declaredSize: 10,
-    declaredSha256: null,
-    idempotencyKey: null,
-    uploadExpiresAt: new Date(Date.now() + 60_000),
-    multipartUploadId: null,
-    multipartPartSize: null,
-  };
-}
+const newImage = (ownerId: string) => newImageRow(ownerId, { declaredSize: 10 });
 
 /** The outbox is written with the state change, never apart from it. */
 describe.each(databaseTargets())("outbox on $name", ({ name, open }) => {

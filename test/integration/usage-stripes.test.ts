@@ -1,32 +1,14 @@
 import { sql } from "kysely";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { DatabaseHandle } from "../../src/db/connect.ts";
-import { KyselyImagesRepository, type NewImage } from "../../src/db/images-repository.ts";
+import { KyselyImagesRepository } from "../../src/db/images-repository.ts";
 import { USAGE_STRIPES } from "../../src/db/owner-usage-stripes.ts";
 import type { Db } from "../../src/db/schema.ts";
 import { KyselyUsageRepository } from "../../src/db/usage-repository.ts";
-import { newImageId } from "../../src/domain/ids.ts";
-import { originalKey } from "../../src/domain/keys.ts";
 import { databaseTargets } from "../support/databases.ts";
+import { newImageRow } from "../support/new-image.ts";
 
-function newImage(ownerId: string, declaredSize: number): NewImage {
-  const id = newImageId();
-  return {
-    id,
-    ownerId,
-    visibility: "public",
-    filename: "a.jpg",
-    objectKey: originalKey(id),
-    uploadMethod: "put",
-    declaredContentType: "image/jpeg",
-    declaredSize,
-    declaredSha256: null,
-    idempotencyKey: null,
-    uploadExpiresAt: new Date(Date.now() + 60_000),
-    multipartUploadId: null,
-    multipartPartSize: null,
-  };
-}
+const newImage = (ownerId: string, declaredSize: number) => newImageRow(ownerId, { declaredSize });
 
 const stripeOf = async (db: Db) =>
   (await sql<{ s: number }>`select imgup_usage_stripe() as s`.execute(db)).rows[0]?.s as number;
