@@ -32,7 +32,10 @@ export class ClamdScanner implements MalwareScanner {
   readonly #opts: Required<ClamdScannerOptions>;
 
   constructor(opts: ClamdScannerOptions) {
-    this.#opts = { chunkBytes: DEFAULT_CHUNK_BYTES, ...opts };
+    const chunkBytes = opts.chunkBytes ?? DEFAULT_CHUNK_BYTES;
+    if (!Number.isInteger(chunkBytes) || chunkBytes < 1)
+      throw new Error("chunkBytes must be a positive integer");
+    this.#opts = { ...opts, chunkBytes };
   }
 
   get target(): string {
