@@ -36,6 +36,9 @@ import { MemoryKeyValueStore } from "./kv/memory.ts";
 import { RedisKeyValueStore } from "./kv/redis.ts";
 import { createLogger } from "./logging.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
+import { ClamdScanner } from "./scanning/clamd-scanner.ts";
+import { MalwareCheck } from "./scanning/malware-check.ts";
+import { createMalwareScanMetrics } from "./scanning/scan-metrics.ts";
 import { loadOrCreateSecret } from "./secrets.ts";
 import { AuthService } from "./services/auth.ts";
 import { BoundedQueue } from "./services/bounded-queue.ts";
@@ -261,6 +264,18 @@ export async function createImgup(
       metrics: quotaMetrics,
     },
   );
+  // The clamd scan of every upload (IMGUP_CLAMD_URL), fail-closed unless IMGUP_CLAMD_FAIL_OPEN.
+  const { clamd, ...scanSettings } = config.malwareScan;
+  const malwareCheck = clamd
+    ? new MalwareCheck({
+        scanner: new ClamdScanner({ address: clamd, timeoutMs: scanSettings.timeoutMs }),
+        failOpen: scanSettings.failOpen,
+        retryMs: scanSettings.retryMs,
+        jobs,
+        metrics: createMalwareScanMetrics(metrics.registry),
+        log: logger,
+      })
+    : null;
   const processing = new ProcessingService(
     imagesRepo,
     store,
@@ -276,6 +291,7 @@ export async function createImgup(
       limits: decodeLimits,
       log: logger,
     }),
+    malwareCheck,
   );
   const urls: UrlBuilder = {
     publicUrl: config.publicUrl,

@@ -8,6 +8,7 @@ import { DEFAULT_SPEC_LIMITS } from "./domain/transform-spec.ts";
 import { isOutboxEventType, type OutboxEventType } from "./domain/webhook-events.ts";
 import { DEFAULT_RETRY_SCHEDULE_MS, parseSchedule } from "./domain/webhook-retry.ts";
 import { parseWebhookSecret } from "./domain/webhook-signature.ts";
+import { type ClamdAddress, parseClamdAddress } from "./scanning/clamd-address.ts";
 import { TEMPLATE_PLACEHOLDERS, unknownPlaceholders } from "./services/cdn-purge-request.ts";
 
 export type Role = "all" | "api" | "worker" | "scheduler";
@@ -140,6 +141,17 @@ export interface Config {
     maxJpegScans: number;
     /** Not from the environment: another build of the image child to fork (tests: the compiled one). */
     childModule?: string;
+  };
+  /** The worker's clamd scan of every upload before it can turn ready (docs/malware-scanning.md). */
+  malwareScan: {
+    /** IMGUP_CLAMD_URL; undefined: no scan. */
+    clamd: ClamdAddress | undefined;
+    /** Hard bound on one scan (connect, send, verdict). */
+    timeoutMs: number;
+    /** Pass images unscanned while clamd fails (default: they wait in processing). */
+    failOpen: boolean;
+    /** How long an image without a verdict waits before its job runs again. */
+    retryMs: number;
   };
   /** The consistency jobs (scheduler role); see services/maintenance.ts. */
   maintenance: {
@@ -461,6 +473,12 @@ export function loadConfig(env: Env, overrides: { role?: Role } = {}): Config {
       transformTimeoutMs: r.int("IMGUP_TRANSFORM_TIMEOUT_MS", 20_000, 100, 600_000),
       taskMemoryBytes: r.int("IMGUP_IMAGE_TASK_MEMORY_MB", 1024, 256, 64 * 1024) * 1024 * 1024,
       maxJpegScans: r.int("IMGUP_MAX_JPEG_SCANS", 100, 1, 100_000),
+    },
+    malwareScan: {
+      clamd: r.parsed("IMGUP_CLAMD_URL", (raw) => (raw === undefined ? undefined : parseClamdAddress(raw))),
+      timeoutMs: r.int("IMGUP_CLAMD_TIMEOUT_MS", 30_000, 100, 600_000),
+      failOpen: r.bool("IMGUP_CLAMD_FAIL_OPEN", false),
+      retryMs: r.int("IMGUP_CLAMD_RETRY_MS", 30_000, 10, 3600_000),
     },
     maintenance: {
       reconcileIntervalMs: r.int("IMGUP_RECONCILE_INTERVAL_MS", 60_000, 1000, 24 * 3600_000),

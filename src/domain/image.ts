@@ -18,6 +18,8 @@ export const REJECT_REASONS = [
   "timeout",
   /** Wider or taller than the upload profile allows. */
   "dimensions_exceeded",
+  /** The malware scanner (clamd) found a signature; rejectDetail names it. */
+  "malware",
 ] as const;
 export type RejectReason = (typeof REJECT_REASONS)[number];
 

@@ -9,6 +9,7 @@ import { dimensionsExceeded } from "../domain/profiles.ts";
 import { SNIFF_BYTES, sniff } from "../domain/sniff.ts";
 import { type ImageWork, imageVerdict, isResourceVerdict } from "../imaging/image-work.ts";
 import type { Metrics } from "../metrics.ts";
+import type { MalwareCheck } from "../scanning/malware-check.ts";
 import type { ObjectStore } from "../storage/object-store.ts";
 import { deleteUploadedBytes, locateUpload, promoteUpload } from "./upload-source.ts";
 import type { VariantsService } from "./variants.ts";
@@ -62,6 +63,8 @@ export class ProcessingService {
     private readonly log: Logger,
     private readonly metrics: Pick<Metrics, "imagesFinalized" | "processingSeconds"> | null = null,
     private readonly derivatives: Derivatives | null = null,
+    /** The clamd scan (IMGUP_CLAMD_URL); null: off. */
+    private readonly malware: Pick<MalwareCheck, "check"> | null = null,
   ) {}
 
   async process(imageId: string, signal?: AbortSignal): Promise<ProcessOutcome> {
@@ -136,6 +139,14 @@ export class ProcessingService {
         `declared ${image.declaredSha256}, computed ${sha256}`,
         signal,
       );
+    }
+
+    // The malware scan: on the verified bytes and before anything decodes them or copies them to the
+    // original. No verdict never passes (unless fail-open): the job was put back for later.
+    if (this.malware) {
+      const scan = await this.malware.check(image, bytes, signal);
+      if (scan.verdict === "infected") return this.reject(image, "malware", scan.signature, signal);
+      if (scan.verdict === "deferred") throw new RetryLaterError(`malware scan deferred: ${scan.why}`);
     }
 
     // The image work runs in killable processes with one deadline for the whole job; an abort (lease
