@@ -14,7 +14,8 @@ export type RejectReason =
   | "corrupt"
   | "too_complex"
   | "timeout"
-  | "dimensions_exceeded";
+  | "dimensions_exceeded"
+  | "malware";
 
 /** An image as the API returns it (the server's ImageViewSchema). */
 export interface ImageView {
