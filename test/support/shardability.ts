@@ -72,7 +72,8 @@ export function scanSource(file: string, text: string, scoped: ReadonlySet<strin
   return sites;
 }
 
-const BUILDER_CALL = /\.(?:selectFrom|updateTable|deleteFrom|insertInto|replaceInto|mergeInto|\w+Join(?:Lateral)?)\s*\(/;
+const BUILDER_CALL =
+  /\.(?:selectFrom|updateTable|deleteFrom|insertInto|replaceInto|mergeInto|\w+Join(?:Lateral)?)\s*\(/;
 
 function mentionsScopedSql(text: string, scoped: ReadonlySet<string>): boolean {
   for (const m of text.matchAll(/\b(?:from|join|update|into)\s+(?:only\s+)?"?([a-z_][a-z0-9_]*)/gi)) {
@@ -204,7 +205,7 @@ function filtersOwner(chain: Call[], alias: string, table: string, join: ts.Call
     // where(sql`owner_id = ${x}`): raw text that starts with the equality.
     if (col && !op && ts.isTaggedTemplateExpression(col)) {
       const raw = templateText(col.template);
-      return [...refs].some((r) => new RegExp(`^\\s*${escape(r)}\\s*=`).test(raw));
+      return [...refs].some((r) => new RegExp(`^\\s*${escapeRegExp(r)}\\s*=`).test(raw));
     }
     return false;
   });
@@ -314,7 +315,8 @@ function templateText(t: ts.TemplateLiteral | ts.StringLiteral): string {
 }
 
 // The alias is looked at, not consumed: `from images join jobs` must still find `join jobs`.
-const TABLE_REF = /\b(from|join|update|into)\s+(?:only\s+)?"?([a-z_][a-z0-9_]*)"?(?=(?:\s+(?:as\s+)?([a-z_][a-z0-9_]*))?)/gi;
+const TABLE_REF =
+  /\b(from|join|update|into)\s+(?:only\s+)?"?([a-z_][a-z0-9_]*)"?(?=(?:\s+(?:as\s+)?([a-z_][a-z0-9_]*))?)/gi;
 
 function sqlTextSites(
   node: ts.StringLiteral | ts.NoSubstitutionTemplateLiteral | ts.TemplateExpression,
@@ -358,7 +360,7 @@ function sqlTextSites(
   });
 }
 
-function escape(s: string): string {
+function escapeRegExp(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
 
