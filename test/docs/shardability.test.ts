@@ -146,6 +146,12 @@ describe("the shardability checker, on sample sources", () => {
 describe("imgup's sources stay shardable (docs/scaling.md)", () => {
   const scratch = mkdtempSync(path.join(tmpdir(), "imgup-shardability-"));
   afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+  // Parsing src/ is most of this file's time: once for every test below.
+  let scanned: Site[] | undefined;
+  const srcSites = () => {
+    scanned ??= scanTree([path.join(REPO, "src")], REPO, scopedTables(), isMigration);
+    return scanned;
+  };
 
   it("places every table of src/db/schema.ts, and only those", () => {
     const placements = parsePlacements(page());
@@ -159,7 +165,7 @@ describe("imgup's sources stay shardable (docs/scaling.md)", () => {
   });
 
   it("finds the queries (the extraction itself works)", () => {
-    const sites = scanTree([path.join(REPO, "src")], REPO, scopedTables(), isMigration);
+    const sites = srcSites();
     const at = (fn: string) => sites.filter((s) => s.fn === fn);
     expect(sites.length).toBeGreaterThanOrEqual(50);
     expect(at("KyselyImagesRepository.findForOwner").map((s) => s.pinned)).toEqual([true]);
@@ -170,7 +176,7 @@ describe("imgup's sources stay shardable (docs/scaling.md)", () => {
 
   it("has every query on a distributed table pin its owner or appear in the page's allow-list", () => {
     const allow = parseAllowList(page());
-    const sites = scanTree([path.join(REPO, "src")], REPO, scopedTables(), isMigration);
+    const sites = srcSites();
     const { unlisted, stale } = judge(sites, allow);
     expect(
       unlisted.map(describeSite),
@@ -213,10 +219,7 @@ export class RogueRepository {
 }
 `,
     );
-    const sites = [
-      ...scanTree([path.join(REPO, "src")], REPO, scopedTables(), isMigration),
-      ...scanTree([path.join(scratch, "src")], scratch, scopedTables()),
-    ];
+    const sites = [...srcSites(), ...scanTree([path.join(scratch, "src")], scratch, scopedTables())];
     const { unlisted } = judge(sites, parseAllowList(page()));
     expect(unlisted.map(describeSite)).toEqual([
       "src/db/rogue-repository.ts:5 RogueRepository.byId (select on images)",
