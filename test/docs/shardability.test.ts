@@ -118,6 +118,12 @@ describe("the shardability checker, on sample sources", () => {
     ]);
   });
 
+  it("flags a scoped table spliced into SQL by name, where no filter can be read", () => {
+    expect(pinned('sql`select * from #{sql.table("images")} where owner_id = #{o}`')).toEqual([false]);
+    expect(pinned(`db.dynamic.table("outbox_events").as("e")`)).toEqual([false]);
+    expect(scan("sql`select * from #{sql.table(cte)}`")).toEqual([]);
+  });
+
   it("names the outermost function around a query", () => {
     const code = `class Repo {
       async find(id) { const run = (db) => db.selectFrom("images").where("id", "=", id); return run(this.db); }

@@ -73,7 +73,7 @@ export function scanSource(file: string, text: string, scoped: ReadonlySet<strin
 }
 
 const BUILDER_CALL =
-  /\.(?:selectFrom|updateTable|deleteFrom|insertInto|replaceInto|mergeInto|\w+Join(?:Lateral)?)\s*\(/;
+  /\.(?:selectFrom|updateTable|deleteFrom|insertInto|replaceInto|mergeInto|\w+Join(?:Lateral)?|table|id)\s*\(/;
 
 function mentionsScopedSql(text: string, scoped: ReadonlySet<string>): boolean {
   for (const m of text.matchAll(/\b(?:from|join|update|into)\s+(?:only\s+)?"?([a-z_][a-z0-9_]*)/gi)) {
@@ -116,6 +116,15 @@ function chainSites(call: ts.CallExpression, source: ts.SourceFile, scoped: Read
   const callee = call.expression;
   if (!ts.isPropertyAccessExpression(callee)) return [];
   const method = callee.name.text;
+  // sql.table("images") / db.dynamic.table("images") splice a table into SQL this check cannot read.
+  if (method === "table" || method === "id") {
+    const [arg] = call.arguments;
+    if (arg && ts.isStringLiteralLike(arg)) {
+      const { table } = splitAlias(arg.text);
+      if (scoped.has(table)) return [{ ...where(call, source), table, kind: "sql", pinned: false }];
+    }
+    return [];
+  }
   const kind = CHAIN_STARTS[method] ?? (JOINS.has(method) ? "join" : undefined);
   if (!kind) return [];
   const arg = call.arguments[0];
