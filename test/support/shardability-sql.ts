@@ -1,5 +1,5 @@
 import type ts from "typescript";
-import { type Site, templateText, where } from "./shardability-site.ts";
+import { OWNER_COLUMN, type Site, templateText, where } from "./shardability-site.ts";
 
 /** SQL text in string and template literals: each reference to a scoped table needs its owner. */
 
@@ -13,6 +13,11 @@ const SQL_WORDS = new Set(
 // The alias is looked at, not consumed: `from images join jobs` must still find `join jobs`.
 const TABLE_REF =
   /\b(from|join|update|into)\s+(?:only\s+)?"?([a-z_][a-z0-9_]*)"?(?=(?:\s+(?:as\s+)?([a-z_][a-z0-9_]*))?)/gi;
+
+const OWNER_PREDICATE = new RegExp(
+  `\\b(?:(\\w+)\\.)?${OWNER_COLUMN}\\s*=(?!=)|=\\s*(\\w+)\\.${OWNER_COLUMN}\\b`,
+  "gi",
+);
 
 export function sqlTextSites(
   node: ts.StringLiteral | ts.NoSubstitutionTemplateLiteral | ts.TemplateExpression,
@@ -34,7 +39,7 @@ export function sqlTextSites(
   // Each reference consumes one `owner_id = …` (or `… = alias.owner_id`): qualified by its alias
   // when there is one, else an unqualified one.
   const predicates: Array<string | null> = [];
-  for (const m of text.matchAll(/\b(?:(\w+)\.)?owner_id\s*=(?!=)|=\s*(\w+)\.owner_id\b/gi)) {
+  for (const m of text.matchAll(OWNER_PREDICATE)) {
     predicates.push((m[1] ?? m[2] ?? null)?.toLowerCase() ?? null);
   }
   const at = where(node, source);
@@ -44,7 +49,7 @@ export function sqlTextSites(
       let rest = text.slice(r.end);
       if (r.alias !== r.table) rest = rest.replace(/^\s+(?:as\s+)?\w+/i, "");
       const cols = /^\s*\(([^)]*)\)/.exec(rest);
-      pinned = cols !== null && /\bowner_id\b/i.test(cols[1] ?? "");
+      pinned = cols !== null && new RegExp(`\\b${OWNER_COLUMN}\\b`, "i").test(cols[1] ?? "");
     } else {
       const alias = r.alias.toLowerCase();
       let i = predicates.indexOf(alias);
