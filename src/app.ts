@@ -271,7 +271,6 @@ export async function createImgup(
         scanner: new ClamdScanner({ address: clamd, timeoutMs: scanSettings.timeoutMs }),
         failOpen: scanSettings.failOpen,
         retryMs: scanSettings.retryMs,
-        jobs,
         metrics: createMalwareScanMetrics(metrics.registry),
         log: logger,
       })

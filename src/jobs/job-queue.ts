@@ -20,10 +20,11 @@ export interface JobQueue {
   /** Pushes the lease forward for a long job; false when the lease was lost. */
   extendLease(job: ClaimedJob, leaseMs: number): Promise<boolean>;
   /**
-   * Hands a running job back at once (queued and due, this attempt not counted) so another worker
-   * takes it now instead of after the lease lapses; false when the lease was lost. For shutdown.
+   * Hands a running job back (queued, this attempt not counted); false when the lease was lost.
+   * At once by default, so another worker takes it now instead of after the lease lapses (shutdown);
+   * after `delayMs` for a job deferred by its handler (a dependency with no answer yet).
    */
-  release(job: ClaimedJob): Promise<boolean>;
+  release(job: ClaimedJob, opts?: { delayMs?: number; error?: string }): Promise<boolean>;
   get(key: string): Promise<JobInfo | null>;
   stats(): Promise<QueueStats>;
 }

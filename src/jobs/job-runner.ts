@@ -14,6 +14,22 @@ export class PermanentJobError extends Error {
   }
 }
 
+/**
+ * Thrown (or any error with a numeric `deferMs`) when the job cannot be judged yet because
+ * something it depends on has no answer (a scanner or a moderation hook that is down): the job runs
+ * again after deferMs, and the attempt is not counted, so an outage of any length neither uses up
+ * its attempts nor dead-letters it.
+ */
+export class DeferJobError extends Error {
+  constructor(
+    message: string,
+    readonly deferMs: number,
+  ) {
+    super(message);
+    this.name = "DeferJobError";
+  }
+}
+
 export interface JobRunnerOptions {
   queue: JobQueue;
   handlers: Record<string, JobHandler>;
@@ -224,8 +240,15 @@ export class JobRunner {
           logger.warn({ ...ctx, err }, "job aborted");
           return;
         }
-        const permanent = isPermanent(err);
         const message = err instanceof Error ? err.message : String(err);
+        const deferMs = deferOf(err);
+        if (deferMs !== null) {
+          const held = await queue.release(job, { delayMs: deferMs, error: message });
+          if (held) logger.info({ ...ctx, deferMs, reason: message }, "job deferred");
+          else logger.warn({ ...ctx, reason: message }, "job deferred after its lease was lost");
+          return;
+        }
+        const permanent = isPermanent(err);
         const outcome = await queue.fail(job, message, permanent ? null : this.#backoff(job.attempts));
         logger.warn({ ...ctx, err, outcome, permanent }, `job failed (${outcome})`);
       }
@@ -242,4 +265,9 @@ export class JobRunner {
 
 function isPermanent(err: unknown): boolean {
   return typeof err === "object" && err !== null && (err as { permanent?: unknown }).permanent === true;
+}
+
+function deferOf(err: unknown): number | null {
+  const ms = typeof err === "object" && err !== null ? (err as { deferMs?: unknown }).deferMs : undefined;
+  return typeof ms === "number" && Number.isFinite(ms) && ms >= 0 ? ms : null;
 }

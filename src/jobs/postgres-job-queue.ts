@@ -220,13 +220,18 @@ export class PostgresJobQueue implements JobQueue {
     return row !== undefined;
   }
 
-  async release(job: ClaimedJob): Promise<boolean> {
+  async release(job: ClaimedJob, opts: { delayMs?: number; error?: string } = {}): Promise<boolean> {
+    const delayMs = Math.max(0, Math.round(opts.delayMs ?? 0));
     const row = await this.#db
       .updateTable("jobs")
       .set({
         status: "queued",
         attempts: sql<number>`greatest(attempts - 1, 0)`,
-        run_at: sql<Date>`least(run_at, now())`,
+        run_at:
+          delayMs > 0
+            ? sql<Date>`now() + make_interval(secs => ${delayMs / 1000})`
+            : sql<Date>`least(run_at, now())`,
+        ...(opts.error !== undefined ? { last_error: opts.error.slice(0, 2000) } : {}),
         locked_until: null,
         lease_token: null,
         updated_at: sql<Date>`now()`,

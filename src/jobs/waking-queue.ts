@@ -17,7 +17,7 @@ export function wakingQueue(queue: JobQueue, wake: () => void): JobQueue {
     complete: (j) => queue.complete(j),
     fail: (j, e, r) => queue.fail(j, e, r),
     extendLease: (j, l) => queue.extendLease(j, l),
-    release: (j) => queue.release(j),
+    release: (j, opts) => queue.release(j, opts),
     get: (k) => queue.get(k),
     stats: () => queue.stats(),
   };

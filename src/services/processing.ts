@@ -47,6 +47,17 @@ export type ProcessOutcome = "ready" | "rejected" | "skipped";
 /** Thrown when the work should be retried later (the object is not visible yet, the row not committed). */
 export class RetryLaterError extends Error {
   override name = "RetryLaterError";
+
+  /**
+   * With deferMs the job runs again after that long without spending an attempt (job-runner.ts
+   * DeferJobError): for a dependency that is down, which may stay down longer than the job's retries.
+   */
+  constructor(
+    message: string,
+    readonly deferMs?: number,
+  ) {
+    super(message);
+  }
 }
 
 /**
@@ -146,7 +157,8 @@ export class ProcessingService {
     if (this.malware) {
       const scan = await this.malware.check(image, bytes, signal);
       if (scan.verdict === "infected") return this.reject(image, "malware", scan.signature, signal);
-      if (scan.verdict === "deferred") throw new RetryLaterError(`malware scan deferred: ${scan.why}`);
+      if (scan.verdict === "deferred")
+        throw new RetryLaterError(`malware scan deferred: ${scan.why}`, scan.retryInMs);
     }
 
     // The image work runs in killable processes with one deadline for the whole job; an abort (lease

@@ -3,7 +3,7 @@ import pino from "pino";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { Db } from "../../src/db/schema.ts";
 import type { ClaimedJob } from "../../src/jobs/job-queue.ts";
-import { type JobHandler, JobRunner, PermanentJobError } from "../../src/jobs/job-runner.ts";
+import { DeferJobError, type JobHandler, JobRunner, PermanentJobError } from "../../src/jobs/job-runner.ts";
 import { PostgresJobQueue } from "../../src/jobs/postgres-job-queue.ts";
 import { databaseTargets } from "../support/databases.ts";
 
@@ -284,6 +284,31 @@ describe.each(databaseTargets())("PostgresJobQueue on $name", ({ open }) => {
       }).start();
       await waitFor(async () => (await status("perm")) === "dead");
       expect(await queue.get("perm")).toMatchObject({ attempts: 1, lastError: "not an image" });
+    });
+
+    it("runs a deferred job again without counting the attempt, however often it is deferred", async () => {
+      // One attempt only: an ordinary failure would dead-letter it at once.
+      await enqueue("deferred", { maxAttempts: 1 });
+      let calls = 0;
+      runner(async () => {
+        if (++calls <= 4) throw new DeferJobError("the scanner is down", 0);
+      }).start();
+      await waitFor(async () => (await status("deferred")) === "done");
+      expect(calls).toBe(5);
+      expect(await queue.get("deferred")).toMatchObject({ attempts: 1 });
+    });
+
+    it("defers a job by deferMs, queued with the reason", async () => {
+      await enqueue("later", { maxAttempts: 1 });
+      const before = Date.now();
+      runner(async () => {
+        throw new DeferJobError("the hook is down", 60_000);
+      }).start();
+      await waitFor(async () => (await queue.get("later"))?.lastError === "the hook is down");
+      const job = await queue.get("later");
+      expect(job).toMatchObject({ status: "queued", attempts: 0 });
+      // The database's clock and this one agree to well within the margin.
+      expect(job?.runAt.getTime()).toBeGreaterThan(before + 50_000);
     });
 
     it("wakes up on demand instead of waiting for the poll interval", async () => {
