@@ -8,6 +8,9 @@ import type { Principal } from "./auth.ts";
 import type { CdnPurgeQueue } from "./cdn-purge.ts";
 import { DELETE_IMAGE_OBJECTS } from "./storage-events.ts";
 
+/** States whose visibility the owner may still change. */
+const CHANGEABLE: readonly ImageStatus[] = ["pending", "processing", "ready", "held"];
+
 export interface ImagePage {
   items: ImageRecord[];
   nextCursor: string | null;
@@ -54,7 +57,7 @@ export class ImagesService {
 
   async setVisibility(principal: Principal, id: string, visibility: Visibility): Promise<ImageRecord> {
     const before = await this.get(principal, id);
-    const updated = await this.images.update(id, principal.ownerId, ["pending", "processing", "ready"], {
+    const updated = await this.images.update(id, principal.ownerId, CHANGEABLE, {
       visibility,
     });
     if (!updated) throw ERRORS.conflict(`image ${id} can no longer be changed`);
@@ -68,7 +71,7 @@ export class ImagesService {
     const image = await this.get(principal, id);
     const deleted = await this.images.transition(
       image.id,
-      ["pending", "processing", "ready", "rejected", "expired"],
+      ["pending", "processing", "ready", "rejected", "expired", "held"],
       "deleted",
       { deletedAt: new Date() },
     );
