@@ -114,6 +114,13 @@ export class ModerationDecisions {
     return obj;
   }
 
+  /** A "hold" callback changes nothing: the image as it is. */
+  async current(id: string): Promise<ImageRecord> {
+    const image = isImageId(id) ? await this.images.findById(id) : null;
+    if (!image || image.status === "deleted") throw ERRORS.imageNotFound(`no image ${id}`);
+    return image;
+  }
+
   /** The answer to a decision that moved nothing: the same decision again, or a conflict. */
   private async alreadyDecided(id: string, outcome: "ready" | "rejected"): Promise<ImageRecord> {
     const image = isImageId(id) ? await this.images.findById(id) : null;

@@ -63,7 +63,10 @@ export class ModerationGate {
       if (!(err instanceof ModerationUnavailableError)) throw err;
       if (this.opts.failOpen) {
         this.metrics?.moderation.inc({ decision: "fail_open" });
-        this.log.warn({ imageId: image.id, err: err.message }, "moderation hook unavailable: allowed (fail-open)");
+        this.log.warn(
+          { imageId: image.id, err: err.message },
+          "moderation hook unavailable: allowed (fail-open)",
+        );
         return "allow";
       }
       this.metrics?.moderation.inc({ decision: "unavailable" });
