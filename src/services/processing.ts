@@ -9,8 +9,8 @@ import { dimensionsExceeded } from "../domain/profiles.ts";
 import { SNIFF_BYTES, sniff } from "../domain/sniff.ts";
 import { type ImageWork, imageVerdict, isResourceVerdict } from "../imaging/image-work.ts";
 import type { Metrics } from "../metrics.ts";
-import type { ModerationGate } from "./moderation-gate.ts";
 import type { ObjectStore } from "../storage/object-store.ts";
+import type { ModerationGate } from "./moderation-gate.ts";
 import { deleteUploadedBytes, locateUpload, promoteUpload } from "./upload-source.ts";
 import type { VariantsService } from "./variants.ts";
 

@@ -283,6 +283,22 @@ describe.each(dbTargets())("moderation hook and held images ($name)", ({ make })
     await eventually(async () => (await eventsOf(id)).join(",") === "image.rejected");
   });
 
+  it("documents its routes, the held status and image.held in the OpenAPI document", async () => {
+    const doc = (
+      await anonymous.request<{ paths: Record<string, Record<string, { tags?: string[] }>> }>(
+        "GET",
+        "/openapi.json",
+      )
+    ).body;
+    expect(doc.paths["/v1/moderation/callback"]?.post?.tags).toEqual(["Moderation"]);
+    expect(doc.paths["/v1/moderation/images/{id}/original"]?.get?.tags).toEqual(["Moderation"]);
+    expect(doc.paths["/v1/admin/images/{id}/approve"]?.post?.tags).toEqual(["Admin"]);
+    expect(doc.paths["/v1/admin/images/{id}/reject"]?.post?.tags).toEqual(["Admin"]);
+    const text = JSON.stringify(doc);
+    expect(text).toContain('"image.held"');
+    expect(text).toContain('"held"');
+  });
+
   it("hook down: the image stays processing (retried, never allowed); once it answers, ready", async () => {
     hook.state.down = true;
     const refusedBefore = hook.state.refused;

@@ -12,6 +12,10 @@ export function registerApproveImage(app: App, deps: Pick<HttpDeps, "moderation"
     "/v1/admin/images/:id/approve",
     {
       preHandler: requireAdmin,
+      // No body is needed at all.
+      preValidation: async (request) => {
+        request.body ??= {};
+      },
       schema: {
         operationId: "approveImage",
         tags: ["Admin"],
@@ -21,6 +25,7 @@ export function registerApproveImage(app: App, deps: Pick<HttpDeps, "moderation"
           "ready answers it as it is.",
         security: BearerSecurity,
         params: Type.Object({ id: ImageId }),
+        body: Type.Object({}, { additionalProperties: false, description: "nothing (or {})" }),
         response: {
           200: ref(ModerationResultSchema, { description: "The image, now ready" }),
           ...ADMIN_ERRORS,

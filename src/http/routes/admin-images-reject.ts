@@ -11,6 +11,10 @@ export function registerRejectImage(app: App, deps: Pick<HttpDeps, "moderation">
     "/v1/admin/images/:id/reject",
     {
       preHandler: requireAdmin,
+      // A rejection without a reason needs no body at all.
+      preValidation: async (request) => {
+        request.body ??= {};
+      },
       schema: {
         operationId: "rejectHeldImage",
         tags: ["Admin"],
@@ -30,6 +34,6 @@ export function registerRejectImage(app: App, deps: Pick<HttpDeps, "moderation">
       },
     },
     async (request) =>
-      toModerationResult(await deps.moderation.reject(request.params.id, request.body?.reason)),
+      toModerationResult(await deps.moderation.reject(request.params.id, request.body.reason)),
   );
 }

@@ -6,9 +6,11 @@ import type { App, HttpDeps } from "../types.ts";
 /**
  * GET /v1/moderation/images/{id}/original: what the moderation hook fetches, through the
  * short-lived URL its call carries (signed with the validation secret, never the delivery key).
- * Serves only images under review (processing or held); never cached.
+ * Serves only images under review (processing or held); never cached. Only registered when the
+ * hook is configured.
  */
-export function registerModerationOriginal(app: App, deps: Pick<HttpDeps, "moderation">): void {
+export function registerModerationOriginal(app: App, deps: Pick<HttpDeps, "moderation" | "config">): void {
+  if (!deps.config.moderation.url) return;
   app.get(
     "/v1/moderation/images/:id/original",
     {
