@@ -9,6 +9,7 @@ import { registerMethodHandling } from "./plugins/methods.ts";
 import { RequestLogController, registerObservability } from "./plugins/observability.ts";
 import { registerWireLimits, serverTimeouts } from "./plugins/wire-limits.ts";
 import { registerApproveImage } from "./routes/admin-images-approve.ts";
+import { registerAdminGetImage } from "./routes/admin-images-get.ts";
 import { registerRejectImage } from "./routes/admin-images-reject.ts";
 import { registerCreateApiKey } from "./routes/admin-keys-create.ts";
 import { registerListApiKeys } from "./routes/admin-keys-list.ts";
@@ -121,6 +122,7 @@ export async function buildHttpServer(deps: HttpDeps, logger: Logger): Promise<A
   registerPutProfile(app, deps);
   registerDeleteProfile(app, deps);
   registerWebhookRoutes(app, deps);
+  registerAdminGetImage(app, deps);
   registerApproveImage(app, deps);
   registerRejectImage(app, deps);
   registerModerationCallback(app, deps);

@@ -195,6 +195,11 @@ describe.each(dbTargets())("moderation hook and held images ($name)", ({ make })
     expect(listed.body.items.map((i) => i.id)).toContain(id);
     await eventually(async () => (await eventsOf(id)).includes("image.held"));
 
+    // An admin sees it as its owner does (signed URLs), to look at it before deciding.
+    expect((await alice.request("GET", `/v1/admin/images/${id}`)).status).toBe(403);
+    const seen = await admin.request<ImageJson>("GET", `/v1/admin/images/${id}`);
+    expect(seen.body.status).toBe("held");
+    expect(await status((seen.body.urls as { original: string }).original)).toBe(200);
     // Only the admin scope decides.
     expect((await alice.request("POST", `/v1/admin/images/${id}/approve`)).status).toBe(403);
     const approved = await admin.request<{ status: string }>("POST", `/v1/admin/images/${id}/approve`);
