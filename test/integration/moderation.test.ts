@@ -185,6 +185,13 @@ describe.each(dbTargets())("moderation hook and held images ($name)", ({ make })
     expect(own.headers.get("cache-control")).toMatch(/^private/);
     expect(await status(urls.presets.thumb as string)).toBe(200);
     expect(await status(urls.presets.small as string)).toBe(200);
+    // An on-the-fly variant URL the owner asks for is signed too.
+    const variant = await alice.request<{ url: string }>("POST", `/v1/images/${id}/urls`, {
+      json: { spec: "w_24,f_webp" },
+    });
+    expect(variant.status).toBe(200);
+    expect(await status(variant.body.url)).toBe(200);
+    expect(await status(unsigned(variant.body.url))).toBe(404);
     // ... and nobody else gets anything: not another owner, not the public URLs, not a variant.
     expect((await bob.getImage(id)).status).toBe(404);
     expect(await status(`/i/${id}/original`)).toBe(404);
@@ -208,6 +215,7 @@ describe.each(dbTargets())("moderation hook and held images ($name)", ({ make })
     expect(await status(`/i/${id}/original`)).toBe(200);
     expect(await status(`/i/${id}/thumb`)).toBe(200);
     expect((await alice.getImage(id)).body.urls?.original).not.toMatch(/sig=/);
+    expect(await status(unsigned(variant.body.url))).toBe(200);
     await eventually(async () => {
       const events = await eventsOf(id);
       return events.join(",") === "image.held,image.ready";
