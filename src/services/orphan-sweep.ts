@@ -153,7 +153,7 @@ export class OrphanSweep {
         } else if (v.young) report.young++;
         else {
           if (v.row === null) report.withoutRow++;
-          else if (v.row === "ready") report.leftoverUploads++;
+          else if (v.row === "ready" || v.row === "held") report.leftoverUploads++;
           else report.ofDeadImage++;
           doomed.push({ key: obj.key, why: v.row === null ? "no row" : `image ${v.row}` });
         }
