@@ -14,6 +14,7 @@ import pino from "pino";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { verifyWebhook } from "../../client/index.ts";
 import type { ImagesRepository } from "../../src/db/images-repository.ts";
+import { InvalidatingImagesRepository } from "../../src/db/invalidating-images-repository.ts";
 import { newImageId } from "../../src/domain/ids.ts";
 import type { ImageRecord, ImageStatus } from "../../src/domain/image.ts";
 import { originalKey, publicOriginalKey, uploadKey, variantKey } from "../../src/domain/keys.ts";
@@ -363,5 +364,28 @@ describe("moderation: the HTTP hook client against a real server", () => {
     const call = client(10_000).review(request, ac.signal);
     ac.abort(new Error("lease lost"));
     await expect(call).rejects.toThrow("lease lost");
+  });
+});
+
+describe("moderation: held images and the delivery record cache's versions", () => {
+  it("a transition into or out of held bumps the image's version; processing to ready does not", async () => {
+    const bumped: string[][] = [];
+    const inner = {
+      transition: async () => null,
+      update: async () => null,
+    } as unknown as ImagesRepository;
+    const repo = new InvalidatingImagesRepository(inner, {
+      images: async (ids) => {
+        bumped.push([...ids]);
+      },
+      owner: async () => undefined,
+    });
+    await repo.transition("a", ["processing"], "ready");
+    expect(bumped).toEqual([]);
+    await repo.transition("b", ["processing"], "held");
+    await repo.transition("c", ["held"], "ready");
+    await repo.transition("d", ["held"], "rejected");
+    await repo.update("e", "alice", ["held"], { visibility: "private" });
+    expect(bumped).toEqual([["b"], ["c"], ["d"], ["e"]]);
   });
 });
