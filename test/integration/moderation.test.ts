@@ -69,7 +69,12 @@ async function startHook() {
   };
 }
 
-describe.each(dbTargets())("moderation hook and held images ($name)", ({ make }) => {
+describe.each(dbTargets())("moderation hook and held images ($name)", ({ name, make }) => {
+  // On PostgreSQL with Redis, the delivery record cache checks its versions in the shared KV.
+  const kvEnv: Record<string, string> =
+    name === "postgres" && process.env.REDIS_URL
+      ? { REDIS_URL: process.env.REDIS_URL, REDIS_KEY_PREFIX: `t${Math.random().toString(36).slice(2, 10)}:` }
+      : {};
   let run: Running;
   let alice: Api;
   let bob: Api;
@@ -140,6 +145,7 @@ describe.each(dbTargets())("moderation hook and held images ($name)", ({ make })
       IMGUP_WEBHOOK_SECRET: webhookSecret,
       IMGUP_WEBHOOK_ALLOW_PRIVATE: "true",
       IMGUP_WEBHOOK_POLL_MS: "50",
+      ...kvEnv,
     });
     alice = new Api(run.baseUrl, run.alice);
     bob = new Api(run.baseUrl, run.bob);
