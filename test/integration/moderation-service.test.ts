@@ -1,18 +1,15 @@
 /**
  * Moderation at the service level, with in-memory ports: the worker's gate on each branch of the
- * hook's answer (allow, reject, hold, no answer, fail-open), the HTTP adapter against a real local
- * server (signature, deadline, 5xx, garbage), and the decisions on held images (approve, reject,
- * the signed callback, the review URL).
+ * hook's answer (allow, reject, hold, no answer, fail-open) and the decisions on held images
+ * (approve, reject, the signed callback, the review URL). The HTTP client of the hook is tested in
+ * moderation-http-hook.test.ts.
  */
 
 import { mkdtemp, rm } from "node:fs/promises";
-import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import pino from "pino";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { verifyWebhook } from "../../client/index.ts";
 import type { ImagesRepository } from "../../src/db/images-repository.ts";
 import { InvalidatingImagesRepository } from "../../src/db/invalidating-images-repository.ts";
 import { newImageId } from "../../src/domain/ids.ts";
@@ -30,7 +27,6 @@ import {
 } from "../../src/services/moderation.ts";
 import { ModerationDecisions } from "../../src/services/moderation-decisions.ts";
 import { ModerationGate } from "../../src/services/moderation-gate.ts";
-import { HttpModerationHook } from "../../src/services/moderation-http-hook.ts";
 import { type Derivatives, ProcessingService, RetryLaterError } from "../../src/services/processing.ts";
 import { LocalObjectStore } from "../../src/storage/local.ts";
 import { photo } from "../support/image-builders.ts";
@@ -86,7 +82,7 @@ function newRow(id: string, size: number): ImageRecord {
   };
 }
 
-describe("moderation: the worker's gate, the HTTP hook and the decisions", () => {
+describe("moderation: the worker's gate and the decisions", () => {
   let root: string;
   let store: LocalObjectStore;
   let row: ImageRecord;
@@ -277,93 +273,6 @@ describe("moderation: the worker's gate, the HTTP hook and the decisions", () =>
       const none = new ModerationDecisions(images, store, { secret: undefined }, silent, metrics);
       expect(() => none.verifyCallback(headers(secret), body)).toThrow(/not signed/);
     });
-  });
-});
-
-describe("moderation: the HTTP hook client against a real server", () => {
-  let server: Server;
-  let url: string;
-  const got: Array<{ headers: IncomingHttpHeaders; body: string }> = [];
-  let respond: (res: import("node:http").ServerResponse) => void = (res) =>
-    res.writeHead(200, { "content-type": "application/json" }).end('{"decision":"hold"}');
-  const secret = newWebhookSecret();
-  const request: ModerationRequest = {
-    imageId: newImageId(),
-    ownerId: "alice",
-    contentType: "image/jpeg",
-    size: 10,
-    width: 1,
-    height: 1,
-    sha256: "a".repeat(64),
-    url: "http://imgup.test/x",
-  };
-
-  beforeEach(async () => {
-    got.length = 0;
-    server = createServer((req, res) => {
-      const chunks: Buffer[] = [];
-      req.on("data", (c: Buffer) => chunks.push(c));
-      req.on("end", () => {
-        got.push({ headers: req.headers, body: Buffer.concat(chunks).toString("utf8") });
-        respond(res);
-      });
-    });
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/moderate`;
-  });
-  afterEach(
-    () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  );
-
-  const client = (timeoutMs = 5000) => new HttpModerationHook({ url, secret, timeoutMs });
-
-  it("POSTs the request signed like imgup's webhooks (the SDK verifies it) and reads the decision", async () => {
-    expect(await client().review(request)).toEqual({ decision: "hold" });
-    const [call] = got;
-    expect(JSON.parse(call?.body ?? "")).toEqual(request);
-    await expect(verifyWebhook(call?.body ?? "", call?.headers ?? {}, [secret])).resolves.toBeDefined();
-    await expect(
-      verifyWebhook(call?.body ?? "", call?.headers ?? {}, [newWebhookSecret()]),
-    ).rejects.toThrow();
-  });
-
-  it("reject carries the reason; a missing reason gets a generic one", async () => {
-    respond = (res) => res.writeHead(200).end('{"decision":"reject","reason":"weapons"}');
-    expect(await client().review(request)).toEqual({ decision: "reject", reason: "weapons" });
-    respond = (res) => res.writeHead(200).end('{"decision":"reject"}');
-    expect(await client().review(request)).toEqual({ decision: "reject", reason: "rejected by moderation" });
-  });
-
-  it("5xx, a redirect, garbage and an unknown decision are no answer (ModerationUnavailableError)", async () => {
-    for (const answer of [
-      (res: import("node:http").ServerResponse) => res.writeHead(503).end("down"),
-      (res: import("node:http").ServerResponse) =>
-        res.writeHead(302, { location: "http://example.com" }).end(),
-      (res: import("node:http").ServerResponse) => res.writeHead(200).end("<html>"),
-      (res: import("node:http").ServerResponse) => res.writeHead(200).end('{"decision":"maybe"}'),
-    ]) {
-      respond = answer;
-      await expect(client().review(request)).rejects.toBeInstanceOf(ModerationUnavailableError);
-    }
-  });
-
-  it("a hook that does not answer within the deadline is no answer; nothing listening neither", async () => {
-    respond = () => undefined; // never answers
-    await expect(client(200).review(request)).rejects.toThrow(/no answer within 200 ms/);
-    const closed = new HttpModerationHook({ url: "http://127.0.0.1:1/x", secret, timeoutMs: 5000 });
-    await expect(closed.review(request)).rejects.toBeInstanceOf(ModerationUnavailableError);
-  });
-
-  it("the job's own abort is not the hook's failure: it propagates as an abort", async () => {
-    respond = () => undefined;
-    const ac = new AbortController();
-    const call = client(10_000).review(request, ac.signal);
-    ac.abort(new Error("lease lost"));
-    await expect(call).rejects.toThrow("lease lost");
   });
 });
 
