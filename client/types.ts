@@ -2,7 +2,15 @@
 import type { AbortSignalLike, BlobLike, FetchLike } from "./platform.ts";
 
 export type Visibility = "public" | "private";
-export type ImageStatus = "pending" | "processing" | "ready" | "rejected" | "expired" | "deleted";
+export type ImageStatus =
+  | "pending"
+  | "processing"
+  | "ready"
+  | "rejected"
+  | "expired"
+  | "deleted"
+  /** Awaiting a moderation decision (docs/moderation.md): served to its owner's signed URLs only. */
+  | "held";
 /** Why processing refused an upload (stable codes; rejectDetail says more in words). */
 export type RejectReason =
   | "not_an_image"

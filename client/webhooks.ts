@@ -4,7 +4,7 @@ import type { ImageView } from "./types.ts";
 export interface WebhookEvent {
   /** evt_…, also the `webhook-id` header: the same across retries and replays. */
   id: string;
-  type: "image.ready" | "image.rejected" | "image.deleted" | "image.expired" | "image.claimed";
+  type: "image.ready" | "image.rejected" | "image.deleted" | "image.expired" | "image.claimed" | "image.held";
   timestamp: string;
   data: ImageView;
 }

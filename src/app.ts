@@ -54,6 +54,7 @@ import { IntentBuffer } from "./services/intent-buffer.ts";
 import { JwtVerifier } from "./services/jwt-verifier.ts";
 import { publishLocalAdmin } from "./services/local-admin.ts";
 import { createMaintenance, type Maintenance } from "./services/maintenance.ts";
+import { createModeration } from "./services/moderation-setup.ts";
 import { ProcessingService, processingDerivatives } from "./services/processing.ts";
 import { ProfilesService } from "./services/profiles.ts";
 import { ProxyUploadService } from "./services/proxy-upload.ts";
@@ -275,6 +276,15 @@ export async function createImgup(
         log: logger,
       })
     : null;
+  // The moderation hook (IMGUP_VALIDATION_URL): the worker's gate and the decisions on held images.
+  const moderation = createModeration({
+    settings: config.moderation,
+    publicUrl: config.publicUrl,
+    images: imagesRepo,
+    store,
+    logger,
+    metrics,
+  });
   const processing = new ProcessingService(
     imagesRepo,
     store,
@@ -291,6 +301,7 @@ export async function createImgup(
       log: logger,
     }),
     malwareCheck,
+    moderation.gate,
   );
   const urls: UrlBuilder = {
     publicUrl: config.publicUrl,
@@ -447,6 +458,7 @@ export async function createImgup(
             profiles,
             webhooks: webhooks.service,
             eventsFeed: webhooks.feed,
+            moderation: moderation.decisions,
           },
           logger,
         )

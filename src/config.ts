@@ -247,6 +247,24 @@ export interface Config {
   };
   /** Purging a CDN or Varnish when an image stops being deliverable; see docs/cdn.md. */
   cdnPurge: CdnPurgeSettings;
+  /** The external validation / moderation hook; see docs/moderation.md. */
+  moderation: ModerationSettings;
+}
+
+/** IMGUP_VALIDATION_*: the hook every valid image passes before it turns ready (off without a URL). */
+export interface ModerationSettings {
+  /** POSTed {imageId, ownerId, contentType, size, width, height, sha256, url}; undefined: no hook. */
+  url: string | undefined;
+  /** whsec_ secret: signs the call (Standard Webhooks headers) and verifies the hook's callback. */
+  secret: string | undefined;
+  /** One call's hard deadline; past it the image stays processing and is retried. */
+  timeoutMs: number;
+  /** A hook that is down or failing lets images through (ready) instead of retrying them. */
+  failOpen: boolean;
+  /** How long an image without a decision waits before the hook is asked again (job deferred). */
+  retryMs: number;
+  /** Lifetime of the signed URL to the original that the call carries. */
+  urlTtlSeconds: number;
 }
 
 /** IMGUP_CDN_PURGE*: what the queued cdn-purge job calls (rendered by services/cdn-purge-request.ts). */
@@ -577,10 +595,25 @@ export function loadConfig(env: Env, overrides: { role?: Role } = {}): Config {
       maxAttempts: r.int("IMGUP_CDN_PURGE_MAX_ATTEMPTS", 25, 1, 1000),
       repeatAfterMs: r.int("IMGUP_CDN_PURGE_REPEAT_MS", 30_000, 0, 3600_000),
     },
+    moderation: {
+      url: r.optionalUrl("IMGUP_VALIDATION_URL"),
+      secret: r.parsed("IMGUP_VALIDATION_SECRET", (raw) => {
+        if (raw !== undefined && !parseWebhookSecret(raw))
+          throw new Error("must be whsec_ and base64 of 24-64 bytes");
+        return raw;
+      }),
+      timeoutMs: r.int("IMGUP_VALIDATION_TIMEOUT_MS", 10_000, 100, 120_000),
+      failOpen: r.bool("IMGUP_VALIDATION_FAIL_OPEN", false),
+      retryMs: r.int("IMGUP_VALIDATION_RETRY_MS", 30_000, 100, 3_600_000),
+      urlTtlSeconds: r.int("IMGUP_VALIDATION_URL_TTL_S", 900, 30, 7 * 24 * 3600),
+    },
   };
   checkCdnPurge(config.cdnPurge);
   if ((config.webhooks.url === undefined) !== (config.webhooks.secret === undefined)) {
     throw new ConfigError("IMGUP_WEBHOOK_SECRET", "IMGUP_WEBHOOK_URL and IMGUP_WEBHOOK_SECRET go together");
+  }
+  if (config.moderation.url !== undefined && config.moderation.secret === undefined) {
+    throw new ConfigError("IMGUP_VALIDATION_SECRET", "is required when IMGUP_VALIDATION_URL is set");
   }
   if (config.storage.driver === "s3" && !config.storage.s3.bucket) {
     throw new ConfigError("S3_BUCKET", "is required when IMGUP_STORAGE=s3");

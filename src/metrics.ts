@@ -231,6 +231,11 @@ export function createMetrics(now: () => number = Date.now) {
       help: "Database circuit breaker: 0 closed, 1 half-open, 2 open",
       registers: [registry],
     }),
+    moderation: counter(
+      "imgup_moderation_total",
+      "Moderation hook calls by outcome (decision: allow, reject, hold, unavailable, fail_open) and decisions on held images (approved, rejected_later)",
+      ["decision"],
+    ),
   };
 }
 

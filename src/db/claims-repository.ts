@@ -5,9 +5,9 @@ import { outboxFrom, writeOutboxEvent } from "./outbox.ts";
 import type { Db } from "./schema.ts";
 
 /** Images that may still be claimed: a claim on a pending or processing image holds once it is ready. */
-export const CLAIMABLE: readonly ImageStatus[] = ["pending", "processing", "ready"];
+export const CLAIMABLE: readonly ImageStatus[] = ["pending", "processing", "ready", "held"];
 /** What the expiry deletes: finished, unclaimed, past the deadline. */
-const EXPIRABLE: readonly ImageStatus[] = ["ready", "rejected"];
+const EXPIRABLE: readonly ImageStatus[] = ["ready", "rejected", "held"];
 
 export type ClaimResult =
   /** Claimed now, or already claimed with the same reference (or none asked). */
@@ -105,12 +105,12 @@ export class KyselyClaimsRepository implements ClaimsRepository {
       update images set status = 'deleted', deleted_at = ${now}, updated_at = ${now}
       where id in (
         select id from images
-        where claim_required and claimed_at is null and status in ('ready', 'rejected')
+        where claim_required and claimed_at is null and status in ('ready', 'rejected', 'held')
           and claim_expires_at < ${now}
         order by claim_expires_at
         limit ${limit}
       )
-        and claim_required and claimed_at is null and status in ('ready', 'rejected')
+        and claim_required and claimed_at is null and status in ('ready', 'rejected', 'held')
         and claim_expires_at < ${now}
       returning *
       ), ${outboxFrom("moved", "image.expired")}

@@ -65,7 +65,9 @@ export class InvalidatingImagesRepository implements ImagesRepository {
     opts?: TransitionOptions,
   ): Promise<ImageRecord | null> {
     const write = () => this.inner.transition(id, from, to, patch, opts);
-    return from.includes("ready") ? this.thenBump([id], write) : write();
+    // held: delivered to its owner, so leaving it (or reaching it) changes what delivery may serve.
+    const delivered = from.includes("ready") || from.includes("held") || to === "held";
+    return delivered ? this.thenBump([id], write) : write();
   }
   update(
     id: string,
@@ -74,7 +76,7 @@ export class InvalidatingImagesRepository implements ImagesRepository {
     patch: ImagePatch,
   ): Promise<ImageRecord | null> {
     const write = () => this.inner.update(id, ownerId, when, patch);
-    return when.includes("ready") ? this.thenBump([id], write) : write();
+    return when.includes("ready") || when.includes("held") ? this.thenBump([id], write) : write();
   }
   ping(): Promise<void> {
     return this.inner.ping();

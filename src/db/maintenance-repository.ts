@@ -172,7 +172,7 @@ export class MaintenanceRepository {
   async readyKeysBetween(after: string | null, upTo: string | null, limit: number): Promise<string[]> {
     const r = await sql<{ object_key: string }>`
       select object_key from images
-      where status = 'ready'
+      where status in ('ready', 'held')
         and (${after}::text is null or object_key collate "C" > ${after})
         and (${upTo}::text is null or object_key collate "C" <= ${upTo})
       order by object_key collate "C"

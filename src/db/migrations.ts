@@ -9,6 +9,7 @@ import * as m005 from "./migrations/005-job-groups.ts";
 import * as m006 from "./migrations/006-outbox.ts";
 import * as m007 from "./migrations/007-claims-and-profiles.ts";
 import * as m008 from "./migrations/008-quotas.ts";
+import * as m010 from "./migrations/010-moderation.ts";
 import * as m011 from "./migrations/011-usage-stripes.ts";
 import type { Db } from "./schema.ts";
 
@@ -22,6 +23,7 @@ const MIGRATIONS: Record<string, Migration> = {
   "008-quotas": m008,
   "006-outbox": m006,
   "007-claims-and-profiles": m007,
+  "010-moderation": m010,
   "011-usage-stripes": m011,
 };
 

@@ -20,7 +20,7 @@ export interface RecordedBytes {
 /** Statuses whose original counts (as migration 008's trigger decides). */
 export const NOT_STORED = ["pending", "processing", "rejected", "expired", "deleted"] as const;
 /** Statuses whose variants count. */
-export const LIVE = ["pending", "processing", "ready"] as const;
+export const LIVE = ["pending", "processing", "ready", "held"] as const;
 
 /** What `imgup doctor` reads and repairs of the usage record (migration 008). Not on a request path. */
 export class UsageAuditRepository {

@@ -40,7 +40,7 @@ export interface UsageRepository {
   variants(imageId: string): Promise<StoredVariant[]>;
 }
 
-const LIVE_FOR_VARIANTS = ["pending", "processing", "ready"];
+const LIVE_FOR_VARIANTS = ["pending", "processing", "ready", "held"];
 
 export class KyselyUsageRepository implements UsageRepository {
   constructor(private readonly db: Db) {}

@@ -1,7 +1,16 @@
 import type { ProfileLimits } from "./profiles.ts";
 
 /** The image lifecycle (docs/architecture.md "Image lifecycle"). Pure: no I/O. */
-export const IMAGE_STATUSES = ["pending", "processing", "ready", "rejected", "expired", "deleted"] as const;
+export const IMAGE_STATUSES = [
+  "pending",
+  "processing",
+  "ready",
+  "rejected",
+  "expired",
+  "deleted",
+  /** Valid, awaiting a moderation decision: delivered to its owner (signed URLs) only. */
+  "held",
+] as const;
 export type ImageStatus = (typeof IMAGE_STATUSES)[number];
 
 export const REJECT_REASONS = [
@@ -20,6 +29,8 @@ export const REJECT_REASONS = [
   "dimensions_exceeded",
   /** The malware scanner (clamd) found a signature; rejectDetail names it. */
   "malware",
+  /** The moderation hook (or an admin) refused it; the hook's reason is the detail. */
+  "moderation",
 ] as const;
 export type RejectReason = (typeof REJECT_REASONS)[number];
 
@@ -33,8 +44,10 @@ export type UploadMethod = "put" | "post" | "multipart" | "proxy";
 export const TRANSITIONS: Record<ImageStatus, readonly ImageStatus[]> = {
   pending: ["processing", "expired", "deleted"],
   // processing -> processing: a job re-run after a crashed worker's lease lapsed.
-  processing: ["processing", "ready", "rejected", "deleted"],
+  processing: ["processing", "ready", "rejected", "deleted", "held"],
   ready: ["deleted"],
+  // A moderation decision (admin API or the hook's callback) ends a hold.
+  held: ["ready", "rejected", "deleted"],
   rejected: ["deleted"],
   expired: ["processing", "deleted"],
   deleted: [],

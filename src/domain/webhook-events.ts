@@ -7,6 +7,8 @@ export const OUTBOX_EVENT_TYPES = [
   "image.deleted",
   "image.expired",
   "image.claimed",
+  /** Valid but held for moderation; image.ready or image.rejected follows the decision. */
+  "image.held",
 ] as const;
 export type OutboxEventType = (typeof OUTBOX_EVENT_TYPES)[number];
 
@@ -19,6 +21,7 @@ const BY_STATUS: Partial<Record<ImageStatus, OutboxEventType>> = {
   rejected: "image.rejected",
   deleted: "image.deleted",
   expired: "image.expired",
+  held: "image.held",
 };
 
 /** The event a transition into `status` emits; null for the internal states (pending, processing). */

@@ -48,7 +48,8 @@ export const ImageStatusSchema = stringEnum<ImageStatus>(IMAGE_STATUSES, {
   $id: "ImageStatus",
   description:
     "pending: waiting for the bytes; processing: bytes arrived, being checked; ready: served; rejected: " +
-    "not an acceptable image (see rejectReason); expired: never uploaded within the upload window; deleted",
+    "not an acceptable image (see rejectReason); expired: never uploaded within the upload window; deleted; " +
+    "held: valid, awaiting a moderation decision (served to its owner's signed URLs only)",
 });
 
 export const RejectReasonSchema = stringEnum<RejectReason>(REJECT_REASONS, {

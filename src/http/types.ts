@@ -15,6 +15,7 @@ import type { DeliveryService } from "../services/delivery.ts";
 import type { EventsFeed } from "../services/events-feed.ts";
 import type { UrlBuilder } from "../services/image-view.ts";
 import type { ImagesService } from "../services/images.ts";
+import type { ModerationDecisions } from "../services/moderation-decisions.ts";
 import type { OwnerPurgeService } from "../services/owner-purge.ts";
 import type { ProfilesService } from "../services/profiles.ts";
 import type { ProxyUploadService } from "../services/proxy-upload.ts";
@@ -60,6 +61,8 @@ export interface HttpDeps {
   /** /v1/webhooks and GET /v1/events. */
   webhooks: WebhooksService;
   eventsFeed: EventsFeed;
+  /** Decisions on held images (admin API, the hook's callback) and the hook's review reads. */
+  moderation: ModerationDecisions;
 }
 
 declare module "fastify" {

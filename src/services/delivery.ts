@@ -60,11 +60,13 @@ export class DeliveryService {
   /** Resolves a deliverable image or throws 404; a bad or missing signature is 404 too, never 403. */
   async authorize(imageId: string, path: string, query: { exp?: string; sig?: string }): Promise<Authorized> {
     const image = isImageId(imageId) ? await this.lookup(imageId) : null;
-    if (image?.status !== "ready") throw ERRORS.imageNotFound();
+    // A held image (awaiting moderation) is served like a private one: only with its owner's signature.
+    const held = image?.status === "held";
+    if (image?.status !== "ready" && !held) throw ERRORS.imageNotFound();
     const nowS = Math.floor(this.now() / 1000);
     const signed =
       query.sig !== undefined && verifyPathSignature(this.secret, path, query.exp, query.sig, nowS);
-    if (image.visibility === "public") return { image, privateTtlSeconds: null, signed };
+    if (image.visibility === "public" && !held) return { image, privateTtlSeconds: null, signed };
     if (!signed) throw ERRORS.imageNotFound();
     return { image, privateTtlSeconds: Number(query.exp) - nowS, signed };
   }
@@ -123,7 +125,7 @@ export class DeliveryService {
    */
   async isDeliverable(imageId: string): Promise<boolean> {
     const image = await this.images.findById(imageId);
-    return image?.status === "ready";
+    return image?.status === "ready" || image?.status === "held";
   }
 
   /**

@@ -163,7 +163,7 @@ export class Doctor {
         else if (v.kind === "orphan" && v.row === null) {
           d.objectWithoutRow++;
           sample("objectWithoutRow", obj.key);
-        } else if (v.kind === "orphan" && v.row === "ready") {
+        } else if (v.kind === "orphan" && (v.row === "ready" || v.row === "held")) {
           d.leftoverUpload++;
           sample("leftoverUpload", obj.key);
         } else if (v.kind === "orphan") {

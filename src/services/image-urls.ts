@@ -16,6 +16,8 @@ export function ownerTransformUrl(
 ): string {
   // With an empty base the transform URL is its path, which is what a private signature covers.
   const path = transformUrl("", transformKey, specText, image.id);
+  // Held (awaiting moderation): served to its owner only, so always signed.
+  if (image.status === "held") return deliveryUrl({ ...image, visibility: "private" }, path, urls);
   if (image.status !== "ready") throw ERRORS.imageNotReady(`image ${image.id} is ${image.status}`);
   return deliveryUrl(image, path, urls);
 }

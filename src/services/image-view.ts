@@ -84,13 +84,21 @@ export function toImageView(image: ImageRecord, urls: UrlBuilder): ImageView {
     profile: image.profile,
     urls:
       image.status === "ready"
-        ? {
-            original: deliveryUrl(image, originalPath(image.id), urls),
-            source: sourceUrl(image, urls),
-            presets: Object.fromEntries(
-              urls.presetNames.map((name) => [name, deliveryUrl(image, `/i/${image.id}/${name}`, urls)]),
-            ),
-          }
-        : null,
+        ? ownerUrls(image, urls)
+        : image.status === "held"
+          ? // Awaiting moderation: only signed URLs, which only its owner is given, serve it.
+            ownerUrls({ ...image, visibility: "private" }, urls)
+          : null,
+  };
+}
+
+/** The urls of a view (ready or held): originals and presets. */
+function ownerUrls(image: ImageRecord, urls: UrlBuilder): NonNullable<ImageView["urls"]> {
+  return {
+    original: deliveryUrl(image, originalPath(image.id), urls),
+    source: sourceUrl(image, urls),
+    presets: Object.fromEntries(
+      urls.presetNames.map((name) => [name, deliveryUrl(image, `/i/${image.id}/${name}`, urls)]),
+    ),
   };
 }

@@ -8,6 +8,9 @@ import type { Principal } from "./auth.ts";
 import type { CdnPurgeQueue } from "./cdn-purge.ts";
 import { DELETE_IMAGE_OBJECTS } from "./storage-events.ts";
 
+/** States whose visibility the owner may still change. */
+const CHANGEABLE: readonly ImageStatus[] = ["pending", "processing", "ready", "held"];
+
 export interface ImagePage {
   items: ImageRecord[];
   nextCursor: string | null;
@@ -58,7 +61,7 @@ export class ImagesService {
     // private image in the CDN: a purge that runs before the update commits is repeated later
     // (cdn-purge.ts), and one for an update that then fails evicts a cache entry, nothing more.
     if (before.visibility === "public" && visibility === "private") await this.cdn?.enqueue([id], "private");
-    const updated = await this.images.update(id, principal.ownerId, ["pending", "processing", "ready"], {
+    const updated = await this.images.update(id, principal.ownerId, CHANGEABLE, {
       visibility,
     });
     if (!updated) throw ERRORS.conflict(`image ${id} can no longer be changed`);
@@ -72,7 +75,7 @@ export class ImagesService {
     if (image.visibility === "public") await this.cdn?.enqueue([image.id], "deleted");
     const deleted = await this.images.transition(
       image.id,
-      ["pending", "processing", "ready", "rejected", "expired"],
+      ["pending", "processing", "ready", "rejected", "expired", "held"],
       "deleted",
       { deletedAt: new Date() },
     );

@@ -85,7 +85,7 @@ export function classifyObject(
   if (!imageId) return { kind: "foreign" };
   const row = statuses.get(imageId) ?? null;
   // Once an image is ready nothing reads its upload key again: what is there is left over.
-  const leftover = row === "ready" && obj.key.endsWith(UPLOAD_KEY_SUFFIX);
+  const leftover = (row === "ready" || row === "held") && obj.key.endsWith(UPLOAD_KEY_SUFFIX);
   if (row !== null && !DEAD_STATUSES.includes(row) && !leftover) return { kind: "live", imageId };
   return { kind: "orphan", imageId, row, young: now - obj.lastModified.getTime() < graceMs };
 }
@@ -153,7 +153,7 @@ export class OrphanSweep {
         } else if (v.young) report.young++;
         else {
           if (v.row === null) report.withoutRow++;
-          else if (v.row === "ready") report.leftoverUploads++;
+          else if (v.row === "ready" || v.row === "held") report.leftoverUploads++;
           else report.ofDeadImage++;
           doomed.push({ key: obj.key, why: v.row === null ? "no row" : `image ${v.row}` });
         }

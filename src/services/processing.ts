@@ -11,6 +11,7 @@ import { type ImageWork, imageVerdict, isResourceVerdict } from "../imaging/imag
 import type { Metrics } from "../metrics.ts";
 import type { MalwareCheck } from "../scanning/malware-check.ts";
 import type { ObjectStore } from "../storage/object-store.ts";
+import type { ModerationGate } from "./moderation-gate.ts";
 import { deleteUploadedBytes, locateUpload, promoteUpload } from "./upload-source.ts";
 import type { VariantsService } from "./variants.ts";
 
@@ -42,7 +43,7 @@ export interface Derivatives {
   eager(image: ImageRecord, original: Buffer, budget: WorkBudget): Promise<void>;
 }
 
-export type ProcessOutcome = "ready" | "rejected" | "skipped";
+export type ProcessOutcome = "ready" | "rejected" | "skipped" | "held";
 
 /** Thrown when the work should be retried later (the object is not visible yet, the row not committed). */
 export class RetryLaterError extends Error {
@@ -76,6 +77,8 @@ export class ProcessingService {
     private readonly derivatives: Derivatives | null = null,
     /** The clamd scan (IMGUP_CLAMD_URL); null: off. */
     private readonly malware: Pick<MalwareCheck, "check"> | null = null,
+    /** The moderation hook (IMGUP_VALIDATION_URL); null: valid images turn ready at once. */
+    private readonly moderation: ModerationGate | null = null,
   ) {}
 
   async process(imageId: string, signal?: AbortSignal): Promise<ProcessOutcome> {
@@ -101,6 +104,8 @@ export class ProcessingService {
       return "skipped";
     }
     if (current.status === "ready") return "skipped";
+    // Awaiting a moderation decision: its upload key is gone, and only the decision moves it on.
+    if (current.status === "held") return "skipped";
 
     // The object first: an event or hint for an upload that has not landed (a forged or early
     // completion, an event racing its own write) must leave the image pending, still abortable.
@@ -211,6 +216,14 @@ export class ProcessingService {
       await this.store.delete(source.key, signal).catch((err) => {
         this.log.warn({ err, imageId: image.id }, "could not delete a promoted upload (the sweep will)");
       });
+    }
+    // The moderation hook has the last word before "ready" (docs/moderation.md): hold, reject, or
+    // no answer (RetryLaterError: the image stays processing) end the job here.
+    if (this.moderation) {
+      const facts = { placeholder, contentType: sniffed.mime, size: bytes.length, width: probe.width };
+      const more = { height: probe.height, format: probe.format, sha256, publicBytes };
+      const moderated = await this.moderation.decide(image, { ...facts, ...more }, signal);
+      if (moderated !== "allow") return moderated;
     }
     const ready = await this.images.transition(image.id, ["processing"], "ready", {
       placeholder,

@@ -45,7 +45,7 @@ export type ProxyUploadResult =
 
 export type ProxyUploadPolicy = UploadPolicy & { urlTtlSeconds: number };
 
-const LIVE: readonly ImageStatus[] = ["pending", "processing", "ready", "rejected", "expired"];
+const LIVE: readonly ImageStatus[] = ["pending", "processing", "ready", "rejected", "expired", "held"];
 
 /**
  * Proxy (server) upload for clients that cannot upload to the storage themselves. The body is

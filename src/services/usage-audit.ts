@@ -29,7 +29,8 @@ const SAMPLES = 5;
 const MAX_RECOUNTS = 1000;
 
 const stores = (status: string) => !(NOT_STORED as readonly string[]).includes(status);
-const live = (status: string) => status === "pending" || status === "processing" || status === "ready";
+const live = (status: string) =>
+  status === "pending" || status === "processing" || status === "ready" || status === "held";
 
 /**
  * The doctor's usage check. The doctor's walk of the whole listing feeds `page`; `finish` compares

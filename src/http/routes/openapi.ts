@@ -40,6 +40,11 @@ const TAGS = [
     name: "Webhooks",
     description: "Signed webhooks of image events to your app, their log and replay, and the pull feed",
   },
+  {
+    name: "Moderation",
+    description:
+      "The moderation hook's side: its signed callback and the signed URL to an original under review",
+  },
 ];
 
 /**
@@ -68,7 +73,8 @@ export async function registerOpenApi(app: App, deps: { config: Config }): Promi
       tags: TAGS.filter(
         (t) =>
           (t.name !== "Storage events" || config.events.webhookToken) &&
-          (t.name !== "Embedded storage" || config.storage.driver === "local"),
+          (t.name !== "Embedded storage" || config.storage.driver === "local") &&
+          (t.name !== "Moderation" || config.moderation.url !== undefined),
       ),
       components: { securitySchemes: securitySchemes(config) },
     },
