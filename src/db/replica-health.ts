@@ -1,6 +1,7 @@
 import { Kysely, PostgresDialect, sql } from "kysely";
 import pg from "pg";
 import type { Logger } from "pino";
+import { WalSamples } from "./replica-lag.ts";
 import type { Database, Db } from "./schema.ts";
 
 export interface ReplicaSetOptions {
@@ -27,14 +28,7 @@ interface ReplicaState extends Replica {
   lagMs: number | null;
 }
 
-/** A primary WAL position and when it was read: the replica that replayed it has everything up to then. */
-interface Sample {
-  at: number;
-  lsn: bigint;
-}
-
 const INT8_OID = 20;
-const MAX_SAMPLES = 256;
 
 /**
  * The read replicas and their health, measured every check interval: a replica is healthy when it
@@ -46,7 +40,7 @@ const MAX_SAMPLES = 256;
  */
 export class ReplicaSet {
   private readonly replicas: ReplicaState[];
-  private readonly samples: Sample[] = [];
+  private readonly samples: WalSamples;
   private readonly now: () => number;
   private timer: NodeJS.Timeout | null = null;
   private checking: Promise<void> | null = null;
@@ -58,6 +52,7 @@ export class ReplicaSet {
     private readonly log: Logger,
   ) {
     this.now = opts.now ?? Date.now;
+    this.samples = new WalSamples(2 * opts.maxLagMs + 2 * opts.checkIntervalMs);
     this.replicas = opts.urls.map((url) => openReplica(url, opts));
   }
 
@@ -114,7 +109,7 @@ export class ReplicaSet {
       .then((r) => parseLsn(r.rows[0]?.lsn))
       .catch(() => null);
     // Without the primary no position to compare: a replica that answers still serves what it has.
-    if (primaryLsn !== null) this.addSample({ at: this.now(), lsn: primaryLsn });
+    if (primaryLsn !== null) this.samples.add(this.now(), primaryLsn);
     await Promise.all(this.replicas.map((r) => this.measureOne(r, primaryLsn)));
   }
 
@@ -133,36 +128,13 @@ export class ReplicaSet {
         this.setHealth(r, false, null);
         return;
       }
-      const lag = primaryLsn === null ? 0 : this.lagMs(parseLsn(row.replayed), row.sinceXactMs);
+      const lag =
+        primaryLsn === null ? 0 : this.samples.lagMs(parseLsn(row.replayed), row.sinceXactMs, this.now());
       this.setHealth(r, lag <= this.opts.maxLagMs, lag);
     } catch (err) {
       if (r.healthy) this.log.warn({ replica: r.label, err: errorMessage(err) }, "read replica unreachable");
       this.setHealth(r, false, null);
     }
-  }
-
-  private lagMs(replayed: bigint | null, sinceXactMs: number | null): number {
-    const latest = this.samples[this.samples.length - 1];
-    if (replayed === null || !latest) return Number.POSITIVE_INFINITY;
-    if (replayed >= latest.lsn) return 0;
-    const now = this.now();
-    let bound = now - (this.samples[0]?.at ?? now) + this.opts.checkIntervalMs;
-    for (let i = this.samples.length - 1; i >= 0; i--) {
-      const s = this.samples[i] as Sample;
-      if (s.lsn <= replayed) {
-        bound = now - s.at;
-        break;
-      }
-    }
-    return sinceXactMs === null ? bound : Math.max(0, Math.min(bound, sinceXactMs));
-  }
-
-  private addSample(s: Sample): void {
-    this.samples.push(s);
-    // Samples older than the bound say no more than "too far behind".
-    const horizon = s.at - 2 * this.opts.maxLagMs - 2 * this.opts.checkIntervalMs;
-    while (this.samples.length > MAX_SAMPLES || (this.samples[1] && (this.samples[1] as Sample).at < horizon))
-      this.samples.shift();
   }
 
   private setHealth(r: ReplicaState, healthy: boolean, lagMs: number | null): void {
@@ -207,7 +179,7 @@ export function replicaLabel(url: string): string {
   }
 }
 
-function parseLsn(text: string | null | undefined): bigint | null {
+export function parseLsn(text: string | null | undefined): bigint | null {
   const m = text ? /^([0-9A-Fa-f]+)\/([0-9A-Fa-f]+)$/.exec(text) : null;
   return m ? (BigInt(`0x${m[1]}`) << 32n) + BigInt(`0x${m[2]}`) : null;
 }
