@@ -16,7 +16,13 @@ import {
 } from "./db/invalidating-images-repository.ts";
 import { readPendingStats } from "./db/pending-stats.ts";
 import { KyselyProfilesRepository } from "./db/profiles-repository.ts";
-import { createReplicaReads, deliveryLookup, routeReads, withReplicaWindows } from "./db/replica-setup.ts";
+import {
+  createReplicaReads,
+  deliveryLookup,
+  routeReads,
+  windowingClaims,
+  withReplicaWindows,
+} from "./db/replica-setup.ts";
 import { KyselyUsageRepository } from "./db/usage-repository.ts";
 import { DEFAULT_SPEC_LIMITS } from "./domain/transform-spec.ts";
 import { AmqpEventSource } from "./events/amqp-event-source.ts";
@@ -294,7 +300,7 @@ export async function createImgup(
   };
 
   const claims = invalidatingClaims(
-    guardPort(new KyselyClaimsRepository(database.db), breaker),
+    windowingClaims(guardPort(new KyselyClaimsRepository(database.db), breaker), replicaReads),
     recordVersions,
   );
   const webhooks = createWebhooks({
@@ -490,7 +496,8 @@ export async function createImgup(
     async start() {
       const devKey =
         config.auth.devKey && !(await auth.hasAnyKey()) ? await createDevKey(auth, config) : null;
-      await replicaReads?.start();
+      // Only the API routes reads to replicas; other roles just open windows with their writes.
+      if (http) await replicaReads?.start();
       runner?.start();
       if (runsWorker) {
         await webhooks.syncConfigured();

@@ -4,6 +4,7 @@ import type { Config } from "../config.ts";
 import type { ImageRecord } from "../domain/image.ts";
 import type { KeyValueStore } from "../kv/kv.ts";
 import type { RecordInvalidator } from "../services/image-record-cache.ts";
+import type { ClaimsRepository } from "./claims-repository.ts";
 import { type ImagesRepository, KyselyImagesRepository } from "./images-repository.ts";
 import { type Replica, ReplicaSet } from "./replica-health.ts";
 import { PrimaryWindows, ReplicaRoutingImagesRepository, windowingInvalidator } from "./replica-routing.ts";
@@ -104,4 +105,19 @@ export function withReplicaWindows(
   replicas: ReplicaReads | null,
 ): RecordInvalidator {
   return replicas ? windowingInvalidator(inner, replicas.windows) : inner;
+}
+
+/**
+ * Claims as wired: a claim is an owner's write of the images table outside ImagesRepository, so it
+ * opens the owner's window too (their `?ref=` listing right after must see it).
+ */
+export function windowingClaims(repo: ClaimsRepository, replicas: ReplicaReads | null): ClaimsRepository {
+  if (!replicas) return repo;
+  const claim = repo.claim.bind(repo);
+  return Object.assign(Object.create(repo) as ClaimsRepository, {
+    claim: async (id: string, ownerId: string, ref: string | null) => {
+      const [result] = await Promise.all([claim(id, ownerId, ref), replicas.windows.markOwner(ownerId)]);
+      return result;
+    },
+  });
 }
