@@ -149,6 +149,19 @@ describe.skipIf(!primaryUrl || !replicaUrl)("read replicas", () => {
     await resumeReplay(replica);
   });
 
+  it("shows an owner their claim at once (a write outside the images repository)", async () => {
+    await replayed(primary, replica);
+    await closeWindow(run, "alice");
+    await pauseReplay(replica);
+    const claimed = await alice.request("POST", `/v1/images/${ready.id}/claim`, {
+      json: { ref: "order-17" },
+    });
+    expect(claimed.status).toBe(200);
+    const listed = await alice.request<{ items: ImageJson[] }>("GET", "/v1/images?ref=order-17");
+    expect(listed.body.items.map((i) => i.id)).toEqual([ready.id]);
+    await resumeReplay(replica);
+  });
+
   it("keeps delivering and listing when the replica is cut off, and uses it again once back", async () => {
     await replayed(primary, replica);
     await closeWindow(run, "alice");
