@@ -180,7 +180,7 @@ export async function createImgup(
   );
   // Every write that could make a cached record stale replaces its version in the KV (delivery caches).
   // Read replicas (none unless DATABASE_REPLICA_URLS): lag-tolerant reads, read-your-writes windows.
-  const replicaReads = createReplicaReads(config.database, database.db, kv, metrics.registry, logger);
+  const replicaReads = createReplicaReads(config.database, kv, metrics.registry, logger);
   const recordVersions = withReplicaWindows(
     new KvRecordInvalidator(kv, 2 * config.deliveryCache.recordMaxAgeMs + 60_000),
     replicaReads,

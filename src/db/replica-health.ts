@@ -5,6 +5,8 @@ import { WalSamples } from "./replica-lag.ts";
 import type { Database, Db } from "./schema.ts";
 
 export interface ReplicaSetOptions {
+  /** The primary (DATABASE_URL): one connection of its own reads its WAL position at each check. */
+  primaryUrl: string;
   urls: readonly string[];
   schema: string;
   poolSize: number;
@@ -40,6 +42,8 @@ const INT8_OID = 20;
  */
 export class ReplicaSet {
   private readonly replicas: ReplicaState[];
+  /** Its own connection: a primary pool saturated by requests must not delay or fail the check. */
+  private readonly primary: Db;
   private readonly samples: WalSamples;
   private readonly now: () => number;
   private timer: NodeJS.Timeout | null = null;
@@ -47,13 +51,13 @@ export class ReplicaSet {
   private next = 0;
 
   constructor(
-    private readonly primary: Db,
     private readonly opts: ReplicaSetOptions,
     private readonly log: Logger,
   ) {
     this.now = opts.now ?? Date.now;
     this.samples = new WalSamples(2 * opts.maxLagMs + 2 * opts.checkIntervalMs);
     this.replicas = opts.urls.map((url) => openReplica(url, opts));
+    this.primary = openReplica(opts.primaryUrl, { ...opts, poolSize: 1 }).db;
   }
 
   /** A healthy replica, round robin; null when none is (the caller reads the primary). */
@@ -100,7 +104,9 @@ export class ReplicaSet {
   async close(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     await this.checking?.catch(() => undefined);
-    await Promise.all(this.replicas.map((r) => r.db.destroy().catch(() => undefined)));
+    await Promise.all(
+      [...this.replicas, { db: this.primary }].map((r) => r.db.destroy().catch(() => undefined)),
+    );
   }
 
   private async measure(): Promise<void> {
@@ -108,12 +114,13 @@ export class ReplicaSet {
       .execute(this.primary)
       .then((r) => parseLsn(r.rows[0]?.lsn))
       .catch(() => null);
-    // Without the primary no position to compare: a replica that answers still serves what it has.
+    // Without the primary's answer the samples so far still bound the lag (exact in a primary outage,
+    // where nothing new is written); with none at all, no replica is used.
     if (primaryLsn !== null) this.samples.add(this.now(), primaryLsn);
-    await Promise.all(this.replicas.map((r) => this.measureOne(r, primaryLsn)));
+    await Promise.all(this.replicas.map((r) => this.measureOne(r)));
   }
 
-  private async measureOne(r: ReplicaState, primaryLsn: bigint | null): Promise<void> {
+  private async measureOne(r: ReplicaState): Promise<void> {
     try {
       const row = (
         await sql<{ recovery: boolean; replayed: string | null; sinceXactMs: number | null }>`
@@ -128,8 +135,7 @@ export class ReplicaSet {
         this.setHealth(r, false, null);
         return;
       }
-      const lag =
-        primaryLsn === null ? 0 : this.samples.lagMs(parseLsn(row.replayed), row.sinceXactMs, this.now());
+      const lag = this.samples.lagMs(parseLsn(row.replayed), row.sinceXactMs, this.now());
       this.setHealth(r, lag <= this.opts.maxLagMs, lag);
     } catch (err) {
       if (r.healthy) this.log.warn({ replica: r.label, err: errorMessage(err) }, "read replica unreachable");

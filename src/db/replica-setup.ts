@@ -8,7 +8,6 @@ import type { ClaimsRepository } from "./claims-repository.ts";
 import { type ImagesRepository, KyselyImagesRepository } from "./images-repository.ts";
 import { type Replica, ReplicaSet } from "./replica-health.ts";
 import { PrimaryWindows, ReplicaRoutingImagesRepository, windowingInvalidator } from "./replica-routing.ts";
-import type { Db } from "./schema.ts";
 
 type Lookup = (id: string) => Promise<ImageRecord | null>;
 
@@ -26,7 +25,6 @@ export interface ReplicaReads {
 
 export function createReplicaReads(
   db: Config["database"],
-  primary: Db,
   kv: KeyValueStore,
   registry: Registry,
   log: Logger,
@@ -46,8 +44,8 @@ export function createReplicaReads(
   });
   for (const target of ["replica", "primary"]) reads.inc({ target }, 0);
   const set = new ReplicaSet(
-    primary,
     {
+      primaryUrl: db.url as string,
       urls: db.replicaUrls,
       schema: db.schema,
       poolSize: db.poolSize,
