@@ -5,6 +5,9 @@
  *   npx tsx bench/intents.ts [--seconds 5] [--rounds 2] [--rates 200,500,1000] [--connections 32] [--write]
  * `--baseline /path/to/other/checkout` adds that checkout's imgup as a third target, in the same
  * alternating slices, and reports this ÷ baseline too (printed only, never written).
+ * `--replica postgres://…` (e.g. `$(bash scripts/local-replica.sh env)`'s URL) adds imgup with
+ * DATABASE_REPLICA_URLS as another target: what read-replica routing costs the intent path (its
+ * read-your-writes window mark per write), reported as replica ÷ imgup (printed only).
  */
 import { randomBytes, randomUUID } from "node:crypto";
 import path from "node:path";
@@ -26,6 +29,7 @@ const { values } = parseArgs({
     connections: { type: "string", default: "32" },
     write: { type: "boolean" },
     baseline: { type: "string" },
+    replica: { type: "string" },
   },
 });
 const seconds = Number(values.seconds);
@@ -75,6 +79,19 @@ const baseline = values.baseline
       throw err;
     })
   : null;
+const withReplica = values.replica
+  ? await startImgupProcess({
+      label: "intentsreplica",
+      role: "api",
+      backends,
+      env: { DATABASE_REPLICA_URLS: values.replica },
+    }).catch(async (err) => {
+      await imgup.cleanup();
+      await baseline?.cleanup();
+      throw err;
+    })
+  : null;
+const replicaRatios: string[] = [];
 const bareNs = freshNamespace("bare");
 const forgetBareNs = onInterrupt(() => dropNamespace(backends, bareNs));
 let bare: ServerProcess | undefined;
@@ -102,6 +119,9 @@ try {
     { name: "bare", server: bare, next: intentRequest("bare") },
     ...(baseline
       ? [{ name: "baseline", server: baseline as ServerProcess, next: intentRequest(baseline.apiKey) }]
+      : []),
+    ...(withReplica
+      ? [{ name: "replica", server: withReplica as ServerProcess, next: intentRequest(withReplica.apiKey) }]
       : []),
   ];
   // Every 201 imgup sends, warm-up included, must end up as a row (checked at the end). When
@@ -159,6 +179,15 @@ try {
         `| ${load.label} | ${(a.perSecond / base.perSecond).toFixed(2)} | p50 ${(a.p50 / base.p50).toFixed(2)}, p99 ${(a.p99 / base.p99).toFixed(2)} | ${cpuRatio(a, base)} |`,
       );
     }
+    const repl = stats.get("replica")?.summary();
+    if (repl) {
+      console.log(
+        `| ${load.label} | imgup + read replica | ${repl.perSecond.toFixed(0)} | ${ms(repl.p50)} | ${ms(repl.p90)} | ${ms(repl.p99)} | ${repl.non2xx} | ${repl.errors} | ${cpu(repl.cpuPerRequestMs)} | ${repl.generatorCorePercent.toFixed(0)} % |`,
+      );
+      replicaRatios.push(
+        `| ${load.label} | ${(repl.perSecond / a.perSecond).toFixed(2)} | p50 ${(repl.p50 / a.p50).toFixed(2)}, p99 ${(repl.p99 / a.p99).toFixed(2)} | ${cpuRatio(repl, a)} |`,
+      );
+    }
   }
   for (const client of paced.values()) client.close();
   await checkRows(imgup.schema, imgupCreated, unansweredAtMost);
@@ -168,6 +197,17 @@ try {
   forgetBareNs();
   await imgup.cleanup();
   await baseline?.cleanup();
+  await withReplica?.cleanup();
+}
+if (replicaRatios.length > 0) {
+  console.log(
+    [
+      "\nimgup with a read replica ÷ without:",
+      "| load | req/s | latency | server CPU per request |",
+      "|---|---|---|---|",
+      ...replicaRatios,
+    ].join("\n"),
+  );
 }
 if (baselineRatios.length > 0) {
   console.log(

@@ -16,6 +16,13 @@ import {
 } from "./db/invalidating-images-repository.ts";
 import { readPendingStats } from "./db/pending-stats.ts";
 import { KyselyProfilesRepository } from "./db/profiles-repository.ts";
+import {
+  createReplicaReads,
+  deliveryLookup,
+  routeReads,
+  windowingClaims,
+  withReplicaWindows,
+} from "./db/replica-setup.ts";
 import { KyselyUsageRepository } from "./db/usage-repository.ts";
 import { DEFAULT_SPEC_LIMITS } from "./domain/transform-spec.ts";
 import { AmqpEventSource } from "./events/amqp-event-source.ts";
@@ -176,9 +183,14 @@ export async function createImgup(
     (state) => metrics.dbBreakerState.set(breakerStates[state]),
   );
   // Every write that could make a cached record stale replaces its version in the KV (delivery caches).
-  const recordVersions = new KvRecordInvalidator(kv, 2 * config.deliveryCache.recordMaxAgeMs + 60_000);
+  // Read replicas (none unless DATABASE_REPLICA_URLS): lag-tolerant reads, read-your-writes windows.
+  const replicaReads = createReplicaReads(config.database, kv, metrics.registry, logger);
+  const recordVersions = withReplicaWindows(
+    new KvRecordInvalidator(kv, 2 * config.deliveryCache.recordMaxAgeMs + 60_000),
+    replicaReads,
+  );
   const imagesRepo = new InvalidatingImagesRepository(
-    new GuardedImagesRepository(new KyselyImagesRepository(database.db), breaker),
+    new GuardedImagesRepository(routeReads(new KyselyImagesRepository(database.db), replicaReads), breaker),
     recordVersions,
   );
   // One breaker for every port of the database: an outage opens it once, and each call fails at once.
@@ -220,8 +232,10 @@ export async function createImgup(
     intentBuffer,
   );
   localStore?.setObjectCreatedListener((event) => storageEvents.objectCreated(event).then(() => undefined));
+  // Without replicas this is the repository's own lookup: no wrapper on the delivery path.
+  const recordLookup = deliveryLookup((id) => imagesRepo.findById(id), replicaReads);
   const delivery = new DeliveryService(imagesRepo, store, secret, logger, Date.now, {
-    records: new ImageRecordCache((id) => imagesRepo.findById(id), kv, {
+    records: new ImageRecordCache(recordLookup, kv, {
       entries: config.deliveryCache.recordEntries,
       maxAgeMs: config.deliveryCache.recordMaxAgeMs,
     }),
@@ -312,7 +326,7 @@ export async function createImgup(
   };
 
   const claims = invalidatingClaims(
-    guardPort(new KyselyClaimsRepository(database.db), breaker),
+    windowingClaims(guardPort(new KyselyClaimsRepository(database.db), breaker), replicaReads),
     recordVersions,
   );
   const webhooks = createWebhooks({
@@ -509,6 +523,8 @@ export async function createImgup(
     async start() {
       const devKey =
         config.auth.devKey && !(await auth.hasAnyKey()) ? await createDevKey(auth, config) : null;
+      // Only the API routes reads to replicas; other roles just open windows with their writes.
+      if (http) await replicaReads?.start();
       runner?.start();
       if (runsWorker) {
         await webhooks.syncConfigured();
@@ -554,6 +570,7 @@ export async function createImgup(
       await imagePool.stop();
       await store.close();
       await kv.close();
+      await replicaReads?.close();
       await database.close();
     },
   };

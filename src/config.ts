@@ -38,6 +38,16 @@ export interface Config {
     autoMigrate: boolean;
     /** Not from the environment: a migrated template for memory:// databases (tests). */
     pgliteSeed?: Blob;
+    /** Read replicas (docs/read-replicas.md): lag-tolerant reads go to a healthy one; none: all on the primary. */
+    replicaUrls: string[];
+    /** A replica further behind the primary than this is skipped until it catches up. */
+    replicaMaxLagMs: number;
+    /** How often each replica's lag and liveness are measured. */
+    replicaCheckIntervalMs: number;
+    /** After an owner's write, that owner's reads go to the primary for this long (read-your-writes). */
+    replicaPrimaryWindowMs: number;
+    /** A replica query slower than this fails over to the primary (client-side bound). */
+    replicaQueryTimeoutMs: number;
   };
   kv: {
     /** redis://… shared by every instance; undefined for the in-process store (one process only). */
@@ -387,6 +397,11 @@ export function loadConfig(env: Env, overrides: { role?: Role } = {}): Config {
       breakerHalfOpenAfterMs: r.int("IMGUP_DB_BREAKER_HALF_OPEN_MS", 5000, 100, 600_000),
       queryTimeoutMs: r.int("IMGUP_DB_QUERY_TIMEOUT_MS", 5000, 100, 600_000),
       autoMigrate: r.bool("IMGUP_AUTO_MIGRATE", r.optional("DATABASE_URL") === undefined),
+      replicaUrls: r.list("DATABASE_REPLICA_URLS", []),
+      replicaMaxLagMs: r.int("IMGUP_REPLICA_MAX_LAG_MS", 2000, 1, 3600_000),
+      replicaCheckIntervalMs: r.int("IMGUP_REPLICA_CHECK_INTERVAL_MS", 1000, 10, 600_000),
+      replicaPrimaryWindowMs: r.int("IMGUP_REPLICA_PRIMARY_WINDOW_MS", 10_000, 1, 3600_000),
+      replicaQueryTimeoutMs: r.int("IMGUP_REPLICA_QUERY_TIMEOUT_MS", 2000, 10, 600_000),
     },
     kv: {
       redisUrl: r.optional("REDIS_URL"),
@@ -609,6 +624,7 @@ export function loadConfig(env: Env, overrides: { role?: Role } = {}): Config {
     },
   };
   checkCdnPurge(config.cdnPurge);
+  checkReplicas(config.database);
   if ((config.webhooks.url === undefined) !== (config.webhooks.secret === undefined)) {
     throw new ConfigError("IMGUP_WEBHOOK_SECRET", "IMGUP_WEBHOOK_URL and IMGUP_WEBHOOK_SECRET go together");
   }
@@ -997,4 +1013,23 @@ export function parseTrustProxy(raw: string | undefined): boolean | number | str
     throw new Error(`expected true, false, a hop count or addresses/CIDRs, got "${bad ?? raw}"`);
   }
   return items;
+}
+
+/**
+ * Replicas need a PostgreSQL primary, and the read-your-writes window must outlast the worst lag a
+ * replica still counted healthy can reach (its bound plus one check interval), see read-replicas.md.
+ */
+function checkReplicas(db: Config["database"]): void {
+  if (db.replicaUrls.length === 0) return;
+  if (!db.url) throw new ConfigError("DATABASE_REPLICA_URLS", "needs DATABASE_URL (a PostgreSQL primary)");
+  for (const url of db.replicaUrls) {
+    if (!/^postgres(ql)?:\/\//.test(url))
+      throw new ConfigError("DATABASE_REPLICA_URLS", "expected comma-separated postgres:// URLs");
+  }
+  if (db.replicaPrimaryWindowMs < db.replicaMaxLagMs + db.replicaCheckIntervalMs) {
+    throw new ConfigError(
+      "IMGUP_REPLICA_PRIMARY_WINDOW_MS",
+      "must be at least IMGUP_REPLICA_MAX_LAG_MS + IMGUP_REPLICA_CHECK_INTERVAL_MS",
+    );
+  }
 }
