@@ -85,12 +85,13 @@ export function matroskaComplete(
     return { ok: false, truncated: false, detail: "bad EBML header size" };
   const segAt = 4 + headerSize.length + headerSize.value;
   if (segAt + 4 > fileSize) return { ok: false, truncated: true, detail: "the file ends before its Segment" };
-  if (segAt + 12 > head.length) return { ok: true }; // an unusually long header: ffprobe judges
+  if (segAt + 5 > head.length) return { ok: true }; // an unusually long header: ffprobe judges
   if (!SEGMENT_ID.every((v, i) => head[segAt + i] === v)) {
     return { ok: false, truncated: false, detail: "no Segment after the EBML header" };
   }
   const segSize = readVint(head, segAt + 4);
-  if (!segSize) return { ok: false, truncated: false, detail: "bad Segment size" };
+  // A size cut off by the end of the file (head holds the whole file then) is truncation.
+  if (!segSize) return { ok: false, truncated: head.length >= fileSize, detail: "bad Segment size" };
   if (segSize.unknown) return { ok: true };
   const end = segAt + 4 + segSize.length + segSize.value;
   if (end > fileSize) {
