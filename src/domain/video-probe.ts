@@ -33,7 +33,6 @@ export interface VideoProbe {
 export const VIDEO_REJECT_REASONS = [
   "not_a_video",
   "type_mismatch",
-  "unsupported_format",
   "unsupported_codec",
   "corrupt",
   "too_long",
