@@ -10,7 +10,9 @@ export type BoxStep =
   | { kind: "box"; type: string; next: number }
   | { kind: "end" }
   | { kind: "truncated"; detail: string }
-  | { kind: "corrupt"; detail: string };
+  | { kind: "corrupt"; detail: string }
+  /** No box header here (padding, junk): fine after the boxes a file needs, corrupt before them. */
+  | { kind: "junk"; detail: string };
 
 /**
  * One top-level ISO-BMFF box at `offset` from its first 16 bytes (fewer at the end of the file).
@@ -18,11 +20,12 @@ export type BoxStep =
  */
 export function isoBoxStep(header: Uint8Array, offset: number, fileSize: number): BoxStep {
   if (offset === fileSize) return { kind: "end" };
-  if (fileSize - offset < 8) return { kind: "truncated", detail: `a partial box header at byte ${offset}` };
+  if (fileSize - offset < 8)
+    return { kind: "junk", detail: `${fileSize - offset} stray bytes at byte ${offset}` };
   const view = new DataView(header.buffer, header.byteOffset, header.byteLength);
   const size32 = view.getUint32(0);
   const type = String.fromCharCode(...header.subarray(4, 8));
-  if (!/^[\x20-\x7e]{4}$/.test(type)) return { kind: "corrupt", detail: `no box type at byte ${offset}` };
+  if (!/^[\x20-\x7e]{4}$/.test(type)) return { kind: "junk", detail: `no box type at byte ${offset}` };
   let size: number;
   if (size32 === 1) {
     if (header.length < 16) return { kind: "truncated", detail: `a partial box header at byte ${offset}` };

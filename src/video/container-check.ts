@@ -42,6 +42,9 @@ export async function checkContainer(
       const { bytesRead } = await file.read(header, 0, BOX_HEADER_BYTES, offset);
       const step = isoBoxStep(header.subarray(0, bytesRead), offset, size);
       if (step.kind === "end") break;
+      // Some writers pad the end of a file; junk after the index is not our concern, a box cut
+      // short is (that is what "truncated" says), and junk before the index is corruption.
+      if (step.kind === "junk" && types.includes("moov")) break;
       if (step.kind !== "box") {
         return { ok: false, reason: "corrupt", detail: `${label(step.kind === "truncated")}${step.detail}` };
       }

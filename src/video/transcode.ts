@@ -99,7 +99,12 @@ export async function transcodeToHls(req: TranscodeRequest): Promise<TranscodeOu
         if (key === "out_time_us" && /^\d+$/.test(value)) outUs = Number(value);
         // Each block of -progress output ends with progress=continue|end.
         if (key === "progress" && req.onProgress) {
-          req.onProgress(value === "end" ? 1 : Math.min(1, totalUs > 0 ? outUs / totalUs : 0));
+          try {
+            req.onProgress(value === "end" ? 1 : Math.min(1, totalUs > 0 ? outUs / totalUs : 0));
+          } catch {
+            // Progress is advisory: a reporter that throws (a database blip) must not take down
+            // the process from inside a stream handler, nor the transcode.
+          }
         }
       },
     });

@@ -247,6 +247,34 @@ describe.skipIf(!HAVE_FFMPEG)("video probing and HLS transcoding (ffmpeg)", () =
     }
   });
 
+  it("transcodes a video without sound, and takes padding after the index for what it is", async () => {
+    const silent = await makeVideo("silent.mp4", 2, [...H264_AAC, "-an"]);
+    const padded = file("padded.mp4");
+    await writeFile(padded, Buffer.concat([await readFile(silent), Buffer.alloc(100)]));
+    const v = accepted(await validateVideoFile(padded, "video/mp4", { probeTimeoutMs: 60_000 }));
+    expect(v.probe.audioCodec).toBeNull();
+    const ladder = renditionLadder({ ...v.probe, hasAudio: false });
+    const out = await transcodeToHls({
+      input: padded,
+      demuxer: v.demuxer,
+      probe: v.probe,
+      ladder,
+      deadlineMs: transcodeDeadlineMs(v.probe.durationS, ladder),
+      workDir: dir,
+      onProgress: () => {
+        throw new Error("a progress reporter that fails changes nothing");
+      },
+    });
+    try {
+      for (const { playlist } of out.renditions) {
+        const streams = (await ffprobeJson(path.join(out.dir, playlist))).streams;
+        expect(streams.map((s) => s.codec_type)).toEqual(["video"]);
+      }
+    } finally {
+      await out.dispose();
+    }
+  });
+
   describe("refuses what is not a valid video of its declared type", () => {
     it("a zip and a text file renamed .mp4", async () => {
       await writeFile(file("notes.txt"), "just some text, renamed to look like a video\n".repeat(50));
