@@ -41,6 +41,8 @@ describe("hlsArgs", () => {
       "file:/tmp/in.mp4",
     ]);
     expect(optionValue(args, "-map_metadata")).toBe("-1");
+    // Two decoder threads (before -i), one per encoder (after it): three encoders run side by side.
+    expect(args.filter((_, i) => args[i - 1] === "-threads")).toEqual(["2", "1"]);
   });
 
   it("leaves audio out when the source has none, drops frames above the cap, writes TS on request", () => {
