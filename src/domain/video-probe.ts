@@ -40,6 +40,8 @@ export const VIDEO_REJECT_REASONS = [
   "frame_rate_exceeded",
   "too_complex",
   "timeout",
+  /** More bytes than the video size limit (the storage's signature should have stopped it). */
+  "too_large",
 ] as const;
 export type VideoRejectReason = (typeof VIDEO_REJECT_REASONS)[number];
 

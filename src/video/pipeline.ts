@@ -11,7 +11,7 @@ import {
 import { DEFAULT_LADDER, type LadderOptions, type Rung, renditionLadder } from "../domain/video-ladder.ts";
 import type { VideoProbe, VideoRejectReason } from "../domain/video-probe.ts";
 import type { ObjectStore } from "../storage/object-store.ts";
-import { type DownloadedVideo, downloadToFile } from "./download.ts";
+import { type DownloadedVideo, downloadToFile, VideoDownloadError } from "./download.ts";
 import type { SegmentType } from "./ffmpeg-args.ts";
 import { hlsKey, hlsPrefix } from "./hls-keys.ts";
 import { type UploadedHls, uploadHlsTree } from "./hls-upload.ts";
@@ -50,7 +50,8 @@ export type VideoPipelineResult =
       hls: UploadedHls;
       posterKey: string;
     }
-  | { ok: false; source: DownloadedVideo; reason: VideoRejectReason; detail: string };
+  /** source is null when the bytes were refused before they were all read (too_large). */
+  | { ok: false; source: DownloadedVideo | null; reason: VideoRejectReason; detail: string };
 
 /**
  * A stored video to a stored HLS tree: download to a temp file, validate, transcode, upload. What
@@ -66,10 +67,18 @@ export async function runVideoPipeline(input: VideoPipelineInput): Promise<Video
   try {
     report("download", 0);
     const sourceFile = path.join(work, "source");
-    const source = await downloadToFile(input.store, input.sourceKey, sourceFile, {
-      maxBytes: input.maxBytes,
-      signal: input.signal,
-    });
+    let source: DownloadedVideo | null;
+    try {
+      source = await downloadToFile(input.store, input.sourceKey, sourceFile, {
+        maxBytes: input.maxBytes,
+        signal: input.signal,
+      });
+    } catch (err) {
+      if (err instanceof VideoDownloadError && err.code === "too_large") {
+        return { ok: false, source: null, reason: "too_large", detail: err.message };
+      }
+      throw err;
+    }
     if (!source) return null;
     report("download", 1);
 

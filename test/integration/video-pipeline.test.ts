@@ -102,6 +102,23 @@ describe.skipIf(!ffmpegPresent())("a stored video to a stored HLS tree", () => {
     expect(await readdir(work)).toEqual([]);
   });
 
+  it("rejects a source over the size limit without reading it all", async () => {
+    const id = await stage(mp4, "video/mp4");
+    const args = {
+      store,
+      imageId: id,
+      sourceKey: uploadKey(id),
+      declared: "video/mp4",
+      workDir: work,
+    } as const;
+    expect(await runVideoPipeline({ ...args, maxBytes: mp4.length - 1 })).toMatchObject({
+      ok: false,
+      source: null,
+      reason: "too_large",
+    });
+    expect(await readdir(work)).toEqual([]);
+  });
+
   it("is null when the source is gone", async () => {
     const id = randomUUID();
     const args = {
