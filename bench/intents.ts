@@ -232,6 +232,16 @@ const table = [
   "| load | req/s | latency | server CPU per request |",
   "|---|---|---|---|",
   ...ratios,
+  ...(replicaRatios.length > 0
+    ? [
+        "",
+        "imgup with DATABASE_REPLICA_URLS ÷ imgup without (the read-your-writes mark per write):",
+        "",
+        "| load | req/s | latency | server CPU per request |",
+        "|---|---|---|---|",
+        ...replicaRatios,
+      ]
+    : []),
 ].join("\n");
 console.log(`\n${table}\n`);
 if (values.write) await recordResults("intents", table, machine);

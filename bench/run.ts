@@ -1,7 +1,8 @@
 /**
  * `npm run bench`: every benchmark in turn, each in a process of its own, each recording its
  * section of bench/RESULTS.md. The HTTP ones run on DATABASE_URL and REDIS_URL (default: the
- * local PostgreSQL and Redis the tests use); with TEST_S3_* set, upload latency also runs on S3.
+ * local PostgreSQL and Redis the tests use); with TEST_S3_* set, upload latency also runs on S3;
+ * with DATABASE_REPLICA_URLS set (`scripts/local-replica.sh env`), intents also run with a replica.
  *   npm run bench [-- --only intents,cached-variant]
  * Exits non-zero when any benchmark failed. Budget: under 10 minutes on a 2-core machine.
  */
@@ -14,7 +15,16 @@ const { values } = parseArgs({ options: { only: { type: "string" } } });
 const BENCHES: Array<{ name: string; args: string[] }> = [
   { name: "upload-latency", args: ["--runs", "20"] },
   { name: "transform-throughput", args: ["--seconds", "10"] },
-  { name: "intents", args: ["--seconds", "5", "--rounds", "2"] },
+  {
+    name: "intents",
+    args: [
+      "--seconds",
+      "5",
+      "--rounds",
+      "2",
+      ...(process.env.DATABASE_REPLICA_URLS ? ["--replica", process.env.DATABASE_REPLICA_URLS] : []),
+    ],
+  },
   { name: "cached-variant", args: ["--seconds", "5", "--rounds", "3"] },
   // Needs Debian's varnishd and nginx; says so and exits 0 without them.
   { name: "varnish-hit", args: ["--seconds", "5", "--rounds", "3"] },
