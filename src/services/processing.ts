@@ -4,7 +4,6 @@ import type { ImagesRepository } from "../db/images-repository.ts";
 import type { ImageRecord, RejectReason } from "../domain/image.ts";
 import { publicOriginalKey } from "../domain/keys.ts";
 import { stripMetadata } from "../domain/metadata-strip.ts";
-import type { Presets } from "../domain/presets.ts";
 import { dimensionsExceeded } from "../domain/profiles.ts";
 import { SNIFF_BYTES, sniff } from "../domain/sniff.ts";
 import { type ImageWork, imageVerdict, isResourceVerdict } from "../imaging/image-work.ts";
@@ -12,8 +11,8 @@ import type { Metrics } from "../metrics.ts";
 import type { MalwareCheck } from "../scanning/malware-check.ts";
 import type { ObjectStore } from "../storage/object-store.ts";
 import type { ModerationGate } from "./moderation-gate.ts";
+import { type Derivatives, taskOptions, type WorkBudget } from "./processing-derivatives.ts";
 import { deleteUploadedBytes, locateUpload, promoteUpload } from "./upload-source.ts";
-import type { VariantsService } from "./variants.ts";
 
 export interface ProcessingPolicy {
   maxBytes: number;
@@ -22,25 +21,6 @@ export interface ProcessingPolicy {
   /** Hard deadline of all the image work of one job (decode, eager presets, placeholder). */
   timeoutMs: number;
   maxJpegScans: number;
-}
-
-/**
- * The image work of one job shares one deadline, counted in time the tasks actually ran: starting
- * a child process (a second or more on a loaded machine) is not charged to the upload.
- */
-export interface WorkBudget {
-  timeoutMs: number;
-  usedMs: number;
-  signal?: AbortSignal;
-}
-
-/**
- * Work done on a valid original before it turns ready: eager presets and the placeholder. An
- * image-work verdict they throw (unprocessable_image with a reason) rejects the upload.
- */
-export interface Derivatives {
-  placeholder(original: Buffer, budget: WorkBudget): Promise<string | null>;
-  eager(image: ImageRecord, original: Buffer, budget: WorkBudget): Promise<void>;
 }
 
 export type ProcessOutcome = "ready" | "rejected" | "skipped" | "held";
@@ -323,54 +303,5 @@ function effectiveLimits(policy: ProcessingPolicy, image: ImageRecord) {
     maxWidth: p?.maxWidth ?? null,
     maxHeight: p?.maxHeight ?? null,
     of: image.profile ? ` (profile ${image.profile})` : "",
-  };
-}
-
-/** The next task's share of a job's budget: what is left (at least 1 ms, so an exhausted budget fails as a timeout). */
-export function taskOptions(budget: WorkBudget) {
-  return {
-    timeoutMs: Math.max(1, budget.timeoutMs - budget.usedMs),
-    signal: budget.signal,
-    onRan: (ms: number) => {
-      budget.usedMs += ms;
-    },
-  };
-}
-
-/**
- * The derivatives of a processing job: eager presets through the variants service and the
- * ThumbHash, both in the image sandbox within the job's budget. A placeholder that fails on its
- * content is left out (null); one over the deadline or memory bound rejects the upload like any
- * other step of the same decode.
- */
-export function processingDerivatives(opts: {
-  variants: Pick<VariantsService, "generate">;
-  work: ImageWork;
-  presets: Presets;
-  eagerPresets: readonly string[];
-  limits: { maxPixels: number; maxJpegScans: number };
-  log: Logger;
-}): Derivatives {
-  const { variants, work, presets, limits, log } = opts;
-  return {
-    async placeholder(original, budget) {
-      try {
-        return await work.thumbhash(original, limits, taskOptions(budget));
-      } catch (err) {
-        if (budget.signal?.aborted || isResourceVerdict(err) || !imageVerdict(err)) throw err;
-        log.warn({ err: String(err) }, "no placeholder");
-        return null;
-      }
-    },
-    async eager(image, original, budget) {
-      // A profile's own list replaces the deployment's (e.g. avatar_96 for avatars only).
-      for (const name of image.profileLimits?.eagerPresets ?? opts.eagerPresets) {
-        const spec = Object.hasOwn(presets, name) ? presets[name] : undefined;
-        if (!spec) continue;
-        // f_auto is negotiated per request; WebP is what nearly every browser will ask for.
-        const format = spec.format === "auto" ? "webp" : spec.format;
-        await variants.generate(image, original, spec, format, taskOptions(budget));
-      }
-    },
   };
 }

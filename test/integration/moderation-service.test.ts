@@ -27,7 +27,8 @@ import {
 } from "../../src/services/moderation.ts";
 import { ModerationDecisions } from "../../src/services/moderation-decisions.ts";
 import { ModerationGate } from "../../src/services/moderation-gate.ts";
-import { type Derivatives, ProcessingService, RetryLaterError } from "../../src/services/processing.ts";
+import { ProcessingService, RetryLaterError } from "../../src/services/processing.ts";
+import type { Derivatives } from "../../src/services/processing-derivatives.ts";
 import { LocalObjectStore } from "../../src/storage/local.ts";
 import { photo } from "../support/image-builders.ts";
 

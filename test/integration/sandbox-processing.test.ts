@@ -15,7 +15,8 @@ import type { ImageRecord, ImageStatus } from "../../src/domain/image.ts";
 import { originalKey, uploadKey } from "../../src/domain/keys.ts";
 import { type ImageWork, inProcessImageWork, type WorkOptions } from "../../src/imaging/image-work.ts";
 import { thumbhashOf } from "../../src/imaging/placeholder.ts";
-import { type Derivatives, ProcessingService, taskOptions } from "../../src/services/processing.ts";
+import { ProcessingService } from "../../src/services/processing.ts";
+import { type Derivatives, taskOptions } from "../../src/services/processing-derivatives.ts";
 import { LocalObjectStore } from "../../src/storage/local.ts";
 import { photo } from "../support/image-builders.ts";
 
