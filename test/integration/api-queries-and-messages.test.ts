@@ -74,7 +74,7 @@ describe("listing, query parameters, pending images and validation messages", ()
     expect(deleted.status).toBe(400);
     expect(deleted.body).toMatchObject({ code: "validation_failed", field: "status" });
     expect(deleted.body.detail).toBe(
-      'query parameter "status" must be one of "pending", "processing", "ready", "rejected", "expired"',
+      'query parameter "status" must be one of "pending", "processing", "ready", "rejected", "expired", "held"',
     );
   });
 
